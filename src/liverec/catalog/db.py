@@ -1,0 +1,164 @@
+"""Engines and schema versions: SQLite by default, PostgreSQL by URL, Alembic migrations
+driven from code (no alembic.ini at run time)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from liverec.errors import ConfigError, SchemaError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Any constant: PostgreSQL advisory lock taken while migrating, so nodes migrate one at a time.
+_MIGRATE_LOCK = 0x6C69766572656301
+WRITE_OPTION = "liverec_write"
+
+
+def _normalise_url(url: str) -> str:
+    # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An Engine for `sqlite:///PATH` or `postgresql+psycopg://...`."""
+    try:
+        parsed = make_url(_normalise_url(url))
+    except ArgumentError:
+        raise ConfigError(f"database URL is malformed: {url!r}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise ConfigError("the SQLite catalog needs a file: sqlite:///PATH")
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        _setup_sqlite(engine)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            raise ConfigError("use a postgresql+psycopg:// URL for PostgreSQL")
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+            pool_timeout=30,
+            connect_args={"connect_timeout": 10},
+        )
+    raise ConfigError(f"unsupported database {backend!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # We emit BEGIN ourselves (below): the sqlite3 module's own handling skips it for
+        # SELECT and DDL, which breaks repeatable reads and transactional DDL.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that reads and then
+        # writes fails at once with SQLITE_BUSY when another writer got there first,
+        # instead of waiting out the busy timeout.
+        if conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write (BEGIN IMMEDIATE on SQLite)."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def head_revision() -> str:
+    """The schema revision this code needs."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "migrations have no head"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's schema revision, None when it has none."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to head (alembic upgrade head). Safe to run from several nodes at
+    once: PostgreSQL takes an advisory lock, SQLite the write lock."""
+    cfg = _alembic_config()
+    with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise SchemaError unless the database is at the code's head revision."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        tables = set(_table_names(engine))
+        if not tables:
+            raise SchemaError(f"catalog schema is empty, code needs {head}: run `liverec migrate`")
+        if tables == {"alembic_version"}:
+            raise SchemaError(
+                f"catalog schema is at <base>, code needs {head}: run `liverec migrate`"
+            )
+        raise SchemaError(
+            f"the catalog database has tables but no liverec schema version (code needs {head}): "
+            "is it another application's database?"
+        )
+    script = ScriptDirectory.from_config(_alembic_config())
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current not in known:
+        raise SchemaError(
+            f"catalog schema is at {current}, which this code does not know (a newer "
+            f"liverec migrated it?); code needs {head}"
+        )
+    raise SchemaError(f"catalog schema is at {current}, code needs {head}: run `liverec migrate`")
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Migrate an empty database; raise SchemaError for one behind head; at head, nothing."""
+    if not _table_names(engine):
+        migrate(engine)
+        return
+    check_schema(engine)
+
+
+def _table_names(engine: Engine) -> list[str]:
+    return inspect(engine).get_table_names()

@@ -1,0 +1,498 @@
+"""Recordings, their segments, time-range queries and the leases on open recordings.
+
+Time-range queries stay index range scans on (stream_id, start_ms). "Overlaps [t0, t1]" is
+`start <= t1 AND end >= t0`; only the first bound is on the indexed column, and alone it
+would read every earlier row of the stream. Each stream row keeps the longest recording and
+the longest segment it ever had (max_recording_ms / max_segment_ms, raised as segments
+arrive), so a row that ends at or after t0 must also start at or after t0 - max: the scan is
+bounded on both sides, [t0 - max, t1]. The bound is exact, never a guess, and costs one
+conditional UPDATE per segment on a row no other writer touches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, case, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from liverec.catalog._base import RepoBase
+from liverec.catalog.models import Recording, Segment, from_ms, seconds_to_ms, to_ms
+from liverec.catalog.names import check_node_id, check_region
+from liverec.catalog.schema import files, projects, recordings, segments, streams
+from liverec.errors import CatalogError, ConflictError, NotFoundError
+
+_REC_COLUMNS = (
+    recordings.c.id,
+    projects.c.app_id,
+    streams.c.entry_point,
+    streams.c.name,
+    recordings.c.region,
+    recordings.c.session_id,
+    recordings.c.playlist_key,
+    recordings.c.start_ms,
+    recordings.c.end_ms,
+    recordings.c.state,
+    recordings.c.node_id,
+    recordings.c.segment_count,
+)
+_SEG_COLUMNS = (
+    segments.c.id,
+    segments.c.recording_id,
+    segments.c.seq,
+    segments.c.key,
+    segments.c.start_ms,
+    segments.c.duration,
+    segments.c.size,
+    segments.c.discontinuity,
+)
+_N_REC = len(_REC_COLUMNS)
+
+
+def _select_recordings() -> Select[Any]:
+    return (
+        select(*_REC_COLUMNS)
+        .select_from(recordings)
+        .join(streams, streams.c.id == recordings.c.stream_id)
+        .join(projects, projects.c.id == streams.c.project_id)
+    )
+
+
+def _recording(row: Sequence[Any]) -> Recording:
+    return Recording(
+        id=int(row[0]),
+        app_id=row[1],
+        entry_point=row[2],
+        stream_name=row[3],
+        region=row[4],
+        session_id=row[5],
+        playlist_key=row[6],
+        start_time=from_ms(row[7]),
+        end_time=from_ms(row[8]),
+        state=row[9],
+        node_id=row[10],
+        segment_count=int(row[11]),
+    )
+
+
+def _segment(row: Sequence[Any]) -> Segment:
+    return Segment(
+        id=int(row[0]),
+        recording_id=int(row[1]),
+        seq=int(row[2]),
+        key=row[3],
+        start_time=from_ms(row[4]),
+        duration=float(row[5]),
+        size=int(row[6]),
+        discontinuity=bool(row[7]),
+    )
+
+
+def _stream_is(app_id: str, entry_point: str, stream_name: str) -> Any:
+    return and_(
+        projects.c.app_id == app_id,
+        streams.c.entry_point == entry_point,
+        streams.c.name == stream_name,
+    )
+
+
+def overlapping_statement(
+    app_id: str,
+    entry_point: str,
+    stream_name: str,
+    start_ms: int,
+    end_ms: int,
+    region: str | None = None,
+) -> Select[Any]:
+    """Recordings with a segment that overlap [start_ms, end_ms], ascending by start.
+    One statement: project -> stream (unique keys) -> a range of ix_recordings_stream_start."""
+    stmt = (
+        _select_recordings()
+        .where(
+            and_(
+                _stream_is(app_id, entry_point, stream_name),
+                recordings.c.start_ms <= end_ms,
+                recordings.c.start_ms >= start_ms - streams.c.max_recording_ms,
+                recordings.c.end_ms >= start_ms,
+                recordings.c.segment_count > 0,
+            )
+        )
+        .order_by(recordings.c.start_ms, recordings.c.id)
+    )
+    if region is not None:
+        stmt = stmt.where(recordings.c.region == region)
+    return stmt
+
+
+def segments_between_statement(
+    app_id: str,
+    entry_point: str,
+    stream_name: str,
+    start_ms: int,
+    end_ms: int,
+    region: str | None = None,
+) -> Select[Any]:
+    """(recording columns, segment columns) of every segment whose [start, end) overlaps
+    [start_ms, end_ms], in time order: project -> stream -> a range of
+    ix_segments_stream_start -> each segment's recording by primary key."""
+    stmt = (
+        select(*_REC_COLUMNS, *_SEG_COLUMNS)
+        .select_from(segments)
+        .join(streams, streams.c.id == segments.c.stream_id)
+        .join(projects, projects.c.id == streams.c.project_id)
+        .join(recordings, recordings.c.id == segments.c.recording_id)
+        .where(
+            and_(
+                _stream_is(app_id, entry_point, stream_name),
+                segments.c.start_ms <= end_ms,
+                segments.c.start_ms >= start_ms - streams.c.max_segment_ms,
+                segments.c.end_ms > start_ms,
+            )
+        )
+        .order_by(segments.c.start_ms, recordings.c.start_ms, segments.c.seq)
+    )
+    if region is not None:
+        stmt = stmt.where(recordings.c.region == region)
+    return stmt
+
+
+def _raise_bound(column: Any, value: int) -> Any:
+    return case((column < value, value), else_=column)
+
+
+class RecordingsRepo(RepoBase):
+    def create_recording(
+        self,
+        *,
+        app_id: str,
+        entry_point: str,
+        stream_name: str,
+        region: str,
+        session_id: str,
+        playlist_key: str,
+        start_time: datetime,
+        node_id: str,
+        lease_seconds: float,
+    ) -> Recording:
+        """An open recording held by node_id, its playlist name taken in the stream folder
+        (ConflictError if a clip or snapshot has it)."""
+        check_region(region)
+        check_node_id(node_id)
+        if not session_id or len(session_id) > 128:
+            raise CatalogError("a session ID is 1-128 characters")
+        playlist_name = playlist_key.rsplit("/", 1)[-1]
+        if not playlist_name or len(playlist_key) > 1024:
+            raise CatalogError(f"not a playlist key: {playlist_key!r}")
+        start_ms = to_ms(start_time)
+        lease_ms = seconds_to_ms(lease_seconds)
+        try:
+            with self._write() as conn:
+                sid = self._ensure_stream(conn, app_id, entry_point, stream_name)
+                now = self._now_ms()
+                pk = conn.execute(
+                    insert(recordings).values(
+                        stream_id=sid,
+                        region=region,
+                        session_id=session_id,
+                        playlist_key=playlist_key,
+                        start_ms=start_ms,
+                        end_ms=start_ms,
+                        state="open",
+                        node_id=node_id,
+                        lease_ms=lease_ms,
+                        lease_expires_ms=now + lease_ms,
+                        segment_count=0,
+                        created_ms=now,
+                    )
+                ).inserted_primary_key
+                assert pk is not None
+                conn.execute(
+                    insert(files).values(
+                        stream_id=sid,
+                        file_name=playlist_name,
+                        kind="recording",
+                        recording_id=pk[0],
+                        created_ms=now,
+                    )
+                )
+        except IntegrityError:
+            raise ConflictError(
+                f"playlist name {playlist_name!r} is already used in "
+                f"record/{entry_point}/{stream_name}/"
+            ) from None
+        return Recording(
+            id=int(pk[0]),
+            app_id=app_id,
+            entry_point=entry_point,
+            stream_name=stream_name,
+            region=region,
+            session_id=session_id,
+            playlist_key=playlist_key,
+            start_time=from_ms(start_ms),
+            end_time=from_ms(start_ms),
+            state="open",
+            node_id=node_id,
+            segment_count=0,
+        )
+
+    def add_segment(
+        self,
+        recording_id: int,
+        *,
+        seq: int,
+        key: str,
+        start_time: datetime,
+        duration: float,
+        size: int,
+        discontinuity: bool,
+    ) -> Segment:
+        """Catalogue a durable segment of an open recording: advances the recording's
+        end_time and renews its lease. CatalogError if the recording is closed (another
+        node closed it after this node's lease expired), ConflictError for a repeated seq."""
+        if seq < 0 or size < 0 or not 0 <= duration < 1e7 or not key or len(key) > 1024:
+            raise CatalogError("segment seq, size, duration or key out of range")
+        start_ms = to_ms(start_time)
+        end_ms = start_ms + seconds_to_ms(duration)
+        with self._write() as conn:
+            now = self._now_ms()
+            row = conn.execute(
+                update(recordings)
+                .where(and_(recordings.c.id == recording_id, recordings.c.state == "open"))
+                .values(
+                    end_ms=_raise_bound(recordings.c.end_ms, end_ms),
+                    segment_count=recordings.c.segment_count + 1,
+                    lease_expires_ms=now + recordings.c.lease_ms,
+                )
+                .returning(recordings.c.stream_id, recordings.c.start_ms, recordings.c.end_ms)
+            ).one_or_none()
+            if row is None:
+                state = conn.execute(
+                    select(recordings.c.state).where(recordings.c.id == recording_id)
+                ).scalar_one_or_none()
+                if state is None:
+                    raise NotFoundError(f"recording {recording_id} does not exist")
+                raise CatalogError(f"recording {recording_id} is {state}, not open")
+            stream_id, rec_start, rec_end = row
+            try:
+                pk = conn.execute(
+                    insert(segments).values(
+                        recording_id=recording_id,
+                        stream_id=stream_id,
+                        seq=seq,
+                        key=key,
+                        start_ms=start_ms,
+                        end_ms=end_ms,
+                        duration=duration,
+                        size=size,
+                        discontinuity=discontinuity,
+                    )
+                ).inserted_primary_key
+            except IntegrityError:
+                raise ConflictError(
+                    f"recording {recording_id} has a segment {seq} already"
+                ) from None
+            assert pk is not None
+            self._raise_stream_bounds(conn, stream_id, rec_end - rec_start, end_ms - start_ms)
+        return Segment(
+            id=int(pk[0]),
+            recording_id=recording_id,
+            seq=seq,
+            key=key,
+            start_time=from_ms(start_ms),
+            duration=duration,
+            size=size,
+            discontinuity=discontinuity,
+        )
+
+    @staticmethod
+    def _raise_stream_bounds(
+        conn: Connection, stream_id: int, recording_ms: int, segment_ms: int
+    ) -> None:
+        conn.execute(
+            update(streams)
+            .where(
+                and_(
+                    streams.c.id == stream_id,
+                    (streams.c.max_recording_ms < recording_ms)
+                    | (streams.c.max_segment_ms < segment_ms),
+                )
+            )
+            .values(
+                max_recording_ms=_raise_bound(streams.c.max_recording_ms, recording_ms),
+                max_segment_ms=_raise_bound(streams.c.max_segment_ms, segment_ms),
+            )
+        )
+
+    def close_recording(self, recording_id: int, end_time: datetime | None = None) -> None:
+        """Mark the recording closed (idempotent); end_time, if given, replaces its end."""
+        with self._write() as conn:
+            values: dict[str, Any] = {"state": "closed"}
+            if end_time is not None:
+                values["end_ms"] = to_ms(end_time)
+            row = conn.execute(
+                update(recordings)
+                .where(recordings.c.id == recording_id)
+                .values(**values)
+                .returning(recordings.c.stream_id, recordings.c.start_ms, recordings.c.end_ms)
+            ).one_or_none()
+            if row is None:
+                raise NotFoundError(f"recording {recording_id} does not exist")
+            stream_id, rec_start, rec_end = row
+            self._raise_stream_bounds(conn, stream_id, rec_end - rec_start, 0)
+
+    def get_recording(self, recording_id: int) -> Recording:
+        with self._read() as conn:
+            row = conn.execute(
+                _select_recordings().where(recordings.c.id == recording_id)
+            ).one_or_none()
+        if row is None:
+            raise NotFoundError(f"recording {recording_id} does not exist")
+        return _recording(row)
+
+    def segments_of(self, recording_id: int) -> list[Segment]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(*_SEG_COLUMNS)
+                .where(segments.c.recording_id == recording_id)
+                .order_by(segments.c.seq)
+            ).all()
+        return [_segment(row) for row in rows]
+
+    def delete_recording(self, recording_id: int) -> None:
+        """Forget a recording, its segments and its playlist name (for a recording that
+        ended with no segment; the blobs are the caller's)."""
+        with self._write() as conn:
+            conn.execute(delete(files).where(files.c.recording_id == recording_id))
+            conn.execute(delete(segments).where(segments.c.recording_id == recording_id))
+            gone = conn.execute(delete(recordings).where(recordings.c.id == recording_id)).rowcount
+        if not gone:
+            raise NotFoundError(f"recording {recording_id} does not exist")
+
+    # -- time-range queries -----------------------------------------------------------------
+
+    def recordings_overlapping(
+        self,
+        app_id: str,
+        entry_point: str,
+        stream_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        region: str | None = None,
+    ) -> list[Recording]:
+        """Recordings with at least one segment whose [start_time, end_time] overlaps
+        [start, end] (both ends inclusive), ascending by start_time. Unknown names: []."""
+        stmt = overlapping_statement(
+            app_id, entry_point, stream_name, to_ms(start), to_ms(end), region
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [_recording(row) for row in rows]
+
+    def latest_recording(
+        self, app_id: str, entry_point: str, stream_name: str, *, region: str | None = None
+    ) -> Recording | None:
+        """The latest-starting recording of the stream that has a segment."""
+        stmt = (
+            _select_recordings()
+            .where(
+                and_(
+                    recordings.c.stream_id
+                    == self._stream_id_subquery(app_id, entry_point, stream_name),
+                    recordings.c.segment_count > 0,
+                )
+            )
+            .order_by(recordings.c.start_ms.desc(), recordings.c.id.desc())
+            .limit(1)
+        )
+        if region is not None:
+            stmt = stmt.where(recordings.c.region == region)
+        with self._read() as conn:
+            row = conn.execute(stmt).one_or_none()
+        return None if row is None else _recording(row)
+
+    def segments_between(
+        self,
+        app_id: str,
+        entry_point: str,
+        stream_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        region: str | None = None,
+    ) -> list[tuple[Recording, Segment]]:
+        """Every segment whose [start_time, end_time) overlaps [start, end], in time order,
+        with its recording (one Recording object per recording)."""
+        stmt = segments_between_statement(
+            app_id, entry_point, stream_name, to_ms(start), to_ms(end), region
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        seen: dict[int, Recording] = {}
+        out: list[tuple[Recording, Segment]] = []
+        for row in rows:
+            recording = seen.get(row[0])
+            if recording is None:
+                recording = seen[row[0]] = _recording(row)
+            out.append((recording, _segment(row[_N_REC:])))
+        return out
+
+    # -- leases -------------------------------------------------------------------------------
+
+    def open_recordings(self, node_id: str | None = None) -> list[Recording]:
+        stmt = _select_recordings().where(recordings.c.state == "open")
+        if node_id is not None:
+            stmt = stmt.where(recordings.c.node_id == node_id)
+        with self._read() as conn:
+            rows = conn.execute(stmt.order_by(recordings.c.id)).all()
+        return [_recording(row) for row in rows]
+
+    def renew_leases(self, node_id: str, lease_seconds: float) -> None:
+        """The node's heartbeat: extend the leases on its open recordings and live streams."""
+        with self._write() as conn:
+            now = self._now_ms()
+            lease_ms = seconds_to_ms(lease_seconds)
+            conn.execute(
+                update(recordings)
+                .where(and_(recordings.c.state == "open", recordings.c.node_id == node_id))
+                .values(lease_ms=lease_ms, lease_expires_ms=now + lease_ms)
+            )
+            conn.execute(
+                update(streams)
+                .where(streams.c.live_node_id == node_id)
+                .values(live_expires_ms=now + lease_ms)
+            )
+
+    def expired_open_recordings(self, now: datetime) -> list[Recording]:
+        """Open recordings whose holder stopped renewing its lease before `now`."""
+        stmt = _select_recordings().where(
+            and_(recordings.c.state == "open", recordings.c.lease_expires_ms < to_ms(now))
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt.order_by(recordings.c.id)).all()
+        return [_recording(row) for row in rows]
+
+    def claim_recording(
+        self, recording_id: int, node_id: str, lease_seconds: float, *, force: bool = False
+    ) -> bool:
+        """Take over an open recording whose lease has expired (or that this node_id already
+        holds): an atomic compare-and-set, so of two nodes racing exactly one gets True and
+        may close it. force=True ignores a live lease: only for a lone node recovering at
+        start, when no other process can be holding it."""
+        check_node_id(node_id)
+        lease_ms = seconds_to_ms(lease_seconds)
+        with self._write() as conn:
+            now = self._now_ms()
+            cond = and_(recordings.c.id == recording_id, recordings.c.state == "open")
+            if not force:
+                cond = and_(
+                    cond,
+                    (recordings.c.lease_expires_ms < now) | (recordings.c.node_id == node_id),
+                )
+            done = conn.execute(
+                update(recordings)
+                .where(cond)
+                .values(node_id=node_id, lease_ms=lease_ms, lease_expires_ms=now + lease_ms)
+            ).rowcount
+        return done == 1

@@ -1,0 +1,22 @@
+"""The Catalog: one object over the catalog database, in parts (projects, credentials,
+streams, recordings). All calls are synchronous; async callers run them in a thread."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from liverec.catalog._base import Clock, utc_now
+from liverec.catalog.credentials import CredentialsRepo
+from liverec.catalog.projects import ProjectsRepo
+from liverec.catalog.recordings import RecordingsRepo
+from liverec.catalog.secrets import SecretBox
+from liverec.catalog.streams import StreamsRepo
+
+
+class Catalog(ProjectsRepo, CredentialsRepo, StreamsRepo, RecordingsRepo):
+    """Projects, credentials, entry points, streams, recordings, segments and file names.
+
+    `clock` gives the current UTC time (leases and creation times); tests pass their own."""
+
+    def __init__(self, engine: Engine, box: SecretBox, clock: Clock = utc_now) -> None:
+        super().__init__(engine, box, clock)

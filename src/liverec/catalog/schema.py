@@ -1,0 +1,214 @@
+"""The catalog's tables, on one MetaData. Migrations (migrations/versions) create the same
+schema; a test compares the two so they cannot drift.
+
+Layout, and why:
+- `streams` is one row per stream folder `record/{entry_point}/{stream_name}/` of a project.
+  It keys everything per stream with one small integer, holds the per-stream recording
+  override, the live-publisher lease (one row per stream: a second publisher is refused
+  across nodes with a compare-and-set) and the longest recording / segment ever seen, which
+  bound the time-range queries so they stay index range scans (see recordings.py).
+- `recordings` and `segments` are indexed on (stream_id, start_ms); segments carry the
+  stream_id denormalised so "segments of this stream between t0 and t1" needs no join to
+  find them.
+- `files` is the UNIQUE (stream_id, file_name) namespace of a stream folder: recording
+  playlists, clips and snapshots all take their name there, so a race is settled by the
+  database, not by check-then-insert.
+- Times are BIGINT epoch milliseconds UTC."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+# Named constraints, so later migrations (batch mode on SQLite) can refer to them.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# A 64-bit key that is still SQLite's rowid alias (only INTEGER PRIMARY KEY autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app_id", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, server_default=text("''")),
+    Column("is_default", Boolean, nullable=False, server_default=text("false")),
+    Column("created_ms", BigInteger, nullable=False),
+)
+# At most one default project.
+Index(
+    "uq_projects_one_default",
+    projects.c.is_default,
+    unique=True,
+    sqlite_where=text("is_default"),
+    postgresql_where=text("is_default"),
+)
+
+push_domains = Table(
+    "push_domains",
+    metadata,
+    Column("domain", String(253), primary_key=True),
+    Column(
+        "project_id",
+        Integer,
+        ForeignKey("projects.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False, unique=True),
+    Column("secret_sealed", Text, nullable=False),  # Fernet: the HMAC scheme needs it back
+    Column("secret_hash", String(255), nullable=False),  # scrypt: for Basic auth
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked", Boolean, nullable=False, server_default=text("false")),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column(
+        "credential_id",
+        Integer,
+        ForeignKey("credentials.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "project_id",
+        Integer,
+        ForeignKey("projects.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    PrimaryKeyConstraint("credential_id", "project_id"),
+)
+
+entry_points = Table(
+    "entry_points",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "project_id",
+        Integer,
+        ForeignKey("projects.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", String(64), nullable=False),
+    Column("auth_key_sealed", Text, nullable=True),
+    Column("record_enabled", Boolean, nullable=False),
+    Column("target_duration", Float, nullable=False),
+    Column("max_file_duration", Float, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+streams = Table(
+    "streams",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "project_id",
+        Integer,
+        ForeignKey("projects.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # Names, not a key to entry_points: the folder and its recordings outlive the entry point.
+    Column("entry_point", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("record_enabled", Boolean, nullable=True),  # None: the entry point's setting
+    Column("max_recording_ms", BigInteger, nullable=False, server_default=text("0")),
+    Column("max_segment_ms", BigInteger, nullable=False, server_default=text("0")),
+    Column("live_node_id", String(64), nullable=True),
+    Column("live_expires_ms", BigInteger, nullable=True),
+    UniqueConstraint("project_id", "entry_point", "name"),
+)
+Index("ix_streams_live_node_id", streams.c.live_node_id)
+
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("stream_id", BigId, ForeignKey("streams.id"), nullable=False),
+    Column("region", String(8), nullable=False),
+    Column("session_id", String(128), nullable=False),
+    Column("playlist_key", String(1024), nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("node_id", String(64), nullable=False),
+    Column("lease_ms", BigInteger, nullable=False),
+    Column("lease_expires_ms", BigInteger, nullable=False),
+    Column("segment_count", Integer, nullable=False, server_default=text("0")),
+    Column("created_ms", BigInteger, nullable=False),
+    CheckConstraint("state IN ('open', 'closed')", name="state"),
+)
+Index("ix_recordings_stream_start", recordings.c.stream_id, recordings.c.start_ms)
+Index("ix_recordings_state_node", recordings.c.state, recordings.c.node_id)
+Index("ix_recordings_state_lease", recordings.c.state, recordings.c.lease_expires_ms)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "recording_id",
+        BigId,
+        ForeignKey("recordings.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("stream_id", BigId, ForeignKey("streams.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("key", String(1024), nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("discontinuity", Boolean, nullable=False),
+    UniqueConstraint("recording_id", "seq"),
+)
+Index("ix_segments_stream_start", segments.c.stream_id, segments.c.start_ms)
+
+files = Table(
+    "files",
+    metadata,
+    Column("stream_id", BigId, ForeignKey("streams.id"), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),  # recording | clip | snapshot
+    Column(
+        "recording_id",
+        BigId,
+        ForeignKey("recordings.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    Column("created_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("stream_id", "file_name"),
+    CheckConstraint("kind IN ('recording', 'clip', 'snapshot')", name="kind"),
+)

@@ -1,0 +1,187 @@
+"""Per-stream state: the recording switch, the live-publisher lease, and the names taken in
+the stream folder `record/{entry_point}/{stream_name}/` (clips, snapshots, playlists)."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, delete, exists, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from liverec.catalog._base import RepoBase
+from liverec.catalog.models import seconds_to_ms
+from liverec.catalog.names import check_file_name, check_node_id
+from liverec.catalog.schema import entry_points, files, projects, streams
+from liverec.errors import CatalogError, ConflictError, NotFoundError
+
+FILE_KINDS = ("clip", "snapshot")
+
+
+def folder(entry_point: str, stream_name: str) -> str:
+    return f"record/{entry_point}/{stream_name}/"
+
+
+class StreamsRepo(RepoBase):
+    # -- the recording switch -----------------------------------------------------------------
+
+    def set_stream_recording(
+        self, app_id: str, entry_point: str, stream_name: str, enabled: bool | None
+    ) -> None:
+        """Turn standard recording on or off for one stream (None: follow the entry point)."""
+        with self._write() as conn:
+            pid = self._project_id(conn, app_id)
+            found = conn.execute(
+                select(entry_points.c.id).where(
+                    and_(entry_points.c.project_id == pid, entry_points.c.name == entry_point)
+                )
+            ).first()
+            if found is None:
+                raise NotFoundError(f"entry point {entry_point!r} does not exist")
+            sid = self._ensure_stream(conn, app_id, entry_point, stream_name)
+            conn.execute(update(streams).where(streams.c.id == sid).values(record_enabled=enabled))
+
+    def stream_recording_enabled(self, app_id: str, entry_point: str, stream_name: str) -> bool:
+        """The entry point's record_enabled, unless the stream has its own setting."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(entry_points.c.record_enabled, streams.c.record_enabled)
+                .select_from(entry_points)
+                .join(projects, projects.c.id == entry_points.c.project_id)
+                .outerjoin(
+                    streams,
+                    and_(
+                        streams.c.project_id == entry_points.c.project_id,
+                        streams.c.entry_point == entry_points.c.name,
+                        streams.c.name == stream_name,
+                    ),
+                )
+                .where(and_(projects.c.app_id == app_id, entry_points.c.name == entry_point))
+            ).one_or_none()
+            if row is None:
+                self._project_id(conn, app_id)
+                raise NotFoundError(f"entry point {entry_point!r} does not exist")
+        ep_enabled, stream_enabled = row
+        return bool(ep_enabled if stream_enabled is None else stream_enabled)
+
+    # -- one live publisher per stream, across nodes --------------------------------------------
+
+    def try_acquire_live(
+        self,
+        app_id: str,
+        entry_point: str,
+        stream_name: str,
+        node_id: str,
+        lease_seconds: float,
+    ) -> bool:
+        """Take the stream's live lease for this node: False while another publisher (on any
+        node, this one included) holds an unexpired lease. Renewed by renew_leases."""
+        check_node_id(node_id)
+        with self._write() as conn:
+            sid = self._ensure_stream(conn, app_id, entry_point, stream_name)
+            now = self._now_ms()
+            taken = conn.execute(
+                update(streams)
+                .where(
+                    and_(
+                        streams.c.id == sid,
+                        or_(streams.c.live_node_id.is_(None), streams.c.live_expires_ms < now),
+                    )
+                )
+                .values(live_node_id=node_id, live_expires_ms=now + seconds_to_ms(lease_seconds))
+            ).rowcount
+        return taken == 1
+
+    def release_live(self, app_id: str, entry_point: str, stream_name: str, node_id: str) -> None:
+        """Give the live lease back (only if this node holds it)."""
+        with self._write() as conn:
+            conn.execute(
+                update(streams)
+                .where(
+                    and_(
+                        streams.c.id == self._stream_id_subquery(app_id, entry_point, stream_name),
+                        streams.c.live_node_id == node_id,
+                    )
+                )
+                .values(live_node_id=None, live_expires_ms=None)
+            )
+
+    def release_node_live(self, node_id: str) -> int:
+        """Give back every live lease the node holds (a node restarting under the same
+        node_id knows none of its old publishers is still connected). Returns how many."""
+        with self._write() as conn:
+            return int(
+                conn.execute(
+                    update(streams)
+                    .where(streams.c.live_node_id == node_id)
+                    .values(live_node_id=None, live_expires_ms=None)
+                ).rowcount
+            )
+
+    def live_holder(self, app_id: str, entry_point: str, stream_name: str) -> str | None:
+        """The node holding an unexpired live lease on the stream, if any."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(streams.c.live_node_id, streams.c.live_expires_ms).where(
+                    streams.c.id == self._stream_id_subquery(app_id, entry_point, stream_name)
+                )
+            ).one_or_none()
+        if row is None or row[0] is None or row[1] < self._now_ms():
+            return None
+        return str(row[0])
+
+    # -- names in the stream folder ---------------------------------------------------------
+
+    def reserve_file(
+        self, app_id: str, entry_point: str, stream_name: str, file_name: str, kind: str
+    ) -> None:
+        """Take `file_name` in the stream folder for a clip or snapshot. ConflictError when the
+        name is taken (by a clip, a snapshot or a recording's playlist); of two racing
+        requests exactly one wins (the database's unique key decides)."""
+        if kind not in FILE_KINDS:
+            raise CatalogError(f"file kind must be one of {FILE_KINDS}, not {kind!r}")
+        check_file_name(file_name)
+        try:
+            with self._write() as conn:
+                sid = self._ensure_stream(conn, app_id, entry_point, stream_name)
+                conn.execute(
+                    insert(files).values(
+                        stream_id=sid,
+                        file_name=file_name,
+                        kind=kind,
+                        created_ms=self._now_ms(),
+                    )
+                )
+        except IntegrityError:
+            raise ConflictError(
+                f"fileName {file_name!r} is already used in {folder(entry_point, stream_name)}"
+            ) from None
+
+    def release_file(self, app_id: str, entry_point: str, stream_name: str, file_name: str) -> None:
+        """Free a clip or snapshot name (a recording's playlist name stays taken)."""
+        with self._write() as conn:
+            conn.execute(
+                delete(files).where(
+                    and_(
+                        files.c.stream_id
+                        == self._stream_id_subquery(app_id, entry_point, stream_name),
+                        files.c.file_name == file_name,
+                        files.c.kind.in_(FILE_KINDS),
+                    )
+                )
+            )
+
+    def file_reserved(
+        self, app_id: str, entry_point: str, stream_name: str, file_name: str
+    ) -> bool:
+        with self._read() as conn:
+            return bool(
+                conn.execute(
+                    select(
+                        exists().where(
+                            and_(
+                                files.c.stream_id
+                                == self._stream_id_subquery(app_id, entry_point, stream_name),
+                                files.c.file_name == file_name,
+                            )
+                        )
+                    )
+                ).scalar_one()
+            )

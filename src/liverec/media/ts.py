@@ -1,0 +1,195 @@
+"""A small MPEG-TS muxer (ISO 13818-1) for HLS: one program, H.264 and/or ADTS AAC.
+
+Pure and fast: each PES is built once and cut into 188-byte packets by joining precomputed
+4-byte headers with memoryview slices, so payload bytes are copied exactly once."""
+
+from __future__ import annotations
+
+from liverec.errors import MediaError
+
+PACKET_SIZE = 188
+_PAYLOAD = PACKET_SIZE - 4
+PAT_PID = 0x0000
+PMT_PID = 0x1000
+VIDEO_PID = 0x100
+AUDIO_PID = 0x101
+STREAM_TYPE_H264 = 0x1B
+STREAM_TYPE_AAC = 0x0F  # ADTS
+
+_WRAP = 1 << 33
+# A PCR is repeated once this much (90 kHz) has passed since the last, so that even at 60 fps
+# the gap stays near 40 ms (ISO 13818-1 allows 100 ms).
+_PCR_REPEAT = 1800
+_MAX_PES_LENGTH = 0xFFFF
+
+
+def _crc32_mpeg2(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else crc << 1
+    return crc
+
+
+def _psi_section(table_id: int, table_id_ext: int, body: bytes) -> bytes:
+    """A PSI section with syntax indicator, version 0, current, one section; CRC appended."""
+    length = 5 + len(body) + 4  # after section_length: ext, version, numbers, body, CRC
+    head = bytes(
+        (table_id, 0xB0 | (length >> 8), length & 0xFF, table_id_ext >> 8, table_id_ext & 0xFF)
+    )
+    section = head + b"\xc1\x00\x00" + body
+    return section + _crc32_mpeg2(section).to_bytes(4, "big")
+
+
+def _timestamp(prefix: int, ts: int) -> bytes:
+    """The 5-byte PTS/DTS field with marker bits."""
+    return bytes(
+        (
+            (prefix << 4) | ((ts >> 29) & 0x0E) | 1,
+            (ts >> 22) & 0xFF,
+            ((ts >> 14) & 0xFE) | 1,
+            (ts >> 7) & 0xFF,
+            ((ts << 1) & 0xFE) | 1,
+        )
+    )
+
+
+def _pcr(base: int) -> bytes:
+    # 33-bit base, 6 reserved bits set, 9-bit extension 0.
+    return bytes(
+        (
+            (base >> 25) & 0xFF,
+            (base >> 17) & 0xFF,
+            (base >> 9) & 0xFF,
+            (base >> 1) & 0xFF,
+            ((base & 1) << 7) | 0x7E,
+            0x00,
+        )
+    )
+
+
+def _adaptation_field(size: int, flags: int = 0, pcr: bytes = b"") -> bytes:
+    """An adaptation field of exactly `size` bytes (length byte included), stuffed with 0xFF."""
+    if size == 1:
+        return b"\x00"
+    return bytes((size - 1, flags)) + pcr + b"\xff" * (size - 2 - len(pcr))
+
+
+class TsMuxer:
+    """Muxes one stream's access units into TS packets; one instance per recording, so the
+    continuity counters run on across its segments."""
+
+    def __init__(self, video: bool, audio: bool) -> None:
+        if not (video or audio):
+            raise ValueError("a TS needs a video or an audio stream")
+        self.has_video = video
+        self.has_audio = audio
+        self._pcr_pid = VIDEO_PID if video else AUDIO_PID
+        self._cc = {PAT_PID: 0, PMT_PID: 0, VIDEO_PID: 0, AUDIO_PID: 0}
+        # Continuation packets (payload only, no PUSI) by PID and continuity counter.
+        self._headers = {
+            pid: [bytes((0x47, pid >> 8, pid & 0xFF, 0x10 | cc)) for cc in range(16)]
+            for pid in (VIDEO_PID, AUDIO_PID)
+        }
+        self._last_pcr: int | None = None
+        program = bytes((0x00, 0x01, 0xE0 | (PMT_PID >> 8), PMT_PID & 0xFF))
+        self._pat = _psi_section(0x00, 1, program)
+        streams = b""
+        if video:
+            streams += bytes((STREAM_TYPE_H264, 0xE0 | (VIDEO_PID >> 8), VIDEO_PID & 0xFF, 0xF0, 0))
+        if audio:
+            streams += bytes((STREAM_TYPE_AAC, 0xE0 | (AUDIO_PID >> 8), AUDIO_PID & 0xFF, 0xF0, 0))
+        pcr_pid = bytes((0xE0 | (self._pcr_pid >> 8), self._pcr_pid & 0xFF))
+        self._pmt = _psi_section(0x02, 1, pcr_pid + b"\xf0\x00" + streams)
+
+    def _psi_packet(self, pid: int, section: bytes) -> bytes:
+        cc = self._cc[pid]
+        self._cc[pid] = (cc + 1) & 0x0F
+        head = bytes((0x47, 0x40 | (pid >> 8), pid & 0xFF, 0x10 | cc, 0x00))  # pointer_field 0
+        return head + section + b"\xff" * (PACKET_SIZE - 5 - len(section))
+
+    def segment_header(self) -> bytes:
+        """PAT + PMT; write at the start of every segment so each one can be decoded alone."""
+        self._last_pcr = None  # and the segment's first packet on the PCR PID carries a PCR
+        return self._psi_packet(PAT_PID, self._pat) + self._psi_packet(PMT_PID, self._pmt)
+
+    def _want_pcr(self, pid: int, clock: int, forced: bool) -> bytes:
+        if pid != self._pcr_pid:
+            return b""
+        last = self._last_pcr
+        if forced or last is None or (clock - last) % _WRAP >= _PCR_REPEAT:
+            self._last_pcr = clock
+            return _pcr(clock)
+        return b""
+
+    def _packetize(self, pid: int, pes: bytes, flags: int, pcr: bytes) -> bytes:
+        view = memoryview(pes)
+        total = len(view)
+        cc = self._cc[pid]
+        if pcr:
+            flags |= 0x10
+        af_min = 2 + len(pcr) if (flags or pcr) else 0
+        room = _PAYLOAD - af_min
+        if total < room:
+            af = _adaptation_field(_PAYLOAD - total, flags, pcr)
+            first = total
+        elif af_min:
+            af = _adaptation_field(af_min, flags, pcr)
+            first = room
+        else:
+            af = b""
+            first = _PAYLOAD
+        afc = 0x30 if af else 0x10
+        parts: list[bytes | memoryview] = [
+            bytes((0x47, 0x40 | (pid >> 8), pid & 0xFF, afc | cc)) + af,
+            view[:first],
+        ]
+        cc = (cc + 1) & 0x0F
+        headers = self._headers[pid]
+        pos = first
+        full_end = first + (total - first) // _PAYLOAD * _PAYLOAD
+        while pos < full_end:
+            parts.append(headers[cc])
+            parts.append(view[pos : pos + _PAYLOAD])
+            pos += _PAYLOAD
+            cc = (cc + 1) & 0x0F
+        if pos < total:
+            rest = total - pos
+            head = bytes((0x47, pid >> 8, pid & 0xFF, 0x30 | cc))
+            parts.append(head + _adaptation_field(_PAYLOAD - rest))
+            parts.append(view[pos:])
+            cc = (cc + 1) & 0x0F
+        self._cc[pid] = cc
+        return b"".join(parts)
+
+    def video(self, pts: int, dts: int, annexb: bytes, keyframe: bool) -> bytes:
+        """One H.264 access unit (Annex B, AUD first) -> TS packets on the video PID."""
+        if not self.has_video:
+            raise MediaError("this muxer has no video stream")
+        pts %= _WRAP
+        dts %= _WRAP
+        if pts == dts:
+            head = b"\x00\x00\x01\xe0\x00\x00\x84\x80\x05" + _timestamp(0x2, pts)
+        else:
+            head = (
+                b"\x00\x00\x01\xe0\x00\x00\x84\xc0\x0a"
+                + _timestamp(0x3, pts)
+                + _timestamp(0x1, dts)
+            )
+        pcr = self._want_pcr(VIDEO_PID, dts, keyframe)
+        return self._packetize(VIDEO_PID, head + annexb, 0x40 if keyframe else 0, pcr)
+
+    def audio(self, pts: int, adts: bytes) -> bytes:
+        """One or more ADTS frames -> one PES -> TS packets on the audio PID."""
+        if not self.has_audio:
+            raise MediaError("this muxer has no audio stream")
+        pts %= _WRAP
+        length = 8 + len(adts)
+        if length > _MAX_PES_LENGTH:
+            raise MediaError(f"audio PES of {len(adts)} bytes is too long")
+        head = bytes(
+            (0x00, 0x00, 0x01, 0xC0, length >> 8, length & 0xFF, 0x84, 0x80, 0x05)
+        ) + _timestamp(0x2, pts)
+        pcr = self._want_pcr(AUDIO_PID, pts, False)
+        return self._packetize(AUDIO_PID, head + adts, 0, pcr)

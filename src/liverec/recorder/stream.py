@@ -1,0 +1,229 @@
+"""One publish, from FLV tags to stored segments: codec checks, track discovery, lifecycle.
+
+`StreamRecorder` is the MediaSink the RTMP session feeds. It accepts H.264 video and AAC
+audio only (anything else is refused before a byte is recorded), waits until it knows which
+tracks the stream has, then feeds the segmenter and hands finished segments to the writer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from liverec.errors import RefusedError
+from liverec.media import flv
+from liverec.media.aac import AacConfig
+from liverec.media.h264 import AvcConfig, access_unit_annexb
+from liverec.recorder.hls import BlobWriter, HlsWriter, RecordingEvents
+from liverec.recorder.segmenter import SegmentData, Segmenter
+
+log = logging.getLogger(__name__)
+
+REJECTED = "NetStream.Publish.Rejected"
+# Until both tracks are known, frames wait here; bounded in time and bytes.
+DISCOVERY_MS = 1500
+DISCOVERY_MAX_BYTES = 8 * 1024 * 1024
+VIDEO_CODEC_NAMES = {7.0, "avc1", "h264", "H264"}
+AUDIO_CODEC_NAMES = {10.0, "mp4a", "aac", "AAC"}
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    folder: str  # record/{entry_point}/{stream_name}
+    key_prefix: str
+    session_id: str
+    target_duration: float
+    max_file_duration: float
+
+
+@dataclass(slots=True)
+class _Pending:
+    video: bool
+    ts: int
+    payload: Any  # (cts, keyframe, annexb) or (adts, frame_ms)
+    arrived: datetime  # the server's clock when it came in: anchors the wall clock
+
+
+class StreamRecorder:
+    def __init__(
+        self,
+        settings: StreamSettings,
+        *,
+        store: BlobWriter,
+        events: RecordingEvents,
+        clock: Clock,
+        on_closed: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.on_closed = on_closed
+        self.writer = HlsWriter(
+            folder=settings.folder,
+            session_id=settings.session_id,
+            key_prefix=settings.key_prefix,
+            store=store,
+            events=events,
+            max_file_duration=settings.max_file_duration,
+        )
+        self.avc: AvcConfig | None = None
+        self.aac: AacConfig | None = None
+        self.expect_video: bool | None = None  # from onMetaData, when the publisher sent it
+        self.expect_audio: bool | None = None
+        self.segmenter: Segmenter | None = None
+        self._pending: list[_Pending] = []
+        self._pending_bytes = 0
+        self._first_ts: int | None = None
+        self.frames_in = 0
+        self.frames_dropped = 0
+        self._closed = False
+
+    # -- MediaSink ---------------------------------------------------------------------
+
+    def on_metadata(self, metadata: dict[str, Any]) -> None:
+        vcodec = metadata.get("videocodecid")
+        acodec = metadata.get("audiocodecid")
+        if self.segmenter is not None:
+            return
+        if vcodec is not None and vcodec != "":
+            if vcodec not in VIDEO_CODEC_NAMES:
+                raise RefusedError(REJECTED, f"video codec {vcodec!r} is not supported: use H.264")
+            self.expect_video = True
+        elif "videocodecid" in metadata or "width" in metadata:
+            self.expect_video = self.expect_video or False
+        if acodec is not None and acodec != "":
+            if acodec not in AUDIO_CODEC_NAMES:
+                raise RefusedError(REJECTED, f"audio codec {acodec!r} is not supported: use AAC")
+            self.expect_audio = True
+        if vcodec is not None or acodec is not None:
+            self.expect_video = bool(self.expect_video)
+            self.expect_audio = bool(self.expect_audio)
+
+    def on_video(self, timestamp: int, payload: bytes) -> None:
+        tag = flv.parse_video(payload)
+        if tag.codec_id != flv.CODEC_AVC:
+            raise RefusedError(
+                REJECTED, f"video codec id {tag.codec_id} is not supported: use H.264"
+            )
+        if tag.packet_type == 0:
+            self.avc = AvcConfig.parse(tag.body)
+            return
+        if tag.packet_type != 1 or not tag.body:
+            return
+        self.frames_in += 1
+        if self.avc is None:
+            self.frames_dropped += 1  # no decoder configuration yet: undecodable
+            return
+        annexb = access_unit_annexb(tag.body, self.avc, tag.keyframe)
+        self._frame(
+            _Pending(True, timestamp, (tag.cts, tag.keyframe, annexb), self.clock.now()),
+            len(annexb),
+        )
+
+    def on_audio(self, timestamp: int, payload: bytes) -> None:
+        tag = flv.parse_audio(payload)
+        if tag.sound_format != flv.SOUND_AAC:
+            raise RefusedError(
+                REJECTED, f"audio format {tag.sound_format} is not supported: use AAC"
+            )
+        if tag.packet_type == 0:
+            self.aac = AacConfig.parse(tag.body)
+            return
+        if not tag.body:
+            return
+        self.frames_in += 1
+        if self.aac is None:
+            self.frames_dropped += 1
+            return
+        adts = self.aac.adts_header(len(tag.body)) + tag.body
+        frame_ms = max(1, round(1024_000 / self.aac.sample_rate))
+        self._frame(_Pending(False, timestamp, (adts, frame_ms), self.clock.now()), len(adts))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.segmenter is None and self._pending:
+                self._start_segmenter()
+            if self.segmenter is not None:
+                self._emit(self.segmenter.flush())
+            await self.writer.close()
+        finally:
+            if self.on_closed is not None:
+                await self.on_closed()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _frame(self, frame: _Pending, size: int) -> None:
+        if self.segmenter is not None:
+            self._feed(frame)
+            return
+        if self._first_ts is None:
+            self._first_ts = frame.ts
+        if frame.video and not frame.payload[1] and not self._pending_video():
+            self.frames_dropped += 1  # video must start on a keyframe
+            return
+        self._pending.append(frame)
+        self._pending_bytes += size
+        if (
+            self._tracks_known()
+            or frame.ts - self._first_ts >= DISCOVERY_MS
+            or (self._pending_bytes >= DISCOVERY_MAX_BYTES)
+        ):
+            self._start_segmenter()
+
+    def _pending_video(self) -> bool:
+        return any(p.video for p in self._pending)
+
+    def _tracks_known(self) -> bool:
+        want_video = self.expect_video if self.expect_video is not None else None
+        want_audio = self.expect_audio if self.expect_audio is not None else None
+        if want_video is None or want_audio is None:
+            # No metadata: both tracks seen means we know; otherwise wait out discovery.
+            return (
+                self.avc is not None
+                and self.aac is not None
+                and self._pending_video()
+                and (any(not p.video for p in self._pending))
+            )
+        have_video = self._pending_video()
+        have_audio = any(not p.video for p in self._pending)
+        return (have_video or not want_video) and (have_audio or not want_audio)
+
+    def _start_segmenter(self) -> None:
+        video = self.avc is not None and self._pending_video()
+        audio = self.aac is not None and any(not p.video for p in self._pending)
+        if not video and not audio:
+            self._pending.clear()
+            return
+        self.segmenter = Segmenter(self.settings.target_duration, video=video, audio=audio)
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        for frame in pending:
+            self._feed(frame)
+
+    def _feed(self, frame: _Pending) -> None:
+        seg = self.segmenter
+        assert seg is not None
+        now = frame.arrived
+        if frame.video:
+            if not seg.has_video:
+                self.frames_dropped += 1
+                return
+            cts, keyframe, annexb = frame.payload
+            self._emit(seg.video(frame.ts, cts, keyframe, annexb, now))
+        else:
+            if not seg.has_audio:
+                self.frames_dropped += 1
+                return
+            adts, frame_ms = frame.payload
+            self._emit(seg.audio(frame.ts, adts, frame_ms, now))
+
+    def _emit(self, segments: list[SegmentData]) -> None:
+        for seg in segments:
+            self.writer.submit(seg)

@@ -1,0 +1,319 @@
+"""The RTMP chunk stream (RTMP spec 5.3): bytes <-> messages, incremental and bounded.
+
+The reader is a state machine fed arbitrary slices of the TCP stream. Payload bytes are
+copied straight into their message as they arrive, so the reader itself only ever holds
+an incomplete chunk header (at most 18 bytes) between calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from liverec.errors import ProtocolError
+
+SET_CHUNK_SIZE = 1
+ABORT = 2
+
+DEFAULT_CHUNK_SIZE = 128
+MAX_CSID = 65599
+_EXTENDED = 0xFFFFFF
+_U32 = 0xFFFFFFFF
+# Bytes of message header after the basic header, by fmt.
+_HEADER_SIZE = (11, 7, 3, 0)
+# Chunk streams whose header state is remembered. Real clients use a handful; the cap keeps a
+# peer from making us hold state for all 65599 ids.
+MAX_KNOWN_CHUNK_STREAMS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One RTMP message. `timestamp` is the absolute 32-bit RTMP timestamp (mod 2**32)."""
+
+    type_id: int
+    stream_id: int
+    timestamp: int
+    payload: bytes
+
+
+class _ChunkStream:
+    """What one chunk stream id remembers: the last header and any partial message."""
+
+    __slots__ = (
+        "delta",
+        "extended",
+        "length",
+        "payload",
+        "remaining",
+        "stream_id",
+        "timestamp",
+        "type_id",
+    )
+
+    def __init__(self) -> None:
+        self.timestamp = 0
+        self.delta = 0
+        self.length = 0
+        self.type_id = 0
+        self.stream_id = 0
+        self.extended = False  # the last fmt0/1/2 header used the extended timestamp
+        self.payload: bytearray | None = None  # None: no message in progress
+        self.remaining = 0
+
+
+class ChunkReader:
+    """Turns the client's chunk stream (after the handshake) into messages.
+
+    Set Chunk Size and Abort are applied by the reader itself and also returned. After a
+    ProtocolError the reader's state is undefined: close the connection."""
+
+    def __init__(
+        self,
+        max_message_size: int = 8 * 1024 * 1024,
+        max_chunk_size: int = 16 * 1024 * 1024,
+        max_chunk_streams: int = 64,
+    ) -> None:
+        self.max_message_size = max_message_size
+        self.max_chunk_size = max_chunk_size
+        self.max_chunk_streams = max_chunk_streams
+        self.bytes_received = 0
+        self._chunk_size = DEFAULT_CHUNK_SIZE
+        self._streams: dict[int, _ChunkStream] = {}
+        self._partials = 0  # chunk streams with a message in progress
+        self._pending = b""  # an incomplete chunk header
+        self._current: _ChunkStream | None = None  # whose chunk payload is being read
+        self._chunk_left = 0  # payload bytes still due in the current chunk
+
+    @property
+    def chunk_size(self) -> int:
+        """The peer's current chunk size."""
+        return self._chunk_size
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held for later: an incomplete header plus the partial messages' payloads."""
+        partial = sum(len(st.payload) for st in self._streams.values() if st.payload is not None)
+        return len(self._pending) + partial
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Consume bytes; return the messages they complete, in order."""
+        self.bytes_received += len(data)
+        if self._pending:
+            data = self._pending + bytes(data)
+            self._pending = b""
+        view = memoryview(data).cast("B")
+        end = len(view)
+        pos = 0
+        out: list[Message] = []
+        while True:
+            st = self._current
+            if st is not None:
+                n = min(self._chunk_left, end - pos)
+                assert st.payload is not None
+                if n == st.remaining and not st.payload:
+                    # The whole message is in this slice: one copy, no accumulation.
+                    self._chunk_left = st.remaining = 0
+                    self._current = None
+                    out.append(self._complete(st, bytes(view[pos : pos + n])))
+                    pos += n
+                    continue
+                st.payload += view[pos : pos + n]
+                pos += n
+                st.remaining -= n
+                self._chunk_left -= n
+                if self._chunk_left:
+                    break  # the data ended inside this chunk
+                self._current = None
+                if st.remaining == 0:
+                    out.append(self._complete(st, bytes(st.payload)))
+                continue
+            if pos >= end:
+                break
+            new_pos = self._header(view, pos, end)
+            if new_pos < 0:
+                self._pending = bytes(view[pos:])
+                break
+            pos = new_pos
+        return out
+
+    def _header(self, view: memoryview, pos: int, end: int) -> int:
+        """Parse one chunk header at pos; return the payload offset, or -1 if incomplete.
+
+        Nothing is changed unless the whole header is there, so a retry with more bytes
+        sees the same state."""
+        b0 = view[pos]
+        fmt = b0 >> 6
+        csid = b0 & 0x3F
+        p = pos + 1
+        if csid == 0:
+            if end - p < 1:
+                return -1
+            csid = 64 + view[p]
+            p += 1
+        elif csid == 1:
+            if end - p < 2:
+                return -1
+            csid = 64 + view[p] + (view[p + 1] << 8)
+            p += 2
+        size = _HEADER_SIZE[fmt]
+        if end - p < size:
+            return -1
+        st = self._streams.get(csid)
+        if st is None and fmt != 0:
+            raise ProtocolError(f"chunk fmt {fmt} on chunk stream {csid} before any fmt 0")
+
+        if fmt == 3:
+            assert st is not None
+            ts_field = -1
+            if st.extended:
+                # Present on every fmt3 chunk after an extended header (ffmpeg, librtmp and
+                # nginx-rtmp all agree, although the first spec text did not say so).
+                if end - p < 4:
+                    return -1
+                ts_field = int.from_bytes(view[p : p + 4], "big")
+                p += 4
+            if st.payload is None:  # a new message reusing the whole previous header
+                if ts_field >= 0:
+                    st.delta = ts_field
+                st.timestamp = (st.timestamp + st.delta) & _U32
+                self._start(st)
+            return self._enter_chunk(st, p)
+
+        ts_field = int.from_bytes(view[p : p + 3], "big")
+        length = type_id = stream_id = 0
+        if fmt <= 1:
+            length = int.from_bytes(view[p + 3 : p + 6], "big")
+            type_id = view[p + 6]
+            if length > self.max_message_size:
+                raise ProtocolError(
+                    f"message of {length} bytes exceeds the limit of {self.max_message_size}"
+                )
+        if fmt == 0:
+            stream_id = int.from_bytes(view[p + 7 : p + 11], "little")
+        p += size
+        extended = ts_field == _EXTENDED
+        if extended:
+            if end - p < 4:
+                return -1
+            ts_field = int.from_bytes(view[p : p + 4], "big")
+            p += 4
+
+        if st is None:
+            if len(self._streams) >= MAX_KNOWN_CHUNK_STREAMS:
+                raise ProtocolError(f"more than {MAX_KNOWN_CHUNK_STREAMS} chunk streams")
+            st = self._streams[csid] = _ChunkStream()
+        if st.payload is not None:
+            # A full header in the middle of a message: the sender gave up on it. Drop it
+            # rather than the connection, as ffmpeg does.
+            st.payload = None
+            self._partials -= 1
+        if fmt == 0:
+            st.timestamp = ts_field
+            # Spec 5.3.1.2.4: a fmt3 message after a fmt0 one takes the fmt0 timestamp as its
+            # delta. ffmpeg writes fmt3 headers relying on exactly this.
+            st.delta = ts_field
+            st.stream_id = stream_id
+        else:
+            st.delta = ts_field
+            st.timestamp = (st.timestamp + ts_field) & _U32
+        if fmt <= 1:
+            st.length = length
+            st.type_id = type_id
+        st.extended = extended
+        self._start(st)
+        return self._enter_chunk(st, p)
+
+    def _start(self, st: _ChunkStream) -> None:
+        if self._partials >= self.max_chunk_streams:
+            raise ProtocolError(
+                f"more than {self.max_chunk_streams} chunk streams with partial messages"
+            )
+        self._partials += 1
+        st.payload = bytearray()
+        st.remaining = st.length
+
+    def _enter_chunk(self, st: _ChunkStream, pos: int) -> int:
+        self._current = st
+        self._chunk_left = min(self._chunk_size, st.remaining)
+        return pos
+
+    def _complete(self, st: _ChunkStream, payload: bytes) -> Message:
+        st.payload = None
+        self._partials -= 1
+        msg = Message(st.type_id, st.stream_id, st.timestamp, payload)
+        if msg.type_id == SET_CHUNK_SIZE:
+            self._chunk_size = self._checked_chunk_size(payload)
+        elif msg.type_id == ABORT:
+            if len(payload) < 4:
+                raise ProtocolError(f"Abort message of {len(payload)} bytes")
+            aborted = self._streams.get(int.from_bytes(payload[:4], "big"))
+            if aborted is not None and aborted.payload is not None:
+                aborted.payload = None
+                self._partials -= 1
+        return msg
+
+    def _checked_chunk_size(self, payload: bytes) -> int:
+        if len(payload) < 4:
+            raise ProtocolError(f"Set Chunk Size message of {len(payload)} bytes")
+        size = int.from_bytes(payload[:4], "big")
+        # The top bit must be zero (spec 5.4.1); a size with it set is not a huge size.
+        if not 1 <= size <= min(self.max_chunk_size, 0x7FFFFFFF):
+            raise ProtocolError(f"chunk size {size} out of range 1..{self.max_chunk_size}")
+        return size
+
+
+def basic_header(fmt: int, csid: int) -> bytes:
+    """The 1-, 2- or 3-byte basic header for a chunk stream id in 2..65599."""
+    if 2 <= csid <= 63:
+        return bytes(((fmt << 6) | csid,))
+    if 64 <= csid <= 319:
+        return bytes((fmt << 6, csid - 64))
+    if 320 <= csid <= MAX_CSID:
+        rel = csid - 64
+        return bytes(((fmt << 6) | 1, rel & 0xFF, rel >> 8))
+    raise ValueError(f"chunk stream id {csid} out of range 2..{MAX_CSID}")
+
+
+class ChunkWriter:
+    """Turns messages into chunks: a fmt0 header, then fmt3 continuation headers."""
+
+    def __init__(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        self.chunk_size = chunk_size
+
+    @property
+    def chunk_size(self) -> int:
+        return self._chunk_size
+
+    @chunk_size.setter
+    def chunk_size(self, value: int) -> None:
+        if not 1 <= value <= 0x7FFFFFFF:
+            raise ValueError(f"chunk size {value} out of range 1..{0x7FFFFFFF}")
+        self._chunk_size = value
+
+    def encode(self, msg: Message, csid: int) -> bytes:
+        payload = memoryview(msg.payload).cast("B")
+        length = len(payload)
+        if length > 0xFFFFFF:
+            raise ValueError(f"message of {length} bytes does not fit a chunk header")
+        if not 0 <= msg.type_id <= 0xFF or not 0 <= msg.stream_id <= _U32:
+            raise ValueError(f"bad type id {msg.type_id} or stream id {msg.stream_id}")
+        ts = msg.timestamp & _U32
+        extended = ts >= _EXTENDED
+        ext = ts.to_bytes(4, "big") if extended else b""
+        first = b"".join(
+            (
+                basic_header(0, csid),
+                (_EXTENDED if extended else ts).to_bytes(3, "big"),
+                length.to_bytes(3, "big"),
+                bytes((msg.type_id,)),
+                msg.stream_id.to_bytes(4, "little"),
+                ext,
+            )
+        )
+        size = self._chunk_size
+        parts: list[bytes | memoryview] = [first, payload[:size]]
+        if length > size:
+            # Continuations repeat the extended timestamp, as ffmpeg and librtmp expect.
+            cont = basic_header(3, csid) + ext
+            for off in range(size, length, size):
+                parts.append(cont)
+                parts.append(payload[off : off + size])
+        return b"".join(parts)

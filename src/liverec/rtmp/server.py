@@ -1,0 +1,172 @@
+"""The asyncio RTMP server: sockets, timeouts and limits around the pure state machines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from liverec.errors import LiverecError
+from liverec.rtmp import messages as m
+from liverec.rtmp.chunk import ChunkReader, ChunkWriter, Message
+from liverec.rtmp.handshake import ServerHandshake
+from liverec.rtmp.session import PublishHandler, Session
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    idle_timeout: float = 15.0  # from accept until publishing
+    read_timeout: float = 30.0  # silence from a publisher
+    max_connections: int = 1000
+    max_message_size: int = 8 * 1024 * 1024
+    write_buffer_limit: int = 256 * 1024  # a peer that does not read its answers is dropped
+
+
+def _csid(msg: Message) -> int:
+    if msg.type_id in (
+        m.SET_CHUNK_SIZE,
+        m.ABORT,
+        m.ACK,
+        m.USER_CONTROL,
+        m.WINDOW_ACK_SIZE,
+        m.SET_PEER_BANDWIDTH,
+    ):
+        return 2
+    return 3 if msg.stream_id == 0 else 5
+
+
+class RtmpServer:
+    def __init__(self, handler: PublishHandler, limits: Limits | None = None) -> None:
+        self.handler = handler
+        self.limits = limits or Limits()
+        self._server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._closing = False
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await asyncio.start_server(self._accept, host, port, limit=READ_SIZE)
+        for sock in self._server.sockets:
+            log.info("RTMP listening on %s", sock.getsockname()[:2])
+
+    async def close(self, grace: float = 30.0) -> None:
+        """Stop accepting, end every publish cleanly (recordings closed), then return."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._connections.values()):
+            writer.close()
+        tasks = list(self._connections)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer_info = writer.get_extra_info("peername")
+        peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
+        if self._closing or len(self._connections) >= self.limits.max_connections:
+            log.warning("RTMP connection from %s refused: too many connections", peer)
+            writer.close()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = writer
+        try:
+            await self._serve(reader, writer, peer)
+        finally:
+            del self._connections[task]
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+    ) -> None:
+        session = Session(self.handler, peer)
+        loop = asyncio.get_running_loop()
+        idle_deadline = loop.time() + self.limits.idle_timeout
+        handshake = ServerHandshake()
+        chunks = ChunkReader(max_message_size=self.limits.max_message_size)
+        out = ChunkWriter()
+        acked = 0
+        try:
+            while True:
+                timeout = (
+                    self.limits.read_timeout if session.publishing else idle_deadline - loop.time()
+                )
+                if timeout <= 0:
+                    log.warning(
+                        "RTMP %s closed: did not publish within %.0f s",
+                        peer,
+                        self.limits.idle_timeout,
+                    )
+                    return
+                try:
+                    data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+                except TimeoutError:
+                    if session.publishing:
+                        log.warning("RTMP %s closed: silent for %.0f s", peer, timeout)
+                    else:
+                        log.warning(
+                            "RTMP %s closed: did not publish within %.0f s",
+                            peer,
+                            self.limits.idle_timeout,
+                        )
+                    return
+                if not data:
+                    return
+                if not handshake.done:
+                    reply = handshake.feed(data)
+                    if reply:
+                        writer.write(reply)
+                    if not handshake.done:
+                        continue
+                    data = handshake.leftover
+                    if not data:
+                        continue
+                replies: list[Message] = []
+                for msg in chunks.feed(data):
+                    replies += await session.handle(msg)
+                    if session.closing:
+                        break
+                if chunks.bytes_received - acked >= session.peer_window:
+                    acked = chunks.bytes_received
+                    replies.append(m.acknowledgement(acked & 0xFFFFFFFF))
+                for reply_msg in replies:
+                    writer.write(out.encode(reply_msg, _csid(reply_msg)))
+                    if reply_msg.type_id == m.SET_CHUNK_SIZE:
+                        out.chunk_size = int.from_bytes(reply_msg.payload[:4], "big")
+                if replies:
+                    transport = writer.transport
+                    if transport.get_write_buffer_size() > self.limits.write_buffer_limit:
+                        log.warning("RTMP %s closed: it does not read what we send", peer)
+                        return
+                if session.closing:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(writer.drain(), 2.0)
+                    return
+        except LiverecError as exc:
+            log.warning("RTMP %s closed: %s", peer, exc)
+        except (ConnectionError, OSError) as exc:
+            log.info("RTMP %s connection lost: %s", peer, exc)
+        finally:
+            try:
+                await session.end_publish()
+            except Exception:
+                log.exception("RTMP %s: closing the recording failed", peer)

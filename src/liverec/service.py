@@ -1,0 +1,326 @@
+"""The one place that builds and wires the parts: catalog, storage, RTMP, recorder, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Generator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from liverec.api.app import create_app
+from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
+from liverec.catalog.models import EntryPoint, Recording
+from liverec.config import Settings
+from liverec.errors import NotFoundError, RefusedError
+from liverec.recorder.hls import RecordingEvents, RecordingStarted, SegmentStored
+from liverec.recorder.recovery import finalize_recording
+from liverec.recorder.stream import StreamRecorder, StreamSettings
+from liverec.rtmp.pushauth import BAD_NAME, check_push_signature, check_stream_name
+from liverec.rtmp.server import Limits, RtmpServer
+from liverec.rtmp.session import MediaSink, PublishRequest
+from liverec.storage import BlobStore, open_store
+
+log = logging.getLogger("liverec")
+
+LEASE_SECONDS = 30.0
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class DiscardSink:
+    """A publish whose recording is switched off: accepted, nothing stored."""
+
+    def on_metadata(self, metadata: dict[str, Any]) -> None:
+        pass
+
+    def on_audio(self, timestamp: int, payload: bytes) -> None:
+        pass
+
+    def on_video(self, timestamp: int, payload: bytes) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+class CatalogEvents(RecordingEvents):
+    """Connects one publish's writer to the catalog (runs in worker threads)."""
+
+    def __init__(self, service: Service, app_id: str, entry_point: str, stream_name: str) -> None:
+        self.service = service
+        self.app_id = app_id
+        self.entry_point = entry_point
+        self.stream_name = stream_name
+
+    def recording_started(self, rec: RecordingStarted) -> int:
+        created = self.service.catalog.create_recording(
+            app_id=self.app_id,
+            entry_point=self.entry_point,
+            stream_name=self.stream_name,
+            region=self.service.settings.region,
+            session_id=rec.session_id,
+            playlist_key=rec.playlist_name,
+            start_time=rec.start_time,
+            node_id=self.service.node_id,
+            lease_seconds=LEASE_SECONDS,
+        )
+        return created.id
+
+    def segment_stored(self, recording_id: int, seg: SegmentStored) -> None:
+        self.service.catalog.add_segment(
+            recording_id,
+            seq=seg.seq,
+            key=seg.name,
+            start_time=seg.start_time,
+            duration=seg.duration,
+            size=seg.size,
+            discontinuity=seg.discontinuity,
+        )
+
+    def recording_ended(self, recording_id: int, end_time: datetime) -> None:
+        rec = self.service.catalog.get_recording(recording_id)
+        if rec.segment_count == 0:
+            self.service.catalog.delete_recording(recording_id)
+        else:
+            self.service.catalog.close_recording(recording_id, end_time)
+
+
+def key_prefix(region: str, app_id: str) -> str:
+    """Each region has its own storage root; each project its folder under it."""
+    return f"{region}/{app_id}/"
+
+
+class Service:
+    def __init__(self, settings: Settings, clock: SystemClock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(settings.effective_database_url)
+        ensure_schema(self.engine)
+        self.box = SecretBox.from_settings(settings)
+        self.catalog = Catalog(self.engine, self.box)
+        self.store: BlobStore = open_store(settings.effective_storage_url)
+        self.node_id = settings.node_id or self._persistent_node_id(settings.data_dir)
+        self.rtmp = RtmpServer(
+            self,
+            Limits(
+                idle_timeout=settings.rtmp_idle_timeout,
+                read_timeout=settings.rtmp_read_timeout,
+                max_connections=settings.rtmp_max_connections,
+                max_message_size=settings.rtmp_max_message_size,
+            ),
+        )
+        self.recorders: dict[tuple[str, str, str], StreamRecorder] = {}
+        self.http: uvicorn.Server | None = None
+        self.http_port = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @staticmethod
+    def _persistent_node_id(data_dir: Path) -> str:
+        # Kept on disk so that a restart after a crash knows its own open recordings.
+        path = data_dir / "node-id"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            node_id = uuid.uuid4().hex
+            path.write_text(node_id + "\n")
+            return node_id
+
+    # -- bootstrap -----------------------------------------------------------------------
+
+    def bootstrap(self) -> None:
+        """First start on an empty catalog: a project, a credential, the `live` entry point."""
+        if not self.catalog.is_empty():
+            return
+        s = self.settings
+        app_id = s.app_id or secrets.token_hex(16)
+        self.catalog.create_project(app_id, name="default", is_default=True)
+        self.catalog.create_entry_point(app_id, "live", record_enabled=True)
+        cred, secret = self.catalog.create_credential(
+            s.customer_id or None, s.customer_secret or None, [app_id]
+        )
+        print(f"liverec: created project {app_id} with entry point 'live'", flush=True)
+        print(f"liverec: customer ID: {cred.customer_id}", flush=True)
+        if not s.customer_secret:
+            # Printed once, on stdout, never logged; only its encrypted form is kept.
+            print(f"liverec: customer secret (shown once): {secret}", flush=True)
+
+    # -- recovery and leases ---------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Close recordings a crash left open: ours, and any whose lease has expired."""
+        closed = 0
+        self.catalog.release_node_live(self.node_id)
+        candidates: dict[int, Recording] = {}
+        for rec in self.catalog.open_recordings(self.node_id):
+            candidates[rec.id] = rec
+        for rec in self.catalog.expired_open_recordings(self.clock.now()):
+            if self.catalog.claim_recording(rec.id, self.node_id, LEASE_SECONDS):
+                candidates[rec.id] = rec
+        for rec in candidates.values():
+            finalize_recording(self.catalog, self.store, key_prefix(rec.region, rec.app_id), rec)
+            closed += 1
+        if closed:
+            log.info("closed %d recording(s) left open by a stopped node", closed)
+        return closed
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                await asyncio.to_thread(self.catalog.renew_leases, self.node_id, LEASE_SECONDS)
+                await asyncio.to_thread(self._sweep)
+            except Exception:
+                log.exception("lease renewal failed")
+
+    def _sweep(self) -> None:
+        for rec in self.catalog.expired_open_recordings(self.clock.now()):
+            if rec.node_id != self.node_id and self.catalog.claim_recording(
+                rec.id, self.node_id, LEASE_SECONDS
+            ):
+                finalize_recording(
+                    self.catalog, self.store, key_prefix(rec.region, rec.app_id), rec
+                )
+                log.info("closed recording %s of stopped node %s", rec.playlist_key, rec.node_id)
+
+    # -- publishing (the RTMP server's PublishHandler) -------------------------------------
+
+    async def start_publish(self, request: PublishRequest) -> MediaSink:
+        name = check_stream_name(request.stream_name)
+        admitted = await asyncio.to_thread(self._admit, request, name)
+        if admitted is None:
+            return DiscardSink()
+        key, ep = admitted
+        app_id, ep_name, _ = key
+
+        async def on_closed() -> None:
+            self.recorders.pop(key, None)
+            await asyncio.to_thread(self.catalog.release_live, *key, self.node_id)
+
+        recorder = StreamRecorder(
+            StreamSettings(
+                folder=f"record/{ep_name}/{name}",
+                key_prefix=key_prefix(self.settings.region, app_id),
+                session_id=uuid.uuid4().hex[:16],
+                target_duration=ep.target_duration,
+                max_file_duration=ep.max_file_duration,
+            ),
+            store=self.store,
+            events=CatalogEvents(self, *key),
+            clock=self.clock,
+            on_closed=on_closed,
+        )
+        self.recorders[key] = recorder
+        return recorder
+
+    def _admit(
+        self, request: PublishRequest, name: str
+    ) -> tuple[tuple[str, str, str], EntryPoint] | None:
+        """Check the publish against the catalog; None: accepted but not recorded."""
+        project = self.catalog.project_for_host(request.host)
+        if project is None:
+            raise RefusedError(BAD_NAME, f"no project takes pushes for host {request.host!r}")
+        try:
+            ep = self.catalog.get_entry_point(project.app_id, request.app)
+        except NotFoundError:
+            raise RefusedError(BAD_NAME, f"unknown entry point {request.app[:64]!r}") from None
+        if ep.auth_key:
+            check_push_signature(ep.auth_key, ep.name, name, request.query)
+        if not self.catalog.stream_recording_enabled(project.app_id, ep.name, name):
+            log.info("publish %s/%s: recording is off for it", ep.name, name)
+            return None
+        if not self.catalog.try_acquire_live(
+            project.app_id, ep.name, name, self.node_id, LEASE_SECONDS
+        ):
+            raise RefusedError(BAD_NAME, f"stream {ep.name}/{name} is already being published")
+        return (project.app_id, ep.name, name), ep
+
+    # -- running -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.bootstrap)
+        await asyncio.to_thread(self.recover)
+        host, port = self.settings.rtmp_addr
+        await self.rtmp.start(host, port)
+        await self._start_http()
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
+        log.info(
+            "liverec ready: rtmp=%s:%d http=%s:%d region=%s data=%s",
+            host,
+            self.rtmp.port,
+            self.settings.http_addr[0],
+            self.http_port,
+            self.settings.region,
+            self.settings.data_dir,
+        )
+
+    async def _start_http(self) -> None:
+        host, port = self.settings.http_addr
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        self.http_port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(self), log_level="warning", access_log=False, lifespan="off"
+        )
+        self.http = _EmbeddedServer(config)
+        self._tasks.append(asyncio.create_task(self.http.serve(sockets=[sock]), name="http"))
+        log.info("HTTP listening on %s:%d", host, self.http_port)
+
+    async def stop(self) -> None:
+        """Close every open recording (playlists get EXT-X-ENDLIST), then stop serving."""
+        log.info("shutting down: closing open recordings")
+        await self.rtmp.close()
+        if self.http is not None:
+            self.http.should_exit = True
+        for task in self._tasks:
+            if task.get_name() != "http":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.engine.dispose()
+        log.info("stopped")
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await self.stop()
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn on our loop; liverec handles the signals itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    service = Service(settings)
+    asyncio.run(service.serve_forever())

@@ -1,0 +1,81 @@
+"""Storage keys: every key a store sees passes check_key; every file name a user gives
+passes check_name. Keys are relative, '/'-separated paths that are safe both as S3 keys and
+as paths under a local root."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from liverec.errors import InvalidKeyError
+
+MAX_KEY_BYTES = 1024
+MAX_PART_BYTES = 255
+
+
+def _utf8_len(text: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # lone surrogates
+        raise InvalidKeyError("key is not valid Unicode") from None
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+def check_key(key: str) -> str:
+    """Return `key` if it is a safe storage key, else raise InvalidKeyError: relative,
+    '/'-separated, no empty, '.' or '..' part, no backslash, no control character, each part
+    at most 255 bytes and the whole at most 1024 bytes (UTF-8)."""
+    if not isinstance(key, str) or not key:
+        raise InvalidKeyError("key is empty")
+    if _utf8_len(key) > MAX_KEY_BYTES:
+        raise InvalidKeyError(f"key is longer than {MAX_KEY_BYTES} bytes")
+    if _has_control(key):
+        raise InvalidKeyError(f"key has a control character: {key!r}")
+    if "\\" in key:
+        raise InvalidKeyError(f"key has a backslash: {key!r}")
+    if key.startswith("/"):
+        raise InvalidKeyError(f"key is absolute: {key!r}")
+    for part in key.split("/"):
+        if part in ("", ".", ".."):
+            raise InvalidKeyError(f"key has an empty, '.' or '..' part: {key!r}")
+        if _utf8_len(part) > MAX_PART_BYTES:
+            raise InvalidKeyError(f"a key part is longer than {MAX_PART_BYTES} bytes")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """A listing prefix: '' (everything), or a key, or a key followed by '/'."""
+    if prefix == "":
+        return prefix
+    check_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    return prefix
+
+
+def check_name(name: str, allowed_ext: tuple[str, ...] | None = None) -> str:
+    """Return `name` if it is a safe single file name (the key rules, no '/', a non-empty
+    stem) with one of the allowed extensions (compared case-insensitively, with or without
+    the dot: (".m3u8",) or ("m3u8",)); else raise InvalidKeyError."""
+    if "/" in name:
+        raise InvalidKeyError(f"file name has a path separator: {name!r}")
+    check_key(name)
+    stem, dot, ext = name.rpartition(".")
+    if allowed_ext is not None:
+        allowed = {e.lower().lstrip(".") for e in allowed_ext}
+        if not dot or not stem or ext.lower() not in allowed:
+            wanted = ", ".join(sorted(f".{e}" for e in allowed))
+            raise InvalidKeyError(f"file name {name!r} must end with {wanted}")
+    return name
+
+
+def stream_folder(entry_point: str, stream_name: str) -> str:
+    """`record/{entry_point}/{stream_name}/`, the folder of a stream's recordings, clips and
+    snapshots, relative to the project's root."""
+    return check_prefix(f"record/{entry_point}/{stream_name}/")
+
+
+def project_key(region: str, app_id: str, name: str) -> str:
+    """The store key of `name` (a key relative to the project's root, such as
+    `record/live/cam1/x.m3u8`): each region and each project has its own root."""
+    return check_key(f"{region}/{app_id}/{name}")

@@ -1,0 +1,154 @@
+"""A blob store in a directory on local disk (the embedded default).
+
+Every key goes through check_key and must then resolve to a path under the root, so `..`,
+absolute paths and symlinks that lead out of the root are refused. A put writes a temporary
+file in the target's directory, fsyncs it, renames it over the target and fsyncs the
+directory: readers see the old or the new file, and a crash leaves one of them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from liverec.errors import InvalidKeyError, StorageError
+from liverec.storage.base import BlobStore, ObjectNotFoundError
+from liverec.storage.keys import check_key, check_prefix
+
+TMP_PREFIX = ".liverec-tmp-"
+_CHUNK = 1 << 20
+
+
+class LocalStore(BlobStore):
+    def __init__(self, root: Path | str) -> None:
+        root = Path(root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create storage root {root}: {exc}") from exc
+        self._root = root.resolve(strict=True)
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def _path(self, key: str) -> Path:
+        """The key's file, resolved (symlinks followed); refused unless inside the root."""
+        check_key(key)
+        resolved = self._root.joinpath(*key.split("/")).resolve()
+        if resolved == self._root or not resolved.is_relative_to(self._root):
+            raise InvalidKeyError(f"key {key!r} leads outside the storage root")
+        return resolved
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        # content_type is not kept: local files are served by their extension.
+        path = self._path(key)
+        try:
+            self._make_dirs(path.parent)
+            tmp = path.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view[:_CHUNK])
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot write {key!r}: {exc}") from exc
+
+    def _make_dirs(self, directory: Path) -> None:
+        """mkdir -p, fsyncing each new directory's parent so the new entry is durable."""
+        missing: list[Path] = []
+        current = directory
+        while not current.exists():
+            missing.append(current)
+            current = current.parent
+        for new_dir in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # made by a concurrent put
+                new_dir.mkdir()
+            _fsync_dir(new_dir.parent)
+        if not directory.resolve().is_relative_to(self._root):
+            raise InvalidKeyError(f"{directory} leads outside the storage root")
+
+    def get(self, key: str) -> bytes:
+        return self.get_range(key, 0, None)
+
+    def get_range(self, key: str, start: int, end: int | None) -> bytes:
+        if start < 0 or (end is not None and end < start):
+            raise StorageError(f"bad byte range [{start}, {end}) for {key!r}")
+        path = self._path(key)
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(start)
+                return fh.read() if end is None else fh.read(end - start)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFoundError(f"no object {key!r}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {key!r}: {exc}") from exc
+
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        try:
+            stat = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFoundError(f"no object {key!r}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot stat {key!r}: {exc}") from exc
+        if not path.is_file():
+            raise ObjectNotFoundError(f"no object {key!r}")
+        return stat.st_size
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key!r}: {exc}") from exc
+
+    def list(self, prefix: str) -> list[str]:
+        check_prefix(prefix)
+        # Walk only the deepest directory the prefix names.
+        folder, _, _ = prefix.rpartition("/")
+        base = self._root.joinpath(*folder.split("/")) if folder else self._root
+        if not base.resolve().is_relative_to(self._root) or not base.is_dir():
+            return []
+        keys: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel_dir = Path(dirpath).relative_to(self._root).as_posix()
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            # Descend only into directories that can hold a matching key.
+            dirnames[:] = [d for d in dirnames if _compatible(rel_dir + d + "/", prefix)]
+            for name in filenames:
+                key = rel_dir + name
+                if not name.startswith(TMP_PREFIX) and key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+
+def _compatible(directory: str, prefix: str) -> bool:
+    return directory.startswith(prefix) or prefix.startswith(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,125 @@
+"""Engines, migrations and schema checks, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+
+from liverec.catalog import check_schema, ensure_schema, head_revision, make_engine, migrate
+from liverec.catalog.db import MIGRATIONS_DIR, current_revision
+from liverec.catalog.schema import metadata
+from liverec.errors import ConfigError, SchemaError
+
+
+def _downgrade_to_base(engine: sa.Engine) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+
+
+def test_empty_database_is_migrated_to_head(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
+    try:
+        with pytest.raises(SchemaError, match=r"empty.*liverec migrate"):
+            check_schema(engine)
+        ensure_schema(engine)
+        assert current_revision(engine) == head_revision()
+        check_schema(engine)
+        ensure_schema(engine)  # at head: nothing to do
+        migrate(engine)  # and migrating again is harmless
+        tables = set(sa.inspect(engine).get_table_names())
+        assert {t.name for t in metadata.sorted_tables} <= tables
+    finally:
+        engine.dispose()
+
+
+def test_migrations_build_exactly_the_declared_schema(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        assert compare_metadata(ctx, metadata) == []
+
+
+def test_schema_behind_head_is_refused_with_the_command_to_run(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
+    try:
+        migrate(engine)
+        _downgrade_to_base(engine)  # leaves alembic_version, at no revision
+        message = (
+            f"catalog schema is at <base>, code needs {head_revision()}: run `liverec migrate`"
+        )
+        with pytest.raises(SchemaError) as info:
+            ensure_schema(engine)
+        assert str(info.value) == message
+        with pytest.raises(SchemaError):
+            check_schema(engine)
+        migrate(engine)
+        check_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_unknown_revision_is_refused(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
+    with pytest.raises(SchemaError, match="at ffff, which this code does not know"):
+        ensure_schema(engine)
+
+
+def test_foreign_tables_without_a_version_are_refused(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE other (x INTEGER)"))
+        with pytest.raises(SchemaError, match="no liverec schema version"):
+            ensure_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'sub' / 'c.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert (tmp_path / "sub").is_dir()
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_transactions_are_real(tmp_path: Path) -> None:
+    # The sqlite3 module alone would autocommit DDL; our BEGIN makes a rollback undo it.
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        with pytest.raises(RuntimeError), engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+            raise RuntimeError
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://", "sqlite:///:memory:", "mysql://u@h/db", "postgresql+psycopg2://u@h/db", "::"],
+)
+def test_unsupported_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError):
+        make_engine(url)
+
+
+def test_plain_postgresql_urls_use_psycopg() -> None:
+    engine = make_engine("postgresql://postgres@127.0.0.1:1/x")
+    assert engine.dialect.driver == "psycopg"
+    engine.dispose()

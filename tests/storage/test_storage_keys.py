@@ -1,0 +1,99 @@
+"""Key and file-name validation: everything unsafe is an InvalidKeyError."""
+
+from __future__ import annotations
+
+import pytest
+
+from liverec.errors import InvalidKeyError
+from liverec.storage import check_key, check_name, check_prefix, project_key, stream_folder
+
+GOOD_KEYS = [
+    "a",
+    "na/app/record/live/cam1/abc_20261123120000000.m3u8",
+    "a/b.c/d-e_f",
+    ".hidden/x",
+    "...",
+    "ünïcode/名前.ts",
+    "x" * 255,
+    "/".join(["y" * 200] * 5),  # 1004 bytes
+]
+
+BAD_KEYS = [
+    "",
+    "/abs",
+    "a//b",
+    "a/",
+    "./a",
+    "a/./b",
+    "..",
+    "../a",
+    "a/../b",
+    "a/..",
+    "a\\b",
+    "..\\a",
+    "a\x00b",
+    "a\nb",
+    "a\tb",
+    "a\x7fb",
+    "a\x85b",  # C1 control
+    "x" * 256,  # one part over 255 bytes
+    "é" * 128,  # 256 bytes in UTF-8
+    "/".join(["y" * 200] * 6),  # over 1024 bytes
+    "a\ud800b",  # lone surrogate
+]
+
+
+@pytest.mark.parametrize("key", GOOD_KEYS)
+def test_good_keys_pass(key: str) -> None:
+    assert check_key(key) == key
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_bad_keys_are_refused(key: str) -> None:
+    with pytest.raises(InvalidKeyError):
+        check_key(key)
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("clip.m3u8", True),
+        ("CLIP.M3U8", True),
+        ("a.b.m3u8", True),
+        ("clip.mp4", False),
+        ("clip", False),
+        (".m3u8", False),  # no stem
+        ("dir/clip.m3u8", False),
+        ("..", False),
+        ("clip.m3u8\x00.jpg", False),
+        ("c\\lip.m3u8", False),
+    ],
+)
+def test_names_need_a_safe_single_part_and_an_allowed_extension(name: str, ok: bool) -> None:
+    if ok:
+        assert check_name(name, (".m3u8",)) == name
+        assert check_name(name, ("m3u8", "jpg")) == name
+    else:
+        with pytest.raises(InvalidKeyError):
+            check_name(name, (".m3u8",))
+
+
+def test_names_without_an_extension_rule() -> None:
+    assert check_name("anything") == "anything"
+    with pytest.raises(InvalidKeyError):
+        check_name("a/b")
+
+
+def test_prefixes_and_layout() -> None:
+    assert check_prefix("") == ""
+    assert check_prefix("a/b/") == "a/b/"
+    assert check_prefix("a/b") == "a/b"
+    for bad in ("/", "../", "a//", "/a/"):
+        with pytest.raises(InvalidKeyError):
+            check_prefix(bad)
+    assert stream_folder("live", "cam1") == "record/live/cam1/"
+    assert project_key("na", "app", "record/live/cam1/x.ts") == "na/app/record/live/cam1/x.ts"
+    with pytest.raises(InvalidKeyError):
+        stream_folder("live", "..")
+    with pytest.raises(InvalidKeyError):
+        project_key("na", "app", "/etc/passwd")
