@@ -85,9 +85,10 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
 
 
 def _coerce(name: str, value: Any) -> Any:
-    kind = type(_FIELDS[name].default)
+    default = _FIELDS[name].default
+    kind = type(default)
     try:
-        if kind is Path:
+        if isinstance(default, Path):
             return Path(str(value))
         if kind is float:
             return float(value)

@@ -13,7 +13,7 @@ import pytest
 from liverec.catalog import Catalog, SecretBox, make_engine
 from liverec.config import load_settings
 from support.mediagen import make_media
-from support.recordings import recordings
+from support.recordings import finished, recordings
 from support.rtmpclient import RtmpPublisher
 from support.server import LiverecProcess, start_push
 
@@ -154,7 +154,7 @@ def test_hostile_connections_do_not_hurt_an_honest_push(tmp_path: Path, av10: Pa
     for s in flood:
         s.close()
     assert honest.wait(60) == 0
-    [rec] = recordings(srv.stream_dir("honest"))
+    [rec] = finished(srv.stream_dir("honest"))
     assert rec.frames() == list(range(10 * FPS))
     assert not list(srv.stream_dir("half").glob("*.ts"))
     srv.wait_for_log(r"RTMP .* closed: .*")

@@ -62,7 +62,11 @@ class LiverecProcess:
             text=True,
         )
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
-        if not self._ready.wait(timeout):
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                break
+        if not self._ready.is_set():
             self.kill()
             raise RuntimeError("liverec did not start:\n" + self.output)
         return self

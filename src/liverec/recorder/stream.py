@@ -148,15 +148,15 @@ class StreamRecorder:
         if self._closed:
             return
         self._closed = True
-        try:
-            if self.segmenter is None and self._pending:
-                self._start_segmenter()
-            if self.segmenter is not None:
-                self._emit(self.segmenter.flush())
-            await self.writer.close()
-        finally:
-            if self.on_closed is not None:
-                await self.on_closed()
+        if self.segmenter is None and self._pending:
+            self._start_segmenter()
+        if self.segmenter is not None:
+            self._emit(self.segmenter.flush())
+        # The stream is free for its next publisher at once (a reconnect gets a new
+        # recording); this publish's last segments are still being stored below.
+        if self.on_closed is not None:
+            await self.on_closed()
+        await self.writer.close()
 
     # -- internals ---------------------------------------------------------------------
 

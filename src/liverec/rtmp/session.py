@@ -7,6 +7,7 @@ service provides, and media goes to the `MediaSink` that handler returns."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -114,8 +115,7 @@ class Session:
         if kind in (m.COMMAND_AMF0, m.COMMAND_AMF3):
             return await self._command(msg)
         if kind in (m.DATA_AMF0, m.DATA_AMF3):
-            self._data(msg)
-            return []
+            return await self._data(msg)
         if kind == m.WINDOW_ACK_SIZE and len(msg.payload) >= 4:
             self.peer_window = max(1, int.from_bytes(msg.payload[:4], "big"))
             return []
@@ -129,14 +129,18 @@ class Session:
         return []
 
     async def _media(self, kind: int, raw_ts: int, payload: bytes) -> list[Message]:
-        if self.sink is None or not payload:
+        sink = self.sink
+        if sink is None or not payload:
             return []  # media before publish: dropped, as nothing is being recorded yet
         ts = self._unwrap(raw_ts)
+        if kind == m.VIDEO:
+            return await self._to_sink(lambda: sink.on_video(ts, payload))
+        return await self._to_sink(lambda: sink.on_audio(ts, payload))
+
+    async def _to_sink(self, call: Callable[[], None]) -> list[Message]:
+        """Run one sink call; bad media is dropped, a refusal ends the publish."""
         try:
-            if kind == m.VIDEO:
-                self.sink.on_video(ts, payload)
-            else:
-                self.sink.on_audio(ts, payload)
+            call()
         except MediaError as exc:
             log.warning("%s %s: bad media dropped: %s", self.peer, self.stream_name, exc)
         except RefusedError as exc:  # e.g. a codec other than H.264/AAC
@@ -152,18 +156,20 @@ class Session:
             return [self.refusal(exc)]
         return []
 
-    def _data(self, msg: Message) -> None:
+    async def _data(self, msg: Message) -> list[Message]:
         payload = msg.payload[1:] if msg.type_id == m.DATA_AMF3 else msg.payload
         try:
             values = amf0.decode_all(payload)
         except MediaError:
-            return
+            return []
         if values and values[0] == "@setDataFrame":
             values = values[1:]
-        if len(values) >= 2 and values[0] == "onMetaData" and self.sink is not None:
+        sink = self.sink
+        if len(values) >= 2 and values[0] == "onMetaData" and sink is not None:
             meta = values[1]
             if isinstance(meta, dict):
-                self.sink.on_metadata(meta)
+                return await self._to_sink(lambda: sink.on_metadata(meta))
+        return []
 
     async def _command(self, msg: Message) -> list[Message]:
         name, txn, args = m.parse_command(msg)
