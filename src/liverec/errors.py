@@ -52,3 +52,7 @@ class StorageError(LiverecError):
 
 class InvalidKeyError(StorageError):
     """A storage key is unsafe (absolute, `..`, control characters, empty parts)."""
+
+
+class StorageTimeoutError(StorageError):
+    """A storage call timed out (the API answers 504)."""

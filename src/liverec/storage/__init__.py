@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import unquote, urlparse
 
 from liverec.errors import ConfigError
@@ -23,7 +24,9 @@ __all__ = [
 
 
 def open_store(url: str) -> BlobStore:
-    """`file:///absolute/path` -> LocalStore; `s3://bucket/prefix` is not supported yet."""
+    """`file:///absolute/path` -> LocalStore; `s3://bucket/prefix` -> S3Store, with the
+    endpoint from LIVEREC_S3_ENDPOINT_URL (AWS when unset), the region from AWS_REGION or
+    AWS_DEFAULT_REGION and credentials from boto3's default chain."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
@@ -33,5 +36,19 @@ def open_store(url: str) -> BlobStore:
             raise ConfigError(f"a file:// storage URL needs an absolute path: {url!r}")
         return LocalStore(path)
     if parsed.scheme == "s3":
-        raise ConfigError("s3:// storage is not supported yet")
-    raise ConfigError(f"unsupported storage URL {url!r}: use file:///PATH")
+        if not parsed.netloc:
+            raise ConfigError(
+                f"an s3:// storage URL needs a bucket: s3://BUCKET/PREFIX, not {url!r}"
+            )
+        if parsed.query or parsed.fragment:
+            raise ConfigError(f"an s3:// storage URL takes no query or fragment: {url!r}")
+        # Imported here so that processes on local storage never load boto3.
+        from liverec.storage.s3 import S3Store
+
+        return S3Store(
+            parsed.netloc,
+            unquote(parsed.path),
+            endpoint_url=os.environ.get("LIVEREC_S3_ENDPOINT_URL") or None,
+            region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        )
+    raise ConfigError(f"unsupported storage URL {url!r}: use file:///PATH or s3://BUCKET/PREFIX")
