@@ -1,0 +1,250 @@
+"""Clips: a VOD playlist over the recorded segments between two instants.
+
+A plain clip copies no media: it lists the existing segments, from the one holding `start` to
+the one holding `end`, by relative URI (the clip lives in the same folder), across
+recordings, with EXT-X-DISCONTINUITY where it crosses into another recording or where the
+recording itself marked one, and EXT-X-PROGRAM-DATE-TIME on every segment. The catalog query
+is one index range scan returning only the segments in range.
+
+A precise clip replaces the boundary segments with new ones cut to the frame (precise.py):
+`{clipbase}_head.ts` and `{clipbase}_tail.ts` beside the playlist (one `_head.ts` when both
+ends fall in one segment). A boundary segment that the cut would not change stays
+referenced as it is."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from liverec.catalog import Catalog, Recording, Segment
+from liverec.errors import NotFoundError
+from liverec.media.m3u8 import MediaPlaylist, SegmentEntry, format_time, render
+from liverec.postprocess.precise import Cut, cut_segment
+from liverec.postprocess.timing import SegmentMedia, open_segment
+from liverec.storage import BlobStore, project_key, stream_folder
+
+log = logging.getLogger(__name__)
+
+M3U8_TYPE = "application/vnd.apple.mpegurl"
+TS_TYPE = "video/mp2t"
+_MS = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    file_name: str  # record/{entry_point}/{stream_name}/{fileName}
+    start: datetime  # plain: the first segment's start; precise: the first frame's time
+    end: datetime  # plain: the last segment's end; precise: the last frame's time
+    duration: float  # seconds of media the playlist plays (the sum of its EXTINFs)
+    segments: int  # entries in the playlist
+    precise: bool
+
+
+def make_clip(
+    catalog: Catalog,
+    store: BlobStore,
+    *,
+    app_id: str,
+    region: str,
+    entry_point: str,
+    stream_name: str,
+    file_name: str,
+    start: datetime,
+    end: datetime | None,
+    precise: bool = False,
+) -> ClipResult:
+    """Write the clip playlist record/{entry_point}/{stream_name}/{file_name} covering
+    [start, end] (end None: up to the end of the stream's latest recorded media, also while
+    it is live).
+
+    The name is reserved first (ConflictError when it is taken) and released again, with any
+    segment written for it, if anything fails afterwards. NotFoundError when no recorded
+    segment overlaps the range."""
+    folder = stream_folder(entry_point, stream_name)
+    catalog.reserve_file(app_id, entry_point, stream_name, file_name, "clip")
+    job = _Job(catalog, store, app_id, region, entry_point, stream_name, folder, file_name)
+    try:
+        result = job.run(start, end, precise)
+    except BaseException:
+        job.undo()
+        raise
+    return result
+
+
+@dataclass
+class _Job:
+    catalog: Catalog
+    store: BlobStore
+    app_id: str
+    region: str
+    entry_point: str
+    stream_name: str
+    folder: str  # record/{ep}/{stream}/
+    file_name: str
+
+    def __post_init__(self) -> None:
+        self.written: list[str] = []
+
+    def run(self, start: datetime, end: datetime | None, precise: bool) -> ClipResult:
+        if end is None:
+            end = self._latest_end(start)
+        pairs = self.catalog.segments_between(
+            self.app_id, self.entry_point, self.stream_name, start, end, region=self.region
+        )
+        if not pairs:
+            raise NotFoundError(f"no recording of {self.stream_name} at {format_time(start)}")
+        if precise:
+            entries, first, last = self._precise(pairs, start, end)
+        else:
+            entries = _entries(pairs)
+            first, last = pairs[0][1].start_time, pairs[-1][1].end_time
+        text = render(MediaPlaylist(segments=entries, playlist_type="VOD", endlist=True))
+        self._put(self.file_name, text.encode(), M3U8_TYPE)
+        return ClipResult(
+            file_name=self.folder + self.file_name,
+            start=first,
+            end=last,
+            duration=round(sum(e.duration for e in entries), 6),
+            segments=len(entries),
+            precise=precise,
+        )
+
+    def undo(self) -> None:
+        for key in self.written:
+            try:
+                self.store.delete(key)
+            except Exception:
+                log.exception("could not delete %s", key)
+        try:
+            self.catalog.release_file(
+                self.app_id, self.entry_point, self.stream_name, self.file_name
+            )
+        except Exception:
+            log.exception("could not release clip name %s%s", self.folder, self.file_name)
+
+    def _put(self, name: str, data: bytes, content_type: str) -> None:
+        key = project_key(self.region, self.app_id, self.folder + name)
+        self.written.append(key)
+        self.store.put(key, data, content_type)
+
+    def _latest_end(self, start: datetime) -> datetime:
+        rec = self.catalog.latest_recording(
+            self.app_id, self.entry_point, self.stream_name, region=self.region
+        )
+        if rec is None:
+            raise NotFoundError(f"no recording of {self.stream_name} at {format_time(start)}")
+        return rec.end_time
+
+    # -- precise ----------------------------------------------------------------------------
+
+    def _precise(
+        self, pairs: list[tuple[Recording, Segment]], start: datetime, end: datetime
+    ) -> tuple[list[SegmentEntry], datetime, datetime]:
+        with ExitStack() as stack:
+            opened: dict[int, SegmentMedia] = {}
+
+            def load(seg: Segment) -> SegmentMedia:
+                if seg.id not in opened:
+                    opened[seg.id] = stack.enter_context(
+                        open_segment(self.store, self.region, self.app_id, seg)
+                    )
+                return opened[seg.id]
+
+            pairs = list(pairs)
+            head_media = load(pairs[0][1])
+            head = head_media.last_shown(start)
+            if head is None:
+                # With B-frames the screen shows the previous segment's last frames for a
+                # moment after a segment starts; otherwise start is before the first frame.
+                previous = self._previous(pairs[0])
+                if previous is not None:
+                    prev_media = load(previous[1])
+                    head = prev_media.last_shown(start)
+                    if head is not None:
+                        pairs.insert(0, previous)
+                        head_media = prev_media
+                head = head if head is not None else 0
+            tail_media = load(pairs[-1][1])
+            tail = tail_media.last_shown(end)
+            if tail is None and len(pairs) > 1:
+                pairs.pop()  # end is before this segment's first frame is shown
+                tail_media = load(pairs[-1][1])
+                tail = tail_media.last_shown(end)
+            if tail is None or (len(pairs) == 1 and tail < head):
+                raise NotFoundError(
+                    f"no video frame of {self.stream_name} between "
+                    f"{format_time(start)} and {format_time(end)}"
+                )
+            return self._cut(pairs, head_media, head, tail_media, tail)
+
+    def _cut(
+        self,
+        pairs: list[tuple[Recording, Segment]],
+        head_media: SegmentMedia,
+        head: int,
+        tail_media: SegmentMedia,
+        tail: int,
+    ) -> tuple[list[SegmentEntry], datetime, datetime]:
+        base = self.file_name.removesuffix(".m3u8")
+        entries = _entries(pairs)
+        head_frames = head_media.frames()
+        tail_frames = tail_media.frames()
+        first = head_media.clock.time_of(head_frames[head].pts)
+        last = tail_media.clock.time_of(tail_frames[tail].pts)
+        cut_head = head_media.clock.offset(head_frames[head].pts) > 0
+        cut_tail = tail < len(tail_frames) - 1
+        if len(pairs) == 1:
+            if cut_head or cut_tail:
+                cut = cut_segment(
+                    head_media, head if cut_head else None, tail if cut_tail else None
+                )
+                entries[0] = self._store_cut(f"{base}_head.ts", cut, entries[0])
+            return entries, first, last
+        if cut_head:
+            cut = cut_segment(head_media, head, None)
+            entries[0] = self._store_cut(f"{base}_head.ts", cut, entries[0])
+        if cut_tail:
+            cut = cut_segment(tail_media, None, tail)
+            entries[-1] = self._store_cut(f"{base}_tail.ts", cut, entries[-1])
+        return entries, first, last
+
+    def _store_cut(self, name: str, cut: Cut, entry: SegmentEntry) -> SegmentEntry:
+        self._put(name, cut.data, TS_TYPE)
+        return SegmentEntry(
+            uri=name,
+            duration=cut.duration,
+            program_date_time=cut.start_time,
+            discontinuity=entry.discontinuity,
+        )
+
+    def _previous(self, pair: tuple[Recording, Segment]) -> tuple[Recording, Segment] | None:
+        rec, seg = pair
+        if seg.seq == 0 or seg.discontinuity:
+            return None
+        before = seg.start_time - _MS
+        for other in self.catalog.segments_between(
+            self.app_id, self.entry_point, self.stream_name, before, before, region=self.region
+        ):
+            if other[0].id == rec.id and other[1].seq == seg.seq - 1:
+                return other
+        return None
+
+
+def _entries(pairs: list[tuple[Recording, Segment]]) -> list[SegmentEntry]:
+    """Playlist entries for recorded segments, by relative URI (same folder)."""
+    entries: list[SegmentEntry] = []
+    previous: int | None = None
+    for rec, seg in pairs:
+        crossing = previous is not None and (rec.id != previous or seg.discontinuity)
+        entries.append(
+            SegmentEntry(
+                uri=seg.key.rsplit("/", 1)[-1],
+                duration=seg.duration,
+                program_date_time=seg.start_time,
+                discontinuity=crossing,
+            )
+        )
+        previous = rec.id
+    return entries

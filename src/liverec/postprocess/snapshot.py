@@ -1,0 +1,169 @@
+"""Snapshots: the JPEG of the frame shown at a wall-clock instant.
+
+The frame is the last video frame whose presentation time is not after the asked time
+(timing.py says how a frame's wall clock is known exactly). It is picked from the packets'
+timestamps before anything is decoded, then decoded from the keyframe before it up to itself,
+non-reference frames on the way skipped, and encoded as a full-resolution JPEG with PyAV's
+mjpeg encoder."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from liverec.catalog import Catalog, Segment
+from liverec.errors import MediaError, NotFoundError
+from liverec.media.m3u8 import format_time
+from liverec.postprocess.timing import open_segment
+from liverec.storage import BlobStore, project_key, stream_folder
+
+log = logging.getLogger(__name__)
+
+JPEG_TYPE = "image/jpeg"
+# mjpeg's quantiser pinned at 2 (what `ffmpeg -q:v 2` gives): ~51 dB PSNR at 720p, ~75 kB.
+_JPEG_OPTIONS = {"qmin": "2", "qmax": "2"}
+_MS = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    file_name: str  # record/{entry_point}/{stream_name}/{fileName}
+    time: datetime  # the frame's own wall clock (UTC, rounded up to the microsecond)
+    width: int
+    height: int
+
+
+def make_snapshot(
+    catalog: Catalog,
+    store: BlobStore,
+    *,
+    app_id: str,
+    region: str,
+    entry_point: str,
+    stream_name: str,
+    file_name: str,
+    time: datetime | None,
+) -> SnapshotResult:
+    """Write the JPEG of the frame shown at `time` (None: the latest recorded frame, also
+    while the stream is live) to record/{entry_point}/{stream_name}/{file_name}.
+
+    The name is reserved first (ConflictError when it is taken) and released again if
+    anything fails afterwards. NotFoundError when no recording holds `time` or the recording
+    has no video there."""
+    name = stream_folder(entry_point, stream_name) + file_name
+    catalog.reserve_file(app_id, entry_point, stream_name, file_name, "snapshot")
+    try:
+        finder = _Finder(catalog, store, app_id, region, entry_point, stream_name)
+        jpeg, frame_time, width, height = finder.snapshot(time)
+        store.put(project_key(region, app_id, name), jpeg, JPEG_TYPE)
+    except BaseException:
+        try:
+            catalog.release_file(app_id, entry_point, stream_name, file_name)
+        except Exception:
+            log.exception("could not release snapshot name %s", name)
+        raise
+    return SnapshotResult(file_name=name, time=frame_time, width=width, height=height)
+
+
+def encode_jpeg(frame: Any) -> bytes:
+    """A decoded video frame -> JPEG bytes at the frame's own size (full-range yuvj420p)."""
+    ctx = av.CodecContext.create("mjpeg", "w")
+    ctx.width = frame.width
+    ctx.height = frame.height
+    ctx.pix_fmt = "yuvj420p"
+    ctx.time_base = Fraction(1, 25)
+    ctx.options = dict(_JPEG_OPTIONS)
+    try:
+        image = frame.reformat(format="yuvj420p")
+        packets = ctx.encode(image) + ctx.encode(None)
+    except av.FFmpegError as exc:
+        raise MediaError(f"cannot encode the JPEG: {exc}") from exc
+    return b"".join(bytes(p) for p in packets)
+
+
+@dataclass
+class _Finder:
+    catalog: Catalog
+    store: BlobStore
+    app_id: str
+    region: str
+    entry_point: str
+    stream_name: str
+
+    def snapshot(self, time: datetime | None) -> tuple[bytes, datetime, int, int]:
+        segment = self._latest_segment() if time is None else self._segment_at(time)
+        found = self._encode_shown(segment, time)
+        if found is None and time is not None and segment.seq > 0 and not segment.discontinuity:
+            # With B-frames a segment's keyframe is shown a little after the segment starts;
+            # until then the screen still shows the previous segment's last frames.
+            previous = self._previous(segment)
+            if previous is not None:
+                found = self._encode_shown(previous, time)
+        if found is None:
+            raise NotFoundError(
+                f"no video frame of {self.stream_name} at {format_time(time)}"
+                if time is not None
+                else f"no video frame of {self.stream_name}"
+            )
+        return found
+
+    def _segment_at(self, time: datetime) -> Segment:
+        pairs = self.catalog.segments_between(
+            self.app_id, self.entry_point, self.stream_name, time, time, region=self.region
+        )
+        holding = [seg for _, seg in pairs if seg.start_time <= time]
+        if not holding:
+            raise NotFoundError(f"no recording of {self.stream_name} at {format_time(time)}")
+        return holding[-1]
+
+    def _latest_segment(self) -> Segment:
+        rec = self.catalog.latest_recording(
+            self.app_id, self.entry_point, self.stream_name, region=self.region
+        )
+        if rec is not None:
+            pairs = self.catalog.segments_between(
+                self.app_id,
+                self.entry_point,
+                self.stream_name,
+                rec.end_time - 1000 * _MS,
+                rec.end_time,
+                region=self.region,
+            )
+            own = [seg for r, seg in pairs if r.id == rec.id]
+            if own:
+                return max(own, key=lambda s: s.seq)
+        raise NotFoundError(f"no recording of {self.stream_name}")
+
+    def _previous(self, segment: Segment) -> Segment | None:
+        before = segment.start_time - _MS
+        pairs = self.catalog.segments_between(
+            self.app_id, self.entry_point, self.stream_name, before, before, region=self.region
+        )
+        for _, seg in pairs:
+            if seg.recording_id == segment.recording_id and seg.seq == segment.seq - 1:
+                return seg
+        return None
+
+    def _encode_shown(
+        self, segment: Segment, time: datetime | None
+    ) -> tuple[bytes, datetime, int, int] | None:
+        """JPEG, wall clock and size of the last frame of `segment` not after `time`; None
+        if its first frame is after `time`."""
+        with open_segment(self.store, self.region, self.app_id, segment, audio=False) as media:
+            if not media.video:
+                raise NotFoundError(f"no video in the recording of {self.stream_name}")
+            frames = media.frames()
+            index = media.last_shown(time)
+            if index is None:
+                return None
+            target = frames[index]
+            at = next(i for i, p in enumerate(media.video) if p is target)
+            frame = media.decode(media.keyframe_before(at), at, {target.pts}).get(target.pts)
+            if frame is None:
+                raise MediaError(f"{segment.key}: frame at pts {target.pts} did not decode")
+            return encode_jpeg(frame), media.clock.time_of(target.pts), frame.width, frame.height
