@@ -34,6 +34,7 @@ class SecretBox:
     def __init__(self, key: str | bytes) -> None:
         try:
             self._fernet = Fernet(key)
+            self._raw = base64.urlsafe_b64decode(key)
         except (ValueError, TypeError):
             raise ConfigError(
                 "secret key must be a url-safe base64 32-byte Fernet key "
@@ -75,6 +76,11 @@ class SecretBox:
         finally:
             tmp.unlink()
         return cls(path.read_bytes().strip())
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for another use (signing file URLs), derived so that every node sharing
+        the secret key derives the same one, and it reveals nothing of the secret key."""
+        return hmac.new(self._raw, b"liverec:" + purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode("utf-8")).decode("ascii")

@@ -1,0 +1,64 @@
+"""Who may call what: the checks every FLS route makes before it does anything."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from liverec.api.auth import authenticate, require_project
+from liverec.api.context import ApiContext
+from liverec.api.errors import ApiError
+from liverec.config import REGIONS
+from liverec.errors import NotFoundError
+
+
+@dataclass(frozen=True)
+class Scope:
+    customer_id: str
+    app_id: str
+    entry_point: str
+    region: str
+
+
+def check_region(region: str) -> str:
+    if region not in REGIONS:
+        raise ApiError(
+            400,
+            "invalid_region",
+            f"unknown region {region[:16]!r}: use one of {', '.join(REGIONS)}",
+        )
+    return region
+
+
+async def project_scope(
+    request: Request, appid: str, customer_id: Annotated[str, Depends(authenticate)]
+) -> str:
+    if not appid:
+        raise ApiError(400, "invalid_parameter", "appid is empty")
+    await require_project(request, customer_id, appid)
+    return appid
+
+
+async def stream_scope(
+    request: Request,
+    appid: str,
+    entry_point: str,
+    region: str,
+    customer_id: Annotated[str, Depends(authenticate)],
+) -> Scope:
+    """The project, entry point and region of a standard-recording call, all checked."""
+    if not appid or not entry_point:
+        raise ApiError(400, "invalid_parameter", "appid and entry_point must not be empty")
+    check_region(region)
+    await require_project(request, customer_id, appid)
+    ctx: ApiContext = request.app.state.ctx
+    try:
+        await asyncio.to_thread(ctx.catalog.get_entry_point, appid, entry_point)
+    except NotFoundError:
+        raise ApiError(
+            404, "entry_point_not_found", f"entry point {entry_point[:64]!r} does not exist"
+        ) from None
+    return Scope(customer_id=customer_id, app_id=appid, entry_point=entry_point, region=region)

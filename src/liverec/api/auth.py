@@ -1,0 +1,275 @@
+"""API authentication: HTTP Basic and Agora's HMAC-SHA256 scheme, and project access.
+
+HMAC (the Kong-style HTTP signature Agora's gateway uses):
+
+    Authorization: hmac username="{customer_id}", algorithm="hmac-sha256",
+                   headers="host date request-line digest", signature="{base64}"
+
+The signed text is one line per name in `headers`, in that order, joined by "\\n": the
+request line as `{METHOD} {path?query} HTTP/1.1`, any other name as `{name}: {value}`;
+`Digest` is `SHA-256={base64(sha256(body))}`. The key is the customer secret. The signature
+must cover host, date and the request line, and also the digest when there is a body; a
+Digest header that is sent is always checked against the body, signed or not.
+
+Every failure is a 401; messages say what is wrong but never echo a secret or the header."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from liverec.api.context import ApiContext
+from liverec.api.errors import ApiError
+from liverec.catalog import Project
+from liverec.errors import NotFoundError
+
+ALGORITHM = "hmac-sha256"
+DEFAULT_SIGNED_HEADERS = ("host", "date", "request-line", "digest")
+REQUIRED_SIGNED_HEADERS = ("host", "date", "request-line")
+MAX_CUSTOMER_ID_LEN = 128
+_PARAM = re.compile(r'\s*([A-Za-z]+)\s*=\s*"([^"]*)"\s*(?:,|$)')
+
+
+def get_context(request: Request) -> ApiContext:
+    """The ApiContext the app factory put on `app.state.ctx`."""
+    ctx = getattr(request.app.state, "ctx", None)
+    if not isinstance(ctx, ApiContext):
+        raise RuntimeError("app.state.ctx is not set to an ApiContext")
+    return ctx
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message)
+
+
+# --- the HMAC scheme, shared by clients and the server ------------------------------
+
+
+def http_date(when: datetime) -> str:
+    """An RFC 7231 date: `Mon, 23 Nov 2026 12:00:00 GMT`."""
+    return format_datetime(when.astimezone(UTC), usegmt=True)
+
+
+def body_digest(body: bytes) -> str:
+    return "SHA-256=" + base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
+
+
+def signing_string(signed: Sequence[str], values: Mapping[str, str], request_line: str) -> str:
+    return "\n".join(
+        request_line if name == "request-line" else f"{name}: {values[name]}" for name in signed
+    )
+
+
+def _mac(secret: str, text: str) -> bytes:
+    return hmac.digest(secret.encode("utf-8"), text.encode("utf-8"), hashlib.sha256)
+
+
+def hmac_authorization(
+    customer_id: str,
+    secret: str,
+    method: str,
+    path_qs: str,
+    host: str,
+    date: datetime | str,
+    body: bytes = b"",
+    *,
+    signed_headers: Sequence[str] = DEFAULT_SIGNED_HEADERS,
+) -> dict[str, str]:
+    """The headers a client sends to sign a request: Host, Date, Digest, Authorization.
+    `path_qs` is the path as sent, with its query string (`/v1/x?a=1`); `date` a datetime
+    or an already formatted string."""
+    date_text = date if isinstance(date, str) else http_date(date)
+    values = {"host": host, "date": date_text, "digest": body_digest(body)}
+    unknown = [n for n in signed_headers if n != "request-line" and n not in values]
+    if unknown:
+        raise ValueError(f"cannot sign headers {unknown}: only host, date, digest")
+    text = signing_string(signed_headers, values, f"{method.upper()} {path_qs} HTTP/1.1")
+    signature = base64.b64encode(_mac(secret, text)).decode("ascii")
+    authorization = (
+        f'hmac username="{customer_id}", algorithm="{ALGORITHM}", '
+        f'headers="{" ".join(signed_headers)}", signature="{signature}"'
+    )
+    return {
+        "Host": host,
+        "Date": date_text,
+        "Digest": values["digest"],
+        "Authorization": authorization,
+    }
+
+
+# --- server side ----------------------------------------------------------------------
+
+
+def _parse_params(text: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        match = _PARAM.match(text, pos)
+        if match is None or match.end() == pos:
+            raise unauthorized("malformed hmac Authorization header")
+        name = match.group(1).lower()
+        if name in params:
+            raise unauthorized(f"hmac Authorization repeats {name}")
+        params[name] = match.group(2)
+        pos = match.end()
+    return params
+
+
+def _check_date(ctx: ApiContext, value: str) -> None:
+    try:
+        sent = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        raise unauthorized("the Date header is not an HTTP date") from None
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=UTC)
+    offset = (sent - ctx.clock()).total_seconds()
+    if offset < -ctx.hmac_skew:
+        raise unauthorized(f"the Date header is stale (more than {ctx.hmac_skew:g} s old)")
+    if offset > ctx.hmac_skew:
+        raise unauthorized(f"the Date header is more than {ctx.hmac_skew:g} s in the future")
+
+
+def _check_digest(value: str, body: bytes) -> None:
+    sent: bytes | None = None
+    for item in value.split(","):
+        algo, sep, encoded = item.strip().partition("=")
+        if sep and algo.strip().lower() == "sha-256":
+            try:
+                sent = base64.b64decode(encoded.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                sent = None
+            break
+    if sent is None:
+        raise unauthorized("the Digest header must be SHA-256=<base64 of the body's SHA-256>")
+    if not hmac.compare_digest(sent, hashlib.sha256(body).digest()):
+        raise unauthorized("the Digest header does not match the body")
+
+
+def _request_line(request: Request, version: str) -> str:
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
+    query = request.scope.get("query_string", b"")
+    if query:
+        path += "?" + query.decode("latin-1")
+    return f"{request.method} {path} HTTP/{version}"
+
+
+async def _verify_hmac(ctx: ApiContext, request: Request, text: str) -> str:
+    params = _parse_params(text)
+    missing = [p for p in ("username", "algorithm", "headers", "signature") if p not in params]
+    if missing:
+        raise unauthorized(f"hmac Authorization lacks {', '.join(missing)}")
+    customer_id = params["username"]
+    if not 0 < len(customer_id) <= MAX_CUSTOMER_ID_LEN:
+        raise unauthorized("hmac username is not a customer ID")
+    if params["algorithm"].lower() != ALGORITHM:
+        raise unauthorized(f"unsupported hmac algorithm: use {ALGORITHM}")
+    signed = params["headers"].lower().split()
+    body = await request.body()
+    needed = [*REQUIRED_SIGNED_HEADERS, *(("digest",) if body else ())]
+    unsigned = [name for name in needed if name not in signed]
+    if unsigned:
+        raise unauthorized(f"the signature must cover {', '.join(unsigned)}")
+    values: dict[str, str] = {}
+    for name in signed:
+        if name == "request-line":
+            continue
+        value = request.headers.get(name)
+        if value is None:
+            raise unauthorized(f"the signed header {name} is missing")
+        values[name] = value
+    _check_date(ctx, values["date"])
+    digest = request.headers.get("digest")
+    if digest is not None:
+        _check_digest(digest, body)
+    try:
+        signature = base64.b64decode(params["signature"], validate=True)
+    except (binascii.Error, ValueError):
+        raise unauthorized("the signature is not base64") from None
+    secret = await asyncio.to_thread(ctx.catalog.credential_secret, customer_id)
+    if secret is None:
+        raise unauthorized("unknown or revoked credential")
+    # Clients sign "HTTP/1.1" whatever the transport; also accept the real version.
+    versions = ["1.1"]
+    actual = str(request.scope.get("http_version", "1.1"))
+    if actual != "1.1":
+        versions.append(actual)
+    for version in versions:
+        text = signing_string(signed, values, _request_line(request, version))
+        if hmac.compare_digest(signature, _mac(secret, text)):
+            return customer_id
+    raise unauthorized("the signature does not match")
+
+
+async def _verify_basic(ctx: ApiContext, token: str) -> str:
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise unauthorized("malformed Basic credentials") from None
+    customer_id, sep, secret = decoded.partition(":")
+    if not sep or not customer_id or not secret:
+        raise unauthorized("malformed Basic credentials: need customer_id:customer_secret")
+    # scrypt: ~30 ms of CPU, off the event loop.
+    credential = await asyncio.to_thread(ctx.catalog.verify_basic, customer_id, secret)
+    if credential is None:
+        raise unauthorized("wrong customer ID or secret")
+    return credential.customer_id
+
+
+async def authenticate(request: Request) -> str:
+    """FastAPI dependency: the customer ID of a valid Basic or hmac Authorization, else 401.
+    Also kept on `request.state.customer_id`."""
+    header = request.headers.get("authorization")
+    if not header or not header.strip():
+        raise unauthorized("missing Authorization header")
+    scheme, _, rest = header.strip().partition(" ")
+    ctx = get_context(request)
+    if scheme.lower() == "basic":
+        customer_id = await _verify_basic(ctx, rest)
+    elif scheme.lower() == "hmac":
+        customer_id = await _verify_hmac(ctx, request, rest)
+    else:
+        raise unauthorized("unsupported Authorization scheme: use Basic or hmac")
+    request.state.customer_id = customer_id
+    return customer_id
+
+
+def _granted_project(ctx: ApiContext, customer_id: str, app_id: str) -> Project | None:
+    if not ctx.catalog.credential_can_access(customer_id, app_id):
+        return None
+    try:
+        return ctx.catalog.get_project(app_id)
+    except NotFoundError:
+        return None
+
+
+async def require_project(request: Request, customer_id: str, app_id: str) -> Project:
+    """The project, if the credential `customer_id` (from `authenticate`) is granted it;
+    else 404, the same answer as for a project that does not exist, so that existence
+    does not leak."""
+    ctx = get_context(request)
+    project = await asyncio.to_thread(_granted_project, ctx, customer_id, app_id)
+    if project is None:
+        raise ApiError(404, "not_found", f"project {app_id[:64]} not found")
+    return project
+
+
+async def authorized_project(
+    request: Request, customer_id: Annotated[str, Depends(authenticate)]
+) -> Project:
+    """FastAPI dependency for routes with an `{appid}` (or `{app_id}`) path parameter."""
+    app_id = request.path_params.get("appid", request.path_params.get("app_id"))
+    if not isinstance(app_id, str):
+        raise RuntimeError("authorized_project needs an {appid} or {app_id} path parameter")
+    return await require_project(request, customer_id, app_id)

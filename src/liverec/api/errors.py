@@ -1,0 +1,210 @@
+"""Error answers: every non-200 answer is JSON `{"message": ..., "reason": ...}`, `message`
+first (Agora's gateway key). Routes raise ApiError for what they mean; the rest of the
+exception tree is mapped here, and anything unexpected is a 500 that leaks no detail."""
+
+from __future__ import annotations
+
+import http
+import importlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy.exc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from liverec.errors import (
+    ConflictError,
+    InvalidKeyError,
+    LiverecError,
+    NotFoundError,
+)
+from liverec.storage import ObjectNotFoundError
+
+log = logging.getLogger(__name__)
+
+WWW_AUTHENTICATE = 'Basic realm="liverec"'
+
+_REASONS = {
+    400: "invalid_parameter",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    416: "range_not_satisfiable",
+    504: "timeout",
+}
+# Text that marks a database error as a timeout: PostgreSQL's statement timeout, libpq's
+# connect timeout, SQLite's busy timeout.
+_TIMEOUT_WORDS = ("timeout", "timed out", "database is locked")
+
+
+class ApiError(Exception):
+    """An answer a route means to give: status, a short machine `reason`, a human `message`."""
+
+    def __init__(
+        self, status: int, reason: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def error_response(
+    status: int, reason: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The JSON error answer; a 401 always says how to authenticate."""
+    out = dict(headers or {})
+    if status == 401:
+        out.setdefault("WWW-Authenticate", WWW_AUTHENTICATE)
+    return JSONResponse({"message": message, "reason": reason}, status_code=status, headers=out)
+
+
+def _optional_timeout_types() -> tuple[type[BaseException], ...]:
+    """botocore's timeouts, when botocore is installed (the S3 store uses it)."""
+    try:
+        exceptions = importlib.import_module("botocore.exceptions")
+    except ImportError:
+        return ()
+    return (exceptions.ConnectTimeoutError, exceptions.ReadTimeoutError)
+
+
+_TIMEOUT_TYPES: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    sqlalchemy.exc.TimeoutError,
+    *_optional_timeout_types(),
+)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """True if the error, or one it was raised from, is a timeout (stores and the catalog
+    wrap driver errors, so the cause chain is searched)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        seen.add(id(current))
+        if isinstance(current, _TIMEOUT_TYPES):
+            return True
+        if isinstance(current, sqlalchemy.exc.OperationalError):
+            text = str(current.orig).lower()
+            if any(word in text for word in _TIMEOUT_WORDS):
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def classify(exc: BaseException) -> tuple[int, str, str]:
+    """(status, reason, message) for an exception no route turned into an ApiError."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.reason, exc.message
+    if is_timeout(exc):
+        return 504, "timeout", "a storage or database call timed out"
+    if isinstance(exc, ObjectNotFoundError):
+        return 404, "not_found", "no such file"  # its text would show internal store keys
+    if isinstance(exc, NotFoundError):
+        return 404, "not_found", str(exc)
+    if isinstance(exc, InvalidKeyError):
+        return 400, "invalid_parameter", str(exc)
+    if isinstance(exc, ConflictError):
+        return 409, "conflict", str(exc)
+    return 500, "internal", "internal error"
+
+
+def _log(request_line: str, exc: BaseException, status: int) -> None:
+    # Only the method and path: never headers (credentials) or bodies.
+    if status == 500:
+        log.error("%s failed", request_line, exc_info=exc)
+    elif status == 504:
+        log.warning("%s timed out: %s", request_line, type(exc).__name__, exc_info=exc)
+
+
+async def _on_exception(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.reason, exc.message, exc.headers)
+    status, reason, message = classify(exc)
+    _log(f"{request.method} {request.url.path}", exc, status)
+    return error_response(status, reason, message)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    # loc is ("query", "start_time") or ("body", "startTime") or ("body",).
+    parts = [str(p) for p in loc[1:]] if len(loc) > 1 else [str(p) for p in loc]
+    return ".".join(parts)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if not errors:
+        return error_response(400, "invalid_parameter", "invalid request")
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        message = "the request body is not valid JSON"
+    else:
+        field = _field_name(tuple(first.get("loc", ())))
+        message = f"invalid parameter {field}: {first.get('msg', 'invalid value')}"
+    return error_response(400, "invalid_parameter", message)
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    try:
+        default = http.HTTPStatus(status).phrase
+    except ValueError:
+        default = ""
+    detail = str(exc.detail) if exc.detail and exc.detail != default else ""
+    if status == 404:
+        message = detail or "no such path"
+    elif status == 405:
+        message = detail or f"method {request.method} is not allowed here"
+    else:
+        message = detail or default.lower() or "error"
+    reason = _REASONS.get(status, "internal" if status >= 500 else "error")
+    return error_response(status, reason, message, exc.headers)
+
+
+class _CatchAll:
+    """Turns an exception that escaped every handler into a JSON 500/504, so it never
+    reaches Starlette's plain-text error page (which also re-raises it to the server)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late for an answer: let the server drop the connection
+                raise
+            status, reason, message = classify(exc)
+            _log(f"{scope.get('method', '?')} {scope.get('path', '?')}", exc, status)
+            await error_response(status, reason, message)(scope, receive, send)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error answer of `app` the JSON shape above. Call before the app starts."""
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(HTTPException, _on_http_exception)
+    for exc_type in (ApiError, LiverecError, sqlalchemy.exc.SQLAlchemyError, *_TIMEOUT_TYPES):
+        app.add_exception_handler(exc_type, _on_exception)
+    app.add_middleware(_CatchAll)

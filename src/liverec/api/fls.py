@@ -1,0 +1,222 @@
+"""The FLS standard-recording post-processing API: preview_list, cutting, snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from liverec.api.access import Scope, stream_scope
+from liverec.api.context import ApiContext
+from liverec.api.errors import ApiError
+from liverec.api.signing import sign_url
+from liverec.api.times import format_time, not_in_future, parse_time, whole_seconds
+from liverec.errors import ConflictError, InvalidKeyError, NotFoundError
+from liverec.postprocess.clip import make_clip
+from liverec.postprocess.snapshot import make_snapshot
+from liverec.rtmp.pushauth import STREAM_NAME
+from liverec.storage import check_name
+
+BASE = "/v1/projects/{appid}/fls/entry_points/{entry_point}/admin/record/standard/regions/{region}"
+router = APIRouter(prefix=BASE, tags=["standard recording post-processing"])
+
+
+class RecordingItem(BaseModel):
+    fileName: str = Field(description="the recording's playlist, relative to the project root")
+    startTime: str
+    endTime: str
+    position: int = Field(description="seconds from startTime to the first instant in range")
+    url: str = Field(description="signed, expiring URL of the playlist")
+
+
+class PreviewList(BaseModel):
+    list: list[RecordingItem]
+
+
+class CuttingRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    startTime: str
+    endTime: str | None = None
+    fileName: str
+    precise: bool = Field(False, description="liverec extension: frame-accurate boundaries")
+
+
+class CuttingResult(BaseModel):
+    fileName: str
+    startTime: str
+    endTime: str
+    duration: float
+    url: str
+
+
+class SnapshotRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    time: str | None = None
+    fileName: str
+
+
+class SnapshotResult(BaseModel):
+    fileName: str
+    time: str
+    width: int
+    height: int
+    url: str
+
+
+def _ctx(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def _stream_name(name: str) -> str:
+    if not STREAM_NAME.fullmatch(name) or name in (".", ".."):
+        raise ApiError(400, "invalid_stream_name", f"invalid stream name {name[:140]!r}")
+    return name
+
+
+def _file_name(name: str, extensions: tuple[str, ...]) -> str:
+    try:
+        return check_name(name, extensions)
+    except InvalidKeyError as exc:
+        raise ApiError(400, "invalid_file_name", f"invalid fileName: {exc}") from None
+
+
+def _url(request: Request, ctx: ApiContext, scope: Scope, file_name: str) -> str:
+    path = sign_url(ctx, scope.app_id, scope.region, file_name)
+    return str(request.base_url).rstrip("/") + path
+
+
+@router.get("/preview_list", response_model=PreviewList)
+async def preview_list(
+    request: Request,
+    scope: Annotated[Scope, Depends(stream_scope)],
+    start_time: Annotated[str, Query()],
+    end_time: Annotated[str, Query()],
+    stream_name: Annotated[str, Query()],
+) -> PreviewList:
+    """Every recording of the stream that overlaps [start_time, end_time], oldest first."""
+    ctx = _ctx(request)
+    start = parse_time(start_time, "start_time")
+    end = parse_time(end_time, "end_time")
+    name = _stream_name(stream_name)
+    now = ctx.clock()
+    not_in_future(start, now, "start_time")
+    not_in_future(end, now, "end_time")
+    if end < start:
+        raise ApiError(400, "invalid_time", "end_time is before start_time")
+    recs = await asyncio.to_thread(
+        ctx.catalog.recordings_overlapping,
+        scope.app_id,
+        scope.entry_point,
+        name,
+        start,
+        end,
+        region=scope.region,
+    )
+    return PreviewList(
+        list=[
+            RecordingItem(
+                fileName=rec.playlist_key,
+                startTime=format_time(rec.start_time),
+                endTime=format_time(rec.end_time),
+                position=whole_seconds(start - rec.start_time),
+                url=_url(request, ctx, scope, rec.playlist_key),
+            )
+            for rec in recs
+        ]
+    )
+
+
+def _times(ctx: ApiContext, start_s: str, end_s: str | None) -> tuple[datetime, datetime | None]:
+    now = ctx.clock()
+    start = parse_time(start_s, "startTime")
+    not_in_future(start, now, "startTime")
+    end = None
+    if end_s:
+        end = parse_time(end_s, "endTime")
+        not_in_future(end, now, "endTime")
+        if end < start:
+            raise ApiError(400, "invalid_time", "endTime is before startTime")
+    return start, end
+
+
+@router.post("/cutting/{stream_name}", response_model=CuttingResult)
+async def cutting(
+    request: Request,
+    stream_name: str,
+    body: CuttingRequest,
+    scope: Annotated[Scope, Depends(stream_scope)],
+) -> CuttingResult:
+    """Cut [startTime, endTime] into a VOD M3U8 named fileName in the stream's folder."""
+    ctx = _ctx(request)
+    name = _stream_name(stream_name)
+    file_name = _file_name(body.fileName, (".m3u8",))
+    start, end = _times(ctx, body.startTime, body.endTime)
+    try:
+        clip = await asyncio.to_thread(
+            make_clip,
+            ctx.catalog,
+            ctx.store,
+            app_id=scope.app_id,
+            region=scope.region,
+            entry_point=scope.entry_point,
+            stream_name=name,
+            file_name=file_name,
+            start=start,
+            end=end,
+            precise=body.precise,
+        )
+    except ConflictError:
+        raise ApiError(400, "file_exists", f"fileName {file_name} is already used") from None
+    except NotFoundError as exc:
+        raise ApiError(404, "no_recording", str(exc)) from None
+    return CuttingResult(
+        fileName=clip.file_name,
+        startTime=format_time(clip.start),
+        endTime=format_time(clip.end),
+        duration=round(clip.duration, 3),
+        url=_url(request, ctx, scope, clip.file_name),
+    )
+
+
+@router.post("/snapshot/{stream_name}", response_model=SnapshotResult)
+async def snapshot(
+    request: Request,
+    stream_name: str,
+    body: SnapshotRequest,
+    scope: Annotated[Scope, Depends(stream_scope)],
+) -> SnapshotResult:
+    """A JPEG of the frame shown at `time` (the latest recorded frame when empty)."""
+    ctx = _ctx(request)
+    name = _stream_name(stream_name)
+    file_name = _file_name(body.fileName, (".jpg", ".jpeg"))
+    when = None
+    if body.time:
+        when = parse_time(body.time, "time")
+        not_in_future(when, ctx.clock(), "time")
+    try:
+        shot = await asyncio.to_thread(
+            make_snapshot,
+            ctx.catalog,
+            ctx.store,
+            app_id=scope.app_id,
+            region=scope.region,
+            entry_point=scope.entry_point,
+            stream_name=name,
+            file_name=file_name,
+            time=when,
+        )
+    except ConflictError:
+        raise ApiError(400, "file_exists", f"fileName {file_name} is already used") from None
+    except NotFoundError as exc:
+        raise ApiError(404, "no_recording", str(exc)) from None
+    return SnapshotResult(
+        fileName=shot.file_name,
+        time=format_time(shot.time),
+        width=shot.width,
+        height=shot.height,
+        url=_url(request, ctx, scope, shot.file_name),
+    )

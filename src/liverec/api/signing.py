@@ -1,0 +1,73 @@
+"""Signed, expiring file URLs that work in a player without credentials.
+
+    /files/s/{expires}/{sig}/{app_id}/{region}/record/{entry_point}/{stream_name}/{file}
+
+`sig` is HMAC-SHA256 under ctx.url_key of `{expires}:{app_id}/{region}/record/{ep}/{stream}/`,
+urlsafe base64 without padding. It covers the stream's folder, not the one file, and rides
+in the path: a player resolving a playlist's relative segment URIs stays under the same
+signed prefix, so the segments are covered too. Anything in that folder can be fetched
+with it until it expires; nothing outside it can."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+from urllib.parse import quote
+
+from liverec.api.context import ApiContext
+from liverec.api.errors import ApiError
+from liverec.errors import InvalidKeyError
+from liverec.storage import check_key
+
+SIGNED_PREFIX = "/files/s"
+# A bad or expired link is refused like missing credentials: 401 (reasons bad_signature,
+# expired), with the WWW-Authenticate every 401 carries.
+REFUSED_STATUS = 401
+
+
+def stream_folder_of(file_name: str) -> str:
+    """`record/{ep}/{stream}/` of `record/{ep}/{stream}/{file}`; InvalidKeyError if the
+    name is unsafe or not of that shape."""
+    check_key(file_name)
+    parts = file_name.split("/")
+    if len(parts) != 4 or parts[0] != "record":
+        raise InvalidKeyError(
+            f"file name must be record/{{entry_point}}/{{stream_name}}/{{file}}: {file_name!r}"
+        )
+    return "/".join(parts[:3]) + "/"
+
+
+def _signature(key: bytes, expires: int, app_id: str, region: str, folder: str) -> str:
+    text = f"{expires}:{app_id}/{region}/{folder}".encode()
+    mac = hmac.digest(key, text, hashlib.sha256)
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+def sign_url(
+    ctx: ApiContext, app_id: str, region: str, file_name: str, ttl: float | None = None
+) -> str:
+    """The signed path of `file_name` (`record/...`), valid for `ttl` seconds (default
+    ctx.url_ttl). A path: the caller prefixes the base URL."""
+    ttl = ctx.url_ttl if ttl is None else ttl
+    if ttl <= 0:
+        raise ValueError(f"ttl must be positive, not {ttl}")
+    folder = stream_folder_of(file_name)
+    expires = math.ceil(ctx.clock().timestamp() + ttl)
+    sig = _signature(ctx.url_key, expires, app_id, region, folder)
+    tail = quote(f"{app_id}/{region}/{file_name}", safe="/")
+    return f"{SIGNED_PREFIX}/{expires}/{sig}/{tail}"
+
+
+def verify(
+    ctx: ApiContext, expires: int, sig: str, app_id: str, region: str, file_name: str
+) -> None:
+    """Raise ApiError (403, reason bad_signature or expired) unless the signature is right
+    for this folder and expiry and has not expired; InvalidKeyError for an unsafe name."""
+    folder = stream_folder_of(file_name)
+    expected = _signature(ctx.url_key, expires, app_id, region, folder)
+    if not hmac.compare_digest(expected.encode("ascii"), sig.encode("utf-8", "replace")):
+        raise ApiError(REFUSED_STATUS, "bad_signature", "the link's signature is not valid")
+    if expires < ctx.clock().timestamp():
+        raise ApiError(REFUSED_STATUS, "expired", "the link has expired")
