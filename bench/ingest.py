@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from support.mediagen import make_media
 from support.recordings import recordings
-from support.server import LiverecProcess, start_push
+from support.server import LiverecProcess, proc_mb, start_push
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -28,20 +28,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def video_packets(path: Path) -> int:
@@ -63,7 +49,7 @@ def run(n: int, media: Path, source_frames: int, seconds: float) -> None:
         assert srv.proc is not None
         pid = srv.proc.pid
         time.sleep(1.0)
-        idle_rss = rss_mb(pid)
+        idle_rss = proc_mb(pid)
         cpu0 = cpu_seconds(pid)
         t0 = time.monotonic()
         pushes = [start_push(srv.url(stream=f"s{i}"), media) for i in range(n)]
@@ -71,7 +57,7 @@ def run(n: int, media: Path, source_frames: int, seconds: float) -> None:
         wall = time.monotonic() - t0
         time.sleep(0.5)
         cpu = cpu_seconds(pid) - cpu0
-        peak = peak_rss_mb(pid)
+        peak = proc_mb(pid, "VmHWM")
         lost = 0
         for i in range(n):
             lost += source_frames - recorded_packets(srv.stream_dir(f"s{i}"))

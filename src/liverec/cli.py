@@ -155,6 +155,17 @@ def cmd_credentials(args: argparse.Namespace) -> None:
         print(f"credential {args.customer_id} revoked")
 
 
+def cmd_openapi(args: argparse.Namespace) -> None:
+    from liverec.api.app import openapi_json
+
+    text = openapi_json()
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liverec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="bring the catalog schema up to date")
     _add_settings(mig)
     mig.set_defaults(func=cmd_migrate)
+
+    oapi = sub.add_parser("openapi", help="print the HTTP API's OpenAPI schema")
+    oapi.add_argument("--output", help="write it to this file")
+    oapi.set_defaults(func=cmd_openapi)
 
     projects = sub.add_parser("projects", help="manage projects").add_subparsers(
         dest="action", required=True

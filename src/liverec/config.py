@@ -53,6 +53,12 @@ class Settings:
     customer_secret: str = ""
     node_id: str = ""  # empty: random per process
     log_level: str = "INFO"
+    # Scale-out: an open recording's lease; a node that stops renewing it (killed) has its
+    # recordings closed by another node once it expires.
+    lease_seconds: float = 30.0
+    # S3 storage: answer file downloads with a redirect to a presigned URL instead of
+    # streaming them through this node.
+    s3_redirect: bool = False
     # RTMP limits: every network input is bounded.
     rtmp_idle_timeout: float = 15.0  # seconds a connection may take to start publishing
     rtmp_read_timeout: float = 30.0  # seconds without any byte from a publisher
@@ -85,11 +91,20 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
 
 
 def _coerce(name: str, value: Any) -> Any:
-    default = _FIELDS[name].default
-    kind = type(default)
+    default: Any = _FIELDS[name].default
+    kind: type = type(default)
     try:
         if isinstance(default, Path):
             return Path(str(value))
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
         if kind is float:
             return float(value)
         if kind is int:

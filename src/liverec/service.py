@@ -18,10 +18,11 @@ from typing import Any
 import uvicorn
 
 from liverec.api.app import create_app
+from liverec.api.context import ApiContext
 from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
 from liverec.catalog.models import EntryPoint, Recording
 from liverec.config import Settings
-from liverec.errors import NotFoundError, RefusedError
+from liverec.errors import ConflictError, NotFoundError, RefusedError
 from liverec.recorder.hls import RecordingEvents, RecordingStarted, SegmentStored
 from liverec.recorder.recovery import finalize_recording
 from liverec.recorder.stream import StreamRecorder, StreamSettings
@@ -31,8 +32,6 @@ from liverec.rtmp.session import MediaSink, PublishRequest
 from liverec.storage import BlobStore, open_store
 
 log = logging.getLogger("liverec")
-
-LEASE_SECONDS = 30.0
 
 
 class SystemClock:
@@ -75,7 +74,7 @@ class CatalogEvents(RecordingEvents):
             playlist_key=rec.playlist_name,
             start_time=rec.start_time,
             node_id=self.service.node_id,
-            lease_seconds=LEASE_SECONDS,
+            lease_seconds=self.service.lease,
         )
         return created.id
 
@@ -114,6 +113,7 @@ class Service:
         self.catalog = Catalog(self.engine, self.box)
         self.store: BlobStore = open_store(settings.effective_storage_url)
         self.node_id = settings.node_id or self._persistent_node_id(settings.data_dir)
+        self.lease = settings.lease_seconds
         self.rtmp = RtmpServer(
             self,
             Limits(
@@ -147,7 +147,11 @@ class Service:
             return
         s = self.settings
         app_id = s.app_id or secrets.token_hex(16)
-        self.catalog.create_project(app_id, name="default", is_default=True)
+        try:
+            self.catalog.create_project(app_id, name="default", is_default=True)
+        except ConflictError:
+            log.info("another node bootstrapped the catalog first")
+            return
         self.catalog.create_entry_point(app_id, "live", record_enabled=True)
         cred, secret = self.catalog.create_credential(
             s.customer_id or None, s.customer_secret or None, [app_id]
@@ -168,7 +172,7 @@ class Service:
         for rec in self.catalog.open_recordings(self.node_id):
             candidates[rec.id] = rec
         for rec in self.catalog.expired_open_recordings(self.clock.now()):
-            if self.catalog.claim_recording(rec.id, self.node_id, LEASE_SECONDS):
+            if self.catalog.claim_recording(rec.id, self.node_id, self.lease):
                 candidates[rec.id] = rec
         for rec in candidates.values():
             finalize_recording(self.catalog, self.store, key_prefix(rec.region, rec.app_id), rec)
@@ -179,9 +183,9 @@ class Service:
 
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
+            await asyncio.sleep(self.lease / 3)
             try:
-                await asyncio.to_thread(self.catalog.renew_leases, self.node_id, LEASE_SECONDS)
+                await asyncio.to_thread(self.catalog.renew_leases, self.node_id, self.lease)
                 await asyncio.to_thread(self._sweep)
             except Exception:
                 log.exception("lease renewal failed")
@@ -189,7 +193,7 @@ class Service:
     def _sweep(self) -> None:
         for rec in self.catalog.expired_open_recordings(self.clock.now()):
             if rec.node_id != self.node_id and self.catalog.claim_recording(
-                rec.id, self.node_id, LEASE_SECONDS
+                rec.id, self.node_id, self.lease
             ):
                 finalize_recording(
                     self.catalog, self.store, key_prefix(rec.region, rec.app_id), rec
@@ -243,10 +247,20 @@ class Service:
             log.info("publish %s/%s: recording is off for it", ep.name, name)
             return None
         if not self.catalog.try_acquire_live(
-            project.app_id, ep.name, name, self.node_id, LEASE_SECONDS
+            project.app_id, ep.name, name, self.node_id, self.lease
         ):
             raise RefusedError(BAD_NAME, f"stream {ep.name}/{name} is already being published")
         return (project.app_id, ep.name, name), ep
+
+    def api_context(self) -> ApiContext:
+        return ApiContext(
+            catalog=self.catalog,
+            store=self.store,
+            region=self.settings.region,
+            url_key=self.box.derive("file-urls"),
+            clock=self.clock.now,
+            node_id=self.node_id,
+        )
 
     # -- running -------------------------------------------------------------------------
 
@@ -257,14 +271,12 @@ class Service:
         await self.rtmp.start(host, port)
         await self._start_http()
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
-        log.info(
-            "liverec ready: rtmp=%s:%d http=%s:%d region=%s data=%s",
-            host,
-            self.rtmp.port,
-            self.settings.http_addr[0],
-            self.http_port,
-            self.settings.region,
-            self.settings.data_dir,
+        # Always shown, whatever the log level: scripts and tests wait for this line.
+        print(
+            f"liverec ready: rtmp={host}:{self.rtmp.port} "
+            f"http={self.settings.http_addr[0]}:{self.http_port} "
+            f"region={self.settings.region} data={self.settings.data_dir}",
+            flush=True,
         )
 
     async def _start_http(self) -> None:
@@ -277,7 +289,10 @@ class Service:
         sock.setblocking(False)
         self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(
-            create_app(self), log_level="warning", access_log=False, lifespan="off"
+            create_app(self.api_context()),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
         )
         self.http = _EmbeddedServer(config)
         self._tasks.append(asyncio.create_task(self.http.serve(sockets=[sock]), name="http"))

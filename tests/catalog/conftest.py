@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from liverec.catalog import Catalog, SecretBox, make_engine, migrate
 from liverec.catalog.schema import metadata
+from support.pg import PG_ADMIN_URL, PgServer
 
-PG_ADMIN_URL = os.environ.get(
-    "LIVEREC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 ENGINES = ["sqlite", "postgresql"]
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 
@@ -39,30 +35,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-class PgServer:
-    """Creates and drops uniquely named databases through the `postgres` database."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = make_url(admin_url)
-        self.admin = sa.create_engine(
-            self.admin_url,
-            isolation_level="AUTOCOMMIT",
-            poolclass=NullPool,
-            connect_args={"connect_timeout": 5},
-        )
-
-    def create(self) -> str:
-        name = f"liverec_test_{uuid.uuid4().hex[:16]}"
-        with self.admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        return self.admin_url.set(database=name).render_as_string(hide_password=False)
-
-    def drop(self, url: str) -> None:
-        name = make_url(url).database
-        with self.admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

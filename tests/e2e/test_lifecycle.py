@@ -15,7 +15,7 @@ from liverec.config import load_settings
 from support.mediagen import make_media
 from support.recordings import finished, recordings
 from support.rtmpclient import RtmpPublisher
-from support.server import LiverecProcess, start_push
+from support.server import LiverecProcess, proc_mb, start_push
 
 FPS = 25
 
@@ -146,11 +146,15 @@ def test_hostile_connections_do_not_hurt_an_honest_push(tmp_path: Path, av10: Pa
     started = time.monotonic()
     assert _closed_by_server(idle, timeout=10)
     assert time.monotonic() - started < 8
-    # A flood of connections, some completing the handshake, all held open.
+    # A flood of connections, some completing the handshake, all held open: memory stays
+    # bounded (each holds at most a handshake's bytes).
+    assert srv.proc is not None
+    rss_before = proc_mb(srv.proc.pid)
     flood = [raw() for _ in range(200)]
     for s in flood[:50]:
         s.sendall(b"\x03" + os.urandom(1536))
     time.sleep(0.5)
+    assert proc_mb(srv.proc.pid) - rss_before < 64
     for s in flood:
         s.close()
     assert honest.wait(60) == 0

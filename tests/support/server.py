@@ -117,6 +117,14 @@ class LiverecProcess:
             self.proc.wait(10)
 
 
+def proc_mb(pid: int, field: str = "VmRSS") -> float:
+    """A /proc/PID/status memory figure in MB: VmRSS now, VmHWM the peak."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(field)
+
+
 def push(
     url: str,
     media: Path,

@@ -28,6 +28,12 @@ HARD_CUT_MIN_MS = 20_000
 MAX_SEGMENT_BYTES = 48 * 1024 * 1024
 
 
+def _whole_ms(t: datetime) -> datetime:
+    """The clock in whole milliseconds, the catalog's precision: every segment time is then
+    exactly the same in the catalog, the playlists and the API."""
+    return t.replace(microsecond=t.microsecond - t.microsecond % 1000)
+
+
 @dataclass(slots=True)
 class SegmentData:
     seq: int  # per publish, from 0
@@ -88,7 +94,7 @@ class Segmenter:
         if self._offset is None:
             self._offset = -raw
             self._anchor_t = 0
-            self._anchor_wall = now
+            self._anchor_wall = _whole_ms(now)
             return 0, out
         t = raw + self._offset
         if track.last_t is not None:
@@ -102,7 +108,7 @@ class Segmenter:
                     out += self._finish(t)
                 wall_end = self.wall(end_t)
                 self._anchor_t = t
-                self._anchor_wall = max(now, wall_end)
+                self._anchor_wall = max(_whole_ms(now), wall_end)
                 self._pending_discontinuity = True
             elif step < 0:
                 t = track.last_t  # small jitter back: keep the track monotonic
