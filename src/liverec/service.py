@@ -260,6 +260,7 @@ class Service:
             url_key=self.box.derive("file-urls"),
             clock=self.clock.now,
             node_id=self.node_id,
+            redirect_downloads=self.settings.s3_redirect,
         )
 
     # -- running -------------------------------------------------------------------------

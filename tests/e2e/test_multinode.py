@@ -42,7 +42,8 @@ class Cluster:
             "LIVEREC_LEASE_SECONDS": str(LEASE),
         }
         self.a = LiverecProcess(root / "a", env=env)
-        self.b = LiverecProcess(root / "b", env=env)
+        # B sends segment and snapshot downloads straight to the bucket (presigned).
+        self.b = LiverecProcess(root / "b", env=env | {"LIVEREC_S3_REDIRECT": "true"})
 
     def start(self) -> Cluster:
         self.a.start()
@@ -114,7 +115,11 @@ def test_push_to_a_read_through_b_live_and_after(cluster: Cluster, media: dict[s
     with client(b) as c:
         shot = c.post(BASE + "/snapshot/cam", json={"fileName": "live.jpg"})
         assert shot.status_code == 200, shot.text
-        assert httpx.get(shot.json()["url"]).headers["content-type"] == "image/jpeg"
+        redirect = httpx.get(shot.json()["url"])
+        assert redirect.status_code == 307
+        assert redirect.headers["location"].startswith(cluster.s3.endpoint_url)
+        jpeg = httpx.get(shot.json()["url"], follow_redirects=True)
+        assert jpeg.status_code == 200 and jpeg.content[:2] == b"\xff\xd8"
         cut = c.post(
             BASE + "/cutting/cam", json={"startTime": live["startTime"], "fileName": "live.m3u8"}
         )

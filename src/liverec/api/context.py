@@ -20,3 +20,4 @@ class ApiContext:
     node_id: str = ""
     hmac_skew: float = 300.0  # seconds a signed request's Date may be off
     url_ttl: float = 3600.0  # lifetime of the signed `url` fields we hand out
+    redirect_downloads: bool = False  # object storage: 307 to a presigned URL

@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from liverec.api.auth import authenticate, get_context, require_project
@@ -259,6 +259,27 @@ _FILE_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+@runtime_checkable
+class Presigner(Protocol):
+    def presigned_get(
+        self, key: str, expires: int = 300, content_type: str | None = None
+    ) -> str: ...
+
+
+async def deliver(request: Request, ctx: ApiContext, key: str, media_type: str) -> Response:
+    """Stream the file, or (object storage, when configured) redirect to a presigned URL so
+    the bytes do not pass through this node. Playlists are always served here: a player
+    resolves their relative segment URIs against this URL, which carries our signature."""
+    store = ctx.store
+    playlist = media_type == PLAYLIST_TYPE
+    if ctx.redirect_downloads and not playlist and isinstance(store, Presigner):
+        if not await asyncio.to_thread(store.exists, key):
+            raise ApiError(404, "not_found", "no such file")
+        url = await asyncio.to_thread(store.presigned_get, key, 300, media_type)
+        return RedirectResponse(url, status_code=307)
+    return await serve_blob(request, store, key, media_type)
+
+
 async def get_signed_file(
     request: Request, expires: int, sig: str, app_id: str, region: str, file_name: str
 ) -> Response:
@@ -266,9 +287,7 @@ async def get_signed_file(
     media_type = _media_type(file_name)
     verify(ctx, expires, sig, app_id, region, file_name)
     _check_region(ctx, region)
-    response = await serve_blob(
-        request, ctx.store, project_key(region, app_id, file_name), media_type
-    )
+    response = await deliver(request, ctx, project_key(region, app_id, file_name), media_type)
     # A web player on another origin fetches these links.
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
@@ -286,7 +305,7 @@ async def get_file(
     _check_region(ctx, region)
     media_type = _media_type(file_name)
     key = project_key(region, app_id, file_name)
-    return await serve_blob(request, ctx.store, key, media_type)
+    return await deliver(request, ctx, key, media_type)
 
 
 # The signed route goes first: `{expires:int}` keeps an app named "s" reachable below.

@@ -33,7 +33,6 @@ _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _BOTO_ERRORS = (BotoCoreError, ClientError)
 
 
-
 class S3Store(BlobStore):
     #: Keys asked for per ListObjectsV2 page (S3 returns at most 1000).
     list_page_size = 1000
