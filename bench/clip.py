@@ -25,15 +25,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, update
-
-from liverec.catalog import Catalog, SecretBox, make_engine, migrate, to_ms
-from liverec.catalog.schema import recordings, segments
+from liverec.catalog import Catalog
 from liverec.postprocess.clip import make_clip
 from liverec.storage import LocalStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.catalog_data import add_day_recording, open_catalog
 from bench.snapshot import APP, EP, REGION, STREAM, T0, make_720p, record
 
 DAY_SEGMENTS = 43_200
@@ -41,69 +39,11 @@ SEGMENT_S = 2.0
 
 
 def day_catalog(url: str) -> Catalog:
-    """One closed 24 h recording of 43,200 2 s segments."""
-    engine = make_engine(url)
-    migrate(engine)
-    catalog = Catalog(engine, SecretBox(SecretBox.generate_key()))
+    """One closed 24 h recording of 43,200 2 s segments (bulk-inserted: bench/catalog_data.py)."""
+    catalog = open_catalog(url)
     catalog.create_project(APP)
-    rec = catalog.create_recording(
-        app_id=APP,
-        entry_point=EP,
-        stream_name=STREAM,
-        region=REGION,
-        session_id="day",
-        playlist_key=f"record/{EP}/{STREAM}/day_20261123120000000.m3u8",
-        start_time=T0,
-        node_id="bench",
-        lease_seconds=3600,
-    )
-    # The first through the API, so the stream's bounds (max_segment_ms) are kept as the
-    # recorder keeps them; the rest in bulk.
-    first = catalog.add_segment(
-        rec.id,
-        seq=0,
-        key=f"record/{EP}/{STREAM}/day_20261123120000000_0.ts",
-        start_time=T0,
-        duration=SEGMENT_S,
-        size=750_000,
-        discontinuity=False,
-    )
-    stream_id = _stream_id(catalog, first.id)
-    step = round(SEGMENT_S * 1000)
-    t0 = to_ms(T0)
-    rows = [
-        {
-            "recording_id": rec.id,
-            "stream_id": stream_id,
-            "seq": n,
-            "key": f"record/{EP}/{STREAM}/day_20261123120000000_{n}.ts",
-            "start_ms": t0 + n * step,
-            "end_ms": t0 + (n + 1) * step,
-            "duration": SEGMENT_S,
-            "size": 750_000,
-            "discontinuity": False,
-        }
-        for n in range(1, DAY_SEGMENTS)
-    ]
-    with engine.begin() as conn:
-        conn.execute(insert(segments), rows)
-        conn.execute(
-            update(recordings)
-            .where(recordings.c.id == rec.id)
-            .values(segment_count=DAY_SEGMENTS, end_ms=t0 + DAY_SEGMENTS * step)
-        )
-    catalog.close_recording(rec.id, T0 + timedelta(seconds=DAY_SEGMENTS * SEGMENT_S))
+    add_day_recording(catalog, APP, EP, STREAM, T0, count=DAY_SEGMENTS, segment_s=SEGMENT_S)
     return catalog
-
-
-def _stream_id(catalog: Catalog, segment_id: int) -> int:
-    with catalog.engine.begin() as conn:
-        value = conn.execute(
-            segments.select()
-            .with_only_columns(segments.c.stream_id)
-            .where(segments.c.id == segment_id)
-        ).scalar_one()
-    return int(value)
 
 
 def bench_plain(url: str, store: LocalStore, count: int) -> None:
