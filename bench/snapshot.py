@@ -30,7 +30,7 @@ import numpy as np
 from liverec.catalog import Catalog, SecretBox, make_engine, migrate
 from liverec.postprocess.snapshot import make_snapshot
 from liverec.postprocess.timing import open_segment
-from liverec.recorder.hls import RecordingStarted, SegmentStored
+from liverec.recorder.catalog_events import CatalogEvents
 from liverec.recorder.stream import StreamRecorder, StreamSettings
 from liverec.storage import LocalStore
 
@@ -64,41 +64,6 @@ def make_720p(path: Path, seconds: float) -> Path:
     return path
 
 
-class _Events:
-    """The recorder's RecordingEvents onto the catalog, as service.CatalogEvents does."""
-
-    def __init__(self, catalog: Catalog, stream: str) -> None:
-        self.catalog = catalog
-        self.stream = stream
-
-    def recording_started(self, rec: RecordingStarted) -> int:
-        return self.catalog.create_recording(
-            app_id=APP,
-            entry_point=EP,
-            stream_name=self.stream,
-            region=REGION,
-            session_id=rec.session_id,
-            playlist_key=rec.playlist_name,
-            start_time=rec.start_time,
-            node_id="bench",
-            lease_seconds=3600,
-        ).id
-
-    def segment_stored(self, recording_id: int, seg: SegmentStored) -> None:
-        self.catalog.add_segment(
-            recording_id,
-            seq=seg.seq,
-            key=seg.name,
-            start_time=seg.start_time,
-            duration=seg.duration,
-            size=seg.size,
-            discontinuity=seg.discontinuity,
-        )
-
-    def recording_ended(self, recording_id: int, end_time: datetime) -> None:
-        self.catalog.close_recording(recording_id, end_time)
-
-
 class _Clock:
     def __init__(self) -> None:
         self.time = T0
@@ -130,7 +95,15 @@ def record(folder: Path, flv: Path, target_duration: float = 2.0) -> Setup:
                 f"record/{EP}/{STREAM}", f"{REGION}/{APP}/", "bench", target_duration, 1e6
             ),
             store=store,
-            events=_Events(catalog, STREAM),
+            events=CatalogEvents(
+                catalog,
+                app_id=APP,
+                entry_point=EP,
+                stream_name=STREAM,
+                region=REGION,
+                node_id="bench",
+                lease_seconds=3600,
+            ),
             clock=clock,
         )
         tags = [t for t in read_flv_tags(flv) if t.type in (8, 9)]

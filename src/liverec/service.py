@@ -10,7 +10,8 @@ import signal
 import socket
 import sys
 import uuid
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
 from liverec.catalog.models import EntryPoint, Recording
 from liverec.config import Settings
 from liverec.errors import ConflictError, NotFoundError, RefusedError
-from liverec.recorder.hls import RecordingEvents, RecordingStarted, SegmentStored
+from liverec.recorder.catalog_events import CatalogEvents
 from liverec.recorder.recovery import finalize_recording
 from liverec.recorder.stream import StreamRecorder, StreamSettings
 from liverec.rtmp.pushauth import BAD_NAME, check_push_signature, check_stream_name
@@ -42,6 +43,9 @@ class SystemClock:
 class DiscardSink:
     """A publish whose recording is switched off: accepted, nothing stored."""
 
+    def __init__(self, on_closed: Callable[[], Awaitable[None]]) -> None:
+        self.on_closed = on_closed
+
     def on_metadata(self, metadata: dict[str, Any]) -> None:
         pass
 
@@ -52,49 +56,7 @@ class DiscardSink:
         pass
 
     async def close(self) -> None:
-        pass
-
-
-class CatalogEvents(RecordingEvents):
-    """Connects one publish's writer to the catalog (runs in worker threads)."""
-
-    def __init__(self, service: Service, app_id: str, entry_point: str, stream_name: str) -> None:
-        self.service = service
-        self.app_id = app_id
-        self.entry_point = entry_point
-        self.stream_name = stream_name
-
-    def recording_started(self, rec: RecordingStarted) -> int:
-        created = self.service.catalog.create_recording(
-            app_id=self.app_id,
-            entry_point=self.entry_point,
-            stream_name=self.stream_name,
-            region=self.service.settings.region,
-            session_id=rec.session_id,
-            playlist_key=rec.playlist_name,
-            start_time=rec.start_time,
-            node_id=self.service.node_id,
-            lease_seconds=self.service.lease,
-        )
-        return created.id
-
-    def segment_stored(self, recording_id: int, seg: SegmentStored) -> None:
-        self.service.catalog.add_segment(
-            recording_id,
-            seq=seg.seq,
-            key=seg.name,
-            start_time=seg.start_time,
-            duration=seg.duration,
-            size=seg.size,
-            discontinuity=seg.discontinuity,
-        )
-
-    def recording_ended(self, recording_id: int, end_time: datetime) -> None:
-        rec = self.service.catalog.get_recording(recording_id)
-        if rec.segment_count == 0:
-            self.service.catalog.delete_recording(recording_id)
-        else:
-            self.service.catalog.close_recording(recording_id, end_time)
+        await self.on_closed()
 
 
 def key_prefix(region: str, app_id: str) -> str:
@@ -124,6 +86,9 @@ class Service:
             ),
         )
         self.recorders: dict[tuple[str, str, str], StreamRecorder] = {}
+        # Recording's own threads: API work (snapshots, clips, auth) cannot starve the
+        # storage and catalog calls that keep media and leases safe.
+        self.io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recorder")
         self.http: uvicorn.Server | None = None
         self.http_port = 0
         self._tasks: list[asyncio.Task[Any]] = []
@@ -142,21 +107,35 @@ class Service:
     # -- bootstrap -----------------------------------------------------------------------
 
     def bootstrap(self) -> None:
-        """First start on an empty catalog: a project, a credential, the `live` entry point."""
-        if not self.catalog.is_empty():
-            return
+        """First start: a default project, its `live` entry point and a credential.
+
+        Each step is checked on every start, so a first start that was interrupted half-way
+        is completed by the next one instead of leaving a catalog without them."""
         s = self.settings
-        app_id = s.app_id or secrets.token_hex(16)
+        projects = self.catalog.list_projects()
+        if not projects:
+            app_id = s.app_id or secrets.token_hex(16)
+            try:
+                self.catalog.create_project(app_id, name="default", is_default=True)
+                print(f"liverec: created project {app_id}", flush=True)
+            except ConflictError:
+                log.info("another node bootstrapped the catalog first")
+            projects = self.catalog.list_projects()
+        default = next((p for p in projects if p.is_default), projects[0])
         try:
-            self.catalog.create_project(app_id, name="default", is_default=True)
-        except ConflictError:
-            log.info("another node bootstrapped the catalog first")
+            self.catalog.get_entry_point(default.app_id, "live")
+        except NotFoundError:
+            with contextlib.suppress(ConflictError):
+                self.catalog.create_entry_point(default.app_id, "live", record_enabled=True)
+                print(f"liverec: created entry point 'live' in {default.app_id}", flush=True)
+        if self.catalog.list_credentials():
             return
-        self.catalog.create_entry_point(app_id, "live", record_enabled=True)
-        cred, secret = self.catalog.create_credential(
-            s.customer_id or None, s.customer_secret or None, [app_id]
-        )
-        print(f"liverec: created project {app_id} with entry point 'live'", flush=True)
+        try:
+            cred, secret = self.catalog.create_credential(
+                s.customer_id or None, s.customer_secret or None, [default.app_id]
+            )
+        except ConflictError:
+            return  # another node made it
         print(f"liverec: customer ID: {cred.customer_id}", flush=True)
         if not s.customer_secret:
             # Printed once, on stdout, never logged; only its encrypted form is kept.
@@ -184,9 +163,12 @@ class Service:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
+            loop = asyncio.get_running_loop()
             try:
-                await asyncio.to_thread(self.catalog.renew_leases, self.node_id, self.lease)
-                await asyncio.to_thread(self._sweep)
+                await loop.run_in_executor(
+                    self.io_pool, self.catalog.renew_leases, self.node_id, self.lease
+                )
+                await loop.run_in_executor(self.io_pool, self._sweep)
             except Exception:
                 log.exception("lease renewal failed")
 
@@ -204,16 +186,15 @@ class Service:
 
     async def start_publish(self, request: PublishRequest) -> MediaSink:
         name = check_stream_name(request.stream_name)
-        admitted = await asyncio.to_thread(self._admit, request, name)
-        if admitted is None:
-            return DiscardSink()
-        key, ep = admitted
+        key, ep, record = await asyncio.to_thread(self._admit, request, name)
         app_id, ep_name, _ = key
 
         async def on_closed() -> None:
             self.recorders.pop(key, None)
             await asyncio.to_thread(self.catalog.release_live, *key, self.node_id)
 
+        if not record:
+            return DiscardSink(on_closed)
         recorder = StreamRecorder(
             StreamSettings(
                 folder=f"record/{ep_name}/{name}",
@@ -223,17 +204,28 @@ class Service:
                 max_file_duration=ep.max_file_duration,
             ),
             store=self.store,
-            events=CatalogEvents(self, *key),
+            events=CatalogEvents(
+                self.catalog,
+                app_id=app_id,
+                entry_point=ep_name,
+                stream_name=name,
+                region=self.settings.region,
+                node_id=self.node_id,
+                lease_seconds=self.lease,
+            ),
             clock=self.clock,
             on_closed=on_closed,
+            executor=self.io_pool,
         )
         self.recorders[key] = recorder
         return recorder
 
     def _admit(
         self, request: PublishRequest, name: str
-    ) -> tuple[tuple[str, str, str], EntryPoint] | None:
-        """Check the publish against the catalog; None: accepted but not recorded."""
+    ) -> tuple[tuple[str, str, str], EntryPoint, bool]:
+        """Check the publish against the catalog and take the stream's live lease.
+
+        Returns the stream's key, its entry point, and whether it is to be recorded."""
         project = self.catalog.project_for_host(request.host)
         if project is None:
             raise RefusedError(BAD_NAME, f"no project takes pushes for host {request.host!r}")
@@ -243,14 +235,15 @@ class Service:
             raise RefusedError(BAD_NAME, f"unknown entry point {request.app[:64]!r}") from None
         if ep.auth_key:
             check_push_signature(ep.auth_key, ep.name, name, request.query)
-        if not self.catalog.stream_recording_enabled(project.app_id, ep.name, name):
-            log.info("publish %s/%s: recording is off for it", ep.name, name)
-            return None
+        # A second publisher is refused whether or not the stream is recorded.
         if not self.catalog.try_acquire_live(
             project.app_id, ep.name, name, self.node_id, self.lease
         ):
             raise RefusedError(BAD_NAME, f"stream {ep.name}/{name} is already being published")
-        return (project.app_id, ep.name, name), ep
+        record = self.catalog.stream_recording_enabled(project.app_id, ep.name, name)
+        if not record:
+            log.info("publish %s/%s: recording is off for it", ep.name, name)
+        return (project.app_id, ep.name, name), ep, record
 
     def api_context(self) -> ApiContext:
         return ApiContext(
@@ -309,6 +302,7 @@ class Service:
             if task.get_name() != "http":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.io_pool.shutdown(wait=True)
         self.engine.dispose()
         log.info("stopped")
 

@@ -93,3 +93,23 @@ def test_stream_without_keyframes_is_still_cut() -> None:
         done += seg.video(i * 40, 0, False, AU, T0)
     assert len(done) == 1 and done[0].duration == pytest.approx(20.0)
     assert not done[0].discontinuity
+
+
+def test_second_track_on_a_far_clock_starts_where_media_is() -> None:
+    seg = Segmenter(4.0, video=True, audio=True)
+    done = feed_video(seg, 0, 50)  # 2 s of video from 0
+    for i in range(100):  # audio whose clock starts 60 s later
+        done += seg.audio(60_000 + i * 23, ADTS, 23, T0)
+    done += feed_video(seg, 2000, 100, first_index=50)
+    done += seg.flush()
+    # No segment is stamped a minute ahead: the push is 6 s of media.
+    assert done[-1].wall_start + timedelta(seconds=done[-1].duration) <= T0 + timedelta(seconds=6.1)
+    assert not any(d.discontinuity for d in done)
+
+
+def test_audio_only_segments_can_start_a_new_recording() -> None:
+    seg = Segmenter(1.0, video=False, audio=True)
+    done: list[SegmentData] = []
+    for i in range(100):
+        done += seg.audio(i * 23, ADTS, 23, T0)
+    assert done and all(d.keyframe_start for d in done)

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Protocol
 
 from liverec.catalog.models import Recording, Segment
-from liverec.media.m3u8 import MediaPlaylist, SegmentEntry, render
-from liverec.recorder.hls import M3U8_TYPE, BlobWriter
+from liverec.media.m3u8 import SegmentEntry
+from liverec.recorder.hls import M3U8_TYPE, BlobWriter, render_playlist
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +26,17 @@ class RecordingCatalog(Protocol):
 
 
 def playlist_for(segments: list[Segment], *, ended: bool) -> str:
-    return render(
-        MediaPlaylist(
-            segments=[
-                SegmentEntry(
-                    uri=seg.key.rsplit("/", 1)[-1],
-                    duration=seg.duration,
-                    program_date_time=seg.start_time,
-                    discontinuity=seg.discontinuity,
-                )
-                for seg in segments
-            ],
-            playlist_type="VOD" if ended else "EVENT",
-            endlist=ended,
-        )
+    return render_playlist(
+        [
+            SegmentEntry(
+                uri=seg.key.rsplit("/", 1)[-1],
+                duration=seg.duration,
+                program_date_time=seg.start_time,
+                discontinuity=seg.discontinuity,
+            )
+            for seg in segments
+        ],
+        ended=ended,
     )
 
 

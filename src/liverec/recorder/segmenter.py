@@ -48,6 +48,7 @@ class SegmentData:
 
 @dataclass(slots=True)
 class _Track:
+    offset: int | None = None  # timeline ms = publisher ms + offset
     last_t: int | None = None
     last_duration: int = 0
 
@@ -72,7 +73,7 @@ class Segmenter:
         self.has_video = video
         self.has_audio = audio
         self._mux = TsMuxer(video=video, audio=audio)
-        self._offset: int | None = None  # timeline ms = publisher ms + offset
+        self._offset: int | None = None  # the time base of the latest jump, for new tracks
         self._anchor_t = 0
         self._anchor_wall: datetime | None = None
         self._video = _Track()
@@ -92,16 +93,27 @@ class Segmenter:
         """Map a publisher timestamp onto the timeline, handling jumps."""
         out: list[SegmentData] = []
         if self._offset is None:
-            self._offset = -raw
+            self._offset = track.offset = -raw
             self._anchor_t = 0
             self._anchor_wall = _whole_ms(now)
             return 0, out
-        t = raw + self._offset
+        if track.offset is None:
+            # A track's first frame: it shares the other track's time base, unless the
+            # publisher started it on a clock far from it (then it starts where media ends).
+            track.offset = self._offset
+            if abs(raw + track.offset - self._end_t) > JUMP_FORWARD_MS:
+                track.offset = self._end_t - raw
+        t = raw + track.offset
         if track.last_t is not None:
             step = t - track.last_t
             if step < -JUMP_BACK_MS or step > JUMP_FORWARD_MS:
-                # Continue the media timeline where it ended; re-anchor the wall clock.
+                # Continue the media timeline where it ended; re-anchor the wall clock. The
+                # publisher's clock jumped for every track, so every track follows.
                 end_t = max(self._end_t, track.last_t + track.last_duration)
+                shift = end_t - raw - track.offset
+                for other in (self._video, self._audio):
+                    if other.offset is not None:
+                        other.offset += shift
                 self._offset = end_t - raw
                 t = end_t
                 if self._open is not None:
@@ -137,7 +149,8 @@ class Segmenter:
         t, out = self._timeline(track, raw_ts, now)
         out += self._maybe_cut(t, cut_point=not self.has_video, keyframe=False)
         if self._open is None:
-            self._start(t, False)
+            # Every audio frame can start an audio-only segment (and a new recording).
+            self._start(t, not self.has_video)
         self._append(self._mux.audio(TS_BASE_90K + t * 90, adts))
         self._advance(track, t, frame_ms)
         return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ REJECTED = "NetStream.Publish.Rejected"
 # Until both tracks are known, frames wait here; bounded in time and bytes.
 DISCOVERY_MS = 1500
 DISCOVERY_MAX_BYTES = 8 * 1024 * 1024
+DISCOVERY_MAX_FRAMES = 2000
 VIDEO_CODEC_NAMES = {7.0, "avc1", "h264", "H264"}
 AUDIO_CODEC_NAMES = {10.0, "mp4a", "aac", "AAC"}
 
@@ -59,6 +61,7 @@ class StreamRecorder:
         events: RecordingEvents,
         clock: Clock,
         on_closed: Callable[[], Awaitable[None]] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -70,6 +73,7 @@ class StreamRecorder:
             store=store,
             events=events,
             max_file_duration=settings.max_file_duration,
+            executor=executor,
         )
         self.avc: AvcConfig | None = None
         self.aac: AacConfig | None = None
@@ -78,7 +82,10 @@ class StreamRecorder:
         self.segmenter: Segmenter | None = None
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
-        self._first_ts: int | None = None
+        self._first_ts = 0
+        self._first_arrival = datetime.min
+        self._have_video = False  # among the pending frames
+        self._have_audio = False
         self.frames_in = 0
         self.frames_dropped = 0
         self._closed = False
@@ -154,9 +161,11 @@ class StreamRecorder:
             self._emit(self.segmenter.flush())
         # The stream is free for its next publisher at once (a reconnect gets a new
         # recording); this publish's last segments are still being stored below.
-        if self.on_closed is not None:
-            await self.on_closed()
-        await self.writer.close()
+        try:
+            if self.on_closed is not None:
+                await self.on_closed()
+        finally:
+            await self.writer.close()
 
     # -- internals ---------------------------------------------------------------------
 
@@ -164,41 +173,47 @@ class StreamRecorder:
         if self.segmenter is not None:
             self._feed(frame)
             return
-        if self._first_ts is None:
+        if not self._pending:
             self._first_ts = frame.ts
-        if frame.video and not frame.payload[1] and not self._pending_video():
+            self._first_arrival = frame.arrived
+        if frame.video and not frame.payload[1] and not self._have_video:
             self.frames_dropped += 1  # video must start on a keyframe
             return
         self._pending.append(frame)
         self._pending_bytes += size
+        if frame.video:
+            self._have_video = True
+        else:
+            self._have_audio = True
+        # Discovery ends when the tracks are known, or after DISCOVERY_MS of media by the
+        # publisher's clock or by ours (a publisher cannot stall it with frozen timestamps),
+        # or when too much is waiting.
+        waited = frame.arrived - self._first_arrival
         if (
             self._tracks_known()
             or frame.ts - self._first_ts >= DISCOVERY_MS
-            or (self._pending_bytes >= DISCOVERY_MAX_BYTES)
+            or waited.total_seconds() * 1000 >= DISCOVERY_MS
+            or self._pending_bytes >= DISCOVERY_MAX_BYTES
+            or len(self._pending) >= DISCOVERY_MAX_FRAMES
         ):
             self._start_segmenter()
 
-    def _pending_video(self) -> bool:
-        return any(p.video for p in self._pending)
-
     def _tracks_known(self) -> bool:
-        want_video = self.expect_video if self.expect_video is not None else None
-        want_audio = self.expect_audio if self.expect_audio is not None else None
-        if want_video is None or want_audio is None:
+        if self.expect_video is None or self.expect_audio is None:
             # No metadata: both tracks seen means we know; otherwise wait out discovery.
             return (
                 self.avc is not None
                 and self.aac is not None
-                and self._pending_video()
-                and (any(not p.video for p in self._pending))
+                and self._have_video
+                and self._have_audio
             )
-        have_video = self._pending_video()
-        have_audio = any(not p.video for p in self._pending)
-        return (have_video or not want_video) and (have_audio or not want_audio)
+        return (self._have_video or not self.expect_video) and (
+            self._have_audio or not self.expect_audio
+        )
 
     def _start_segmenter(self) -> None:
-        video = self.avc is not None and self._pending_video()
-        audio = self.aac is not None and any(not p.video for p in self._pending)
+        video = self.avc is not None and self._have_video
+        audio = self.aac is not None and self._have_audio
         if not video and not audio:
             self._pending.clear()
             return
