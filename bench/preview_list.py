@@ -37,6 +37,8 @@ from liverec.api.context import ApiContext
 from liverec.api.times import format_time
 from liverec.catalog import Catalog, SecretBox, to_ms, utc_now
 from liverec.catalog.recordings import overlapping_statement
+from liverec.postprocess.clip import make_clip
+from liverec.postprocess.snapshot import make_snapshot
 from liverec.storage import LocalStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -173,6 +175,8 @@ def run(url: str, store_dir: Path, count: int, others: int) -> None:
         region=REGION,
         url_key=box.derive("file-urls"),
         clock=utc_now,
+        make_clip=make_clip,
+        make_snapshot=make_snapshot,
         node_id="bench",
     )
     asyncio.run(bench_http(ctx, windows, counts))

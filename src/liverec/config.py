@@ -59,6 +59,8 @@ class Settings:
     # S3 storage: answer file downloads with a redirect to a presigned URL instead of
     # streaming them through this node.
     s3_redirect: bool = False
+    # S3 storage: the endpoint of an S3-compatible server (MinIO, Ceph); empty: AWS.
+    s3_endpoint_url: str = ""
     # RTMP limits: every network input is bounded.
     rtmp_idle_timeout: float = 15.0  # seconds a connection may take to start publishing
     rtmp_read_timeout: float = 30.0  # seconds without any byte from a publisher

@@ -24,6 +24,8 @@ from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
 from liverec.catalog.models import EntryPoint, Recording
 from liverec.config import Settings
 from liverec.errors import ConflictError, NotFoundError, RefusedError
+from liverec.postprocess.clip import make_clip
+from liverec.postprocess.snapshot import make_snapshot
 from liverec.recorder.catalog_events import CatalogEvents
 from liverec.recorder.recovery import finalize_recording
 from liverec.recorder.stream import StreamRecorder, StreamSettings
@@ -73,7 +75,9 @@ class Service:
         ensure_schema(self.engine)
         self.box = SecretBox.from_settings(settings)
         self.catalog = Catalog(self.engine, self.box)
-        self.store: BlobStore = open_store(settings.effective_storage_url)
+        self.store: BlobStore = open_store(
+            settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url or None
+        )
         self.node_id = settings.node_id or self._persistent_node_id(settings.data_dir)
         self.lease = settings.lease_seconds
         self.rtmp = RtmpServer(
@@ -150,7 +154,7 @@ class Service:
         candidates: dict[int, Recording] = {}
         for rec in self.catalog.open_recordings(self.node_id):
             candidates[rec.id] = rec
-        for rec in self.catalog.expired_open_recordings(self.clock.now()):
+        for rec in self.catalog.expired_open_recordings():
             if self.catalog.claim_recording(rec.id, self.node_id, self.lease):
                 candidates[rec.id] = rec
         for rec in candidates.values():
@@ -173,7 +177,7 @@ class Service:
                 log.exception("lease renewal failed")
 
     def _sweep(self) -> None:
-        for rec in self.catalog.expired_open_recordings(self.clock.now()):
+        for rec in self.catalog.expired_open_recordings():
             if rec.node_id != self.node_id and self.catalog.claim_recording(
                 rec.id, self.node_id, self.lease
             ):
@@ -252,6 +256,8 @@ class Service:
             region=self.settings.region,
             url_key=self.box.derive("file-urls"),
             clock=self.clock.now,
+            make_clip=make_clip,
+            make_snapshot=make_snapshot,
             node_id=self.node_id,
             redirect_downloads=self.settings.s3_redirect,
         )

@@ -22,6 +22,7 @@ from liverec.errors import (
     InvalidKeyError,
     MediaError,
     NotFoundError,
+    SchemaError,
     StorageError,
 )
 from liverec.storage import ObjectNotFoundError
@@ -53,7 +54,8 @@ FAILURES: dict[str, Callable[[], None]] = {
     "conflict": _raiser(ConflictError("name taken")),
     "bad-key": _raiser(InvalidKeyError("key has a '..' part")),
     "storage": _raiser(StorageError(f"cannot read {LEAKY}")),
-    "catalog": _raiser(CatalogError(f"malformed row at {LEAKY}")),
+    "catalog": _raiser(CatalogError("stream name must be 1-128 characters")),
+    "schema": _raiser(SchemaError(f"catalog schema at {LEAKY} is behind")),
     "media": _raiser(MediaError("bad NAL")),
     "runtime": _raiser(RuntimeError(f"bug near {LEAKY}")),
     "key-error": lambda: print({"a": 1}["missing"]),  # an unexpected bug
@@ -70,7 +72,8 @@ EXPECTED = {
     "conflict": (409, "conflict"),
     "bad-key": (400, "invalid_parameter"),
     "storage": (500, "internal"),
-    "catalog": (500, "internal"),
+    "catalog": (400, "invalid_parameter"),  # a value the caller gave was refused
+    "schema": (500, "internal"),
     "media": (500, "internal"),
     "runtime": (500, "internal"),
     "key-error": (500, "internal"),

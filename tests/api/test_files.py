@@ -168,9 +168,14 @@ async def test_names_not_of_a_stream_folder_are_400(
     assert_error(await client.get(url(name), headers=AUTH), 400, "invalid_file_name")
 
 
-async def test_regions(client: httpx.AsyncClient, files: Files) -> None:
-    # eu is an FLS region, but not the one this node serves (even though a file exists).
-    assert_error(await client.get(url(PLAYLIST, region="eu"), headers=AUTH), 404, "not_found")
+async def test_regions(client: httpx.AsyncClient, ctx: ApiContext, files: Files) -> None:
+    # eu is not the region this node records into (ctx.region is na), but every FLS region
+    # is served: the FLS routes take any region, so the links they hand out must work.
+    assert ctx.region == "na"
+    resp = await client.get(url(PLAYLIST, region="eu"), headers=AUTH)
+    assert resp.status_code == 200 and resp.content == files.playlist
+    assert_error(await client.get(url(SNAPSHOT, region="eu"), headers=AUTH), 404, "not_found")
+    assert_error(await client.get(url(PLAYLIST, region="ap"), headers=AUTH), 404, "not_found")
     for region in ("xx", "NA", "north-america"):
         resp = await client.get(url(PLAYLIST, region=region), headers=AUTH)
         assert_error(resp, 400, "invalid_region")
@@ -334,10 +339,16 @@ async def test_a_tampered_link_is_refused(
     assert_error(await client.get(url(PLAYLIST) + f"?sig={sig}"), 401)
 
 
-async def test_a_signed_link_for_another_region_is_not_served_here(
+async def test_a_signed_link_for_another_region_is_served_here_too(
     client: httpx.AsyncClient, ctx: ApiContext, files: Files
 ) -> None:
-    assert_error(await client.get(sign_url(ctx, APP, "eu", PLAYLIST)), 404, "not_found")
+    resp = await client.get(sign_url(ctx, APP, "eu", PLAYLIST))
+    assert resp.status_code == 200 and resp.content == files.playlist
+    assert_error(await client.get(sign_url(ctx, APP, "cn", PLAYLIST)), 404, "not_found")
+    # The signature covers the region: an eu link does not open the na folder.
+    expires, sig, tail = sign_url(ctx, APP, "eu", PLAYLIST).split("/", 5)[3:]
+    other = f"/files/s/{expires}/{sig}/{tail.replace('/eu/', '/na/', 1)}"
+    assert_error(await client.get(other), 401, "bad_signature")
 
 
 # --- traversal -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
 from liverec.catalog import check_schema, ensure_schema, head_revision, make_engine, migrate
-from liverec.catalog.db import MIGRATIONS_DIR, current_revision
+from liverec.catalog.db import MIGRATIONS_DIR, current_revision, redact_url
 from liverec.catalog.schema import metadata
 from liverec.errors import ConfigError, SchemaError
 
@@ -117,6 +117,31 @@ def test_sqlite_transactions_are_real(tmp_path: Path) -> None:
 def test_unsupported_urls_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError):
         make_engine(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "://admin:hunter2@db.example/liverec",
+        "postgresql://admin:hunter2@db.example:port/liverec",
+        "postgresql://admin:hun/ter2@db.example:port/liverec",
+        "admin:hunter2@db.example",
+    ],
+)
+def test_a_malformed_url_is_reported_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_engine(url)
+    assert "malformed" in str(caught.value)
+    assert "hunter2" not in str(caught.value) and "hun/ter2" not in str(caught.value)
+    assert "admin" not in str(caught.value)
+    assert "db.example" in str(caught.value)  # still says which server
+    assert caught.value.__suppress_context__
+
+
+def test_redact_url() -> None:
+    assert redact_url("postgresql://u:p@h:5432/db") == "postgresql://***@h:5432/db"
+    assert redact_url("postgresql://u:p@ss@h/db") == "postgresql://***@h/db"
+    assert redact_url("sqlite:////data/catalog.db") == "sqlite:////data/catalog.db"
 
 
 def test_plain_postgresql_urls_use_psycopg() -> None:

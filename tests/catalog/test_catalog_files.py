@@ -27,7 +27,7 @@ def test_reserve_release_and_conflicts(cat: Catalog) -> None:
     cat.reserve_file("app", "live", "cam", "clip.m3u8", "clip")
     assert cat.file_reserved("app", "live", "cam", "clip.m3u8")
     with pytest.raises(ConflictError, match="record/live/cam/"):
-        cat.reserve_file("app", "live", "cam", "clip.m3u8", "snapshot")
+        cat.reserve_file("app", "live", "cam", "clip.m3u8", "clip")
     cat.reserve_file("app", "live", "cam2", "clip.m3u8", "clip")  # another folder
     cat.reserve_file("app", "live", "cam", "Clip.m3u8", "clip")  # names are case-sensitive
     cat.release_file("app", "live", "cam", "clip.m3u8")
@@ -54,10 +54,39 @@ def test_a_recording_playlist_name_is_taken(cat: Catalog) -> None:
     assert cat.file_reserved("app", "live", "cam", "abc_20261123120000000.m3u8")
 
 
-@pytest.mark.parametrize("name", ["", "a/b.m3u8", "..", "a\x00.jpg", "x" * 256])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "a/b.m3u8",
+        "..",
+        "a\x00.m3u8",
+        "a\u2028b.m3u8",  # printable? no: a line separator, once a 500 in the API
+        "a b.m3u8",  # characters a URI would need escaped
+        "a?b.m3u8",
+        "a#b.m3u8",
+        "a%20b.m3u8",
+        "ü.m3u8",
+        ".hidden.m3u8",
+        "x" * 196 + ".m3u8",  # 201 characters
+        "clip.jpg",  # a clip is a playlist
+        "clip",
+    ],
+)
 def test_bad_names_and_kinds(cat: Catalog, name: str) -> None:
-    with pytest.raises(CatalogError):
+    with pytest.raises(CatalogError) as caught:
         cat.reserve_file("app", "live", "cam", name, "clip")
+    assert type(caught.value) is CatalogError
+
+
+def test_names_follow_the_one_rule(cat: Catalog) -> None:
+    longest = "x" * 195 + ".m3u8"
+    for name in (longest, "a.b-c_D.M3U8", "-x.m3u8", "a..m3u8"):
+        cat.reserve_file("app", "live", "cam", name, "clip")
+    for name in ("shot.jpg", "shot.JPEG"):
+        cat.reserve_file("app", "live", "cam", name, "snapshot")
+    with pytest.raises(CatalogError, match=r"\.jpg or \.jpeg"):
+        cat.reserve_file("app", "live", "cam", "shot.m3u8", "snapshot")
 
 
 def test_unknown_kind_or_project(cat: Catalog) -> None:

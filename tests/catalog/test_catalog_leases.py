@@ -4,14 +4,18 @@ publisher per stream name. Races run real threads against the real database."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
 
+from catalog.conftest import FakeClock
 from liverec.catalog import Catalog, Clock, Recording, SecretBox
+from liverec.catalog.dbclock import db_now_ms
+from liverec.catalog.schema import recordings
 from liverec.errors import CatalogError
 
 R = TypeVar("R")
@@ -62,54 +66,79 @@ def open_recording(cat: Catalog, node: str, session: str = "s", lease: float = 3
     )
 
 
-def test_leases_expire_unless_renewed(
-    cat: Catalog, clock: Clock, advance: Callable[[float], None]
-) -> None:
+# Leases run on the database's clock, so these tests wait in real time: a lease that must
+# run out is a few milliseconds long, one that must hold is 30 s.
+SHORT = 0.02
+PAST_SHORT = 0.06
+
+
+def ids(recs: list[Recording]) -> list[int]:
+    return [r.id for r in recs]
+
+
+def lease_expiry_ms(engine: sa.Engine, recording_id: int) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(recordings.c.lease_expires_ms).where(recordings.c.id == recording_id)
+            ).scalar_one()
+        )
+
+
+def test_the_database_clock_is_real_time(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        before = time.time() * 1000
+        now_ms = conn.execute(sa.select(db_now_ms())).scalar_one()
+        after = time.time() * 1000
+    # The test database runs on this machine: its clock is ours.
+    assert isinstance(now_ms, int)
+    assert before - 5 <= now_ms <= after + 5
+
+
+def test_leases_expire_unless_renewed(cat: Catalog, engine: sa.Engine) -> None:
     a = open_recording(cat, "node-a", "a")
-    b = open_recording(cat, "node-b", "b")
-    assert [r.id for r in cat.open_recordings()] == [a.id, b.id]
-    assert [r.id for r in cat.open_recordings("node-a")] == [a.id]
-    advance(20)
-    cat.renew_leases("node-a", 30)  # a heartbeat from node-a only: now until T0+50
-    advance(10)  # T0+30: b's lease ends now, not yet before now
-    assert cat.expired_open_recordings(clock()) == []
-    advance(0.001)
-    assert [r.id for r in cat.expired_open_recordings(clock())] == [b.id]
-    advance(20)  # T0+50.001: a's lease has run out too
-    assert [r.id for r in cat.expired_open_recordings(clock())] == [a.id, b.id]
+    b = open_recording(cat, "node-b", "b", lease=SHORT)
+    assert ids(cat.open_recordings()) == [a.id, b.id]
+    assert ids(cat.open_recordings("node-a")) == [a.id]
+    time.sleep(PAST_SHORT)
+    assert ids(cat.expired_open_recordings()) == [b.id]
+    cat.renew_leases("node-b", 30)  # a heartbeat, late but before anyone claimed it
+    assert cat.expired_open_recordings() == []
+    cat.renew_leases("node-a", SHORT)
+    time.sleep(PAST_SHORT)
+    assert ids(cat.expired_open_recordings()) == [a.id]
     cat.renew_leases("node-a", 30)
-    # A segment renews the lease too.
+    assert cat.expired_open_recordings() == []
+    # A segment renews the lease too, for the lease's length from now.
+    before = lease_expiry_ms(engine, b.id)
+    time.sleep(PAST_SHORT)
     cat.add_segment(b.id, seq=0, key="k", start_time=T0, duration=2, size=1, discontinuity=False)
-    assert cat.expired_open_recordings(clock()) == []
+    assert lease_expiry_ms(engine, b.id) >= before + PAST_SHORT * 1000
+    cat.renew_leases("node-b", SHORT)
     cat.close_recording(b.id)
-    advance(3600)
-    assert [r.id for r in cat.expired_open_recordings(clock())] == [a.id]  # closed: not listed
+    time.sleep(PAST_SHORT)
+    assert cat.expired_open_recordings() == []  # closed: not listed
 
 
-def test_claim_needs_an_expired_lease(cat: Catalog, advance: Callable[[float], None]) -> None:
+def test_claim_needs_an_expired_lease(cat: Catalog) -> None:
     rec = open_recording(cat, "node-a")
     assert not cat.claim_recording(rec.id, "node-b", 30)
-    assert cat.claim_recording(rec.id, "node-a", 30)  # its own holder may
-    advance(31)
+    assert cat.claim_recording(rec.id, "node-a", SHORT)  # its own holder may
+    time.sleep(PAST_SHORT)
     assert cat.claim_recording(rec.id, "node-b", 30)
     assert cat.get_recording(rec.id).node_id == "node-b"
     assert not cat.claim_recording(rec.id, "node-a", 30)  # node-b holds it now
     assert cat.claim_recording(rec.id, "node-c", 30, force=True)
     cat.close_recording(rec.id)
-    advance(100)
     assert not cat.claim_recording(rec.id, "node-b", 30, force=True)  # closed
     assert not cat.claim_recording(999_999, "node-b", 30)
 
 
 def test_racing_claims_have_one_winner(
-    cat: Catalog,
-    engine: sa.Engine,
-    box: SecretBox,
-    clock: Clock,
-    advance: Callable[[float], None],
+    cat: Catalog, engine: sa.Engine, box: SecretBox, clock: Clock
 ) -> None:
-    recs = [open_recording(cat, "dead", f"s{i}") for i in range(3)]
-    advance(60)
+    recs = [open_recording(cat, "dead", f"s{i}", lease=SHORT) for i in range(3)]
+    time.sleep(PAST_SHORT)
     nodes = [Catalog(engine, box, clock) for _ in range(6)]  # nodes sharing the database
     for rec in recs:
 
@@ -120,17 +149,39 @@ def test_racing_claims_have_one_winner(
         assert cat.get_recording(rec.id).node_id != "dead"
 
 
-def test_a_closed_recording_refuses_segments_from_its_old_holder(
-    cat: Catalog, advance: Callable[[float], None]
-) -> None:
-    rec = open_recording(cat, "node-a")
-    advance(31)
+def test_a_closed_recording_refuses_segments_from_its_old_holder(cat: Catalog) -> None:
+    rec = open_recording(cat, "node-a", lease=SHORT)
+    time.sleep(PAST_SHORT)
     assert cat.claim_recording(rec.id, "node-b", 30)
     cat.close_recording(rec.id)
     with pytest.raises(CatalogError, match="closed"):
         cat.add_segment(
             rec.id, seq=0, key="k", start_time=T0, duration=2, size=1, discontinuity=False
         )
+
+
+def test_leases_do_not_depend_on_the_nodes_clocks(
+    cat: Catalog, engine: sa.Engine, box: SecretBox
+) -> None:
+    """A node whose clock is an hour slow writes leases; a node an hour fast judges them:
+    neither clock matters, the database's decides."""
+    now = datetime.now(UTC)
+    slow = Catalog(engine, box, FakeClock(now - timedelta(hours=1)))
+    fast = Catalog(engine, box, FakeClock(now + timedelta(hours=1)))
+    rec = open_recording(slow, "node-slow")
+    assert fast.expired_open_recordings() == []
+    assert not fast.claim_recording(rec.id, "node-fast", 30)
+    slow.renew_leases("node-slow", 30)
+    assert not fast.claim_recording(rec.id, "node-fast", 30)
+    assert slow.try_acquire_live("app", "live", "cam", "node-slow", 30)
+    assert fast.live_holder("app", "live", "cam") == "node-slow"
+    assert not fast.try_acquire_live("app", "live", "cam", "node-fast", 30)
+    # And a lease that has run out by the database's clock is over for the slow node too.
+    fast.renew_leases("node-fast", 30)
+    rec2 = open_recording(fast, "node-fast", "s2", lease=SHORT)
+    time.sleep(PAST_SHORT)
+    assert ids(slow.expired_open_recordings()) == [rec2.id]
+    assert slow.claim_recording(rec2.id, "node-slow", 30)
 
 
 def test_one_live_publisher_per_stream(cat: Catalog) -> None:
@@ -146,14 +197,11 @@ def test_one_live_publisher_per_stream(cat: Catalog) -> None:
     assert cat.try_acquire_live("app", "live", "cam", "node-b", 30)
 
 
-def test_an_expired_live_lease_may_be_taken_over(
-    cat: Catalog, advance: Callable[[float], None]
-) -> None:
-    assert cat.try_acquire_live("app", "live", "cam", "node-a", 30)
-    assert cat.try_acquire_live("app", "live", "cam2", "node-b", 30)
-    advance(25)
+def test_an_expired_live_lease_may_be_taken_over(cat: Catalog) -> None:
+    assert cat.try_acquire_live("app", "live", "cam", "node-a", SHORT)
+    assert cat.try_acquire_live("app", "live", "cam2", "node-b", SHORT)
+    time.sleep(PAST_SHORT)
     cat.renew_leases("node-b", 30)
-    advance(10)
     assert cat.live_holder("app", "live", "cam") is None
     assert cat.try_acquire_live("app", "live", "cam", "node-c", 30)
     assert not cat.try_acquire_live("app", "live", "cam2", "node-c", 30)  # renewed

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import socket
 import subprocess
 import threading
 import time
@@ -193,7 +196,8 @@ def test_errors(http: httpx.Client, srv: LiverecProcess, frames: list[list[Frame
     error(cut({**good, "endTime": z(t - timedelta(seconds=1))}), 400)
     future = datetime.now(UTC) + timedelta(hours=1)
     error(cut({**good, "endTime": z(future)}), 400)
-    for bad in ("", "../e.m3u8", "a/e.m3u8", "e.mp4", "e\x01.m3u8", "..", "e.m3u8/"):
+    bad_names = ("", "../e.m3u8", "a/e.m3u8", "e.mp4", "e\x01.m3u8", "..", "e.m3u8/")
+    for bad in (*bad_names, "e\u2028.m3u8", "a b.m3u8", "a#b.m3u8", "a%20b.m3u8"):
         error(cut({**good, "fileName": bad}), 400)
     error(cut({k: v for k, v in good.items() if k != "fileName"}), 400)
     error(cut({"fileName": "x.m3u8"}), 400)  # no startTime: not FastAPI's 422
@@ -369,3 +373,52 @@ def test_management_steers_recording(
         ),
         404,
     )
+
+
+def _raw_http(port: int, request: bytes) -> tuple[int, dict[str, object]]:
+    """Send raw bytes to the server; the status and JSON body of its answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < _length(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    parsed = json.loads(body[: _length(data)])
+    assert isinstance(parsed, dict)
+    return status, parsed
+
+
+def _length(data: bytes) -> int:
+    for line in data.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 1 << 30
+
+
+def test_request_bodies_are_bounded(http: httpx.Client, srv: LiverecProcess) -> None:
+    """Over a real socket: a huge Content-Length is answered 413 before any of the body is
+    sent; a chunked body is cut off once it passes 64 KiB. The server stays up."""
+    auth = base64.b64encode(f"{CUSTOMER_ID}:{CUSTOMER_SECRET}".encode())
+    head = (
+        f"POST {BASE}/cutting/cam HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ".encode()
+        + auth
+        + b"\r\nContent-Type: application/json\r\n"
+    )
+    status, body = _raw_http(srv.http_port, head + b"Content-Length: 10000000000\r\n\r\n")
+    assert (status, body["reason"]) == (413, "body_too_large")
+    chunk = b"x" * 8192
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(9)) + b"0\r\n\r\n"
+    status, body = _raw_http(srv.http_port, head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+    assert (status, body["reason"]) == (413, "body_too_large")
+    # A small chunked body is read and judged as usual.
+    small = b'{"fileName": "a b.m3u8", "startTime": "2026-01-01T00:00Z"}'
+    framed = b"%x\r\n%s\r\n0\r\n\r\n" % (len(small), small)
+    request = head + b"Transfer-Encoding: chunked\r\n\r\n" + framed
+    status, body = _raw_http(srv.http_port, request)
+    assert (status, body["reason"]) == (400, "invalid_file_name")
+    assert http.get("/healthz").status_code == 200

@@ -184,6 +184,12 @@ def test_times_in_any_offset_are_the_same_instant() -> None:
         ("2026-11-23T12:00:00.5+00:00", datetime(2026, 11, 23, 12, 0, 0, 500000, tzinfo=UTC)),
         ("2026-11-23T12:00:00.123456789Z", datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=UTC)),
         ("2026-11-24T00:30:00+01:00", datetime(2026, 11, 23, 23, 30, tzinfo=UTC)),
+        # The forms FLS's own docs show: no seconds, an hour-only offset.
+        ("2019-01-07T12:00+08", datetime(2019, 1, 7, 4, tzinfo=UTC)),
+        ("2026-11-23T12:00Z", datetime(2026, 11, 23, 12, tzinfo=UTC)),
+        ("2026-11-23T20:00:00+0800", datetime(2026, 11, 23, 12, tzinfo=UTC)),
+        ("2026-11-23T07:30-04:30", datetime(2026, 11, 23, 12, tzinfo=UTC)),
+        ("2026-11-23 12:00:00,25Z", datetime(2026, 11, 23, 12, 0, 0, 250000, tzinfo=UTC)),
     ],
 )
 def test_parse_time(text: str, expected: datetime) -> None:
@@ -196,9 +202,14 @@ def test_parse_time(text: str, expected: datetime) -> None:
         "2026-11-23T12:00:00",  # no offset
         "2026-11-23T12:00:00.040",
         "2026-11-23",
-        "2026-11-23T12:00Z",
-        "2026-11-23T12:00:00+0800",
+        "2026-11-23T12Z",
+        "2026-11-23T12:00",  # no offset
+        "2026-11-23T12:00:00+8",
+        "2026-11-23T12:00:00+08:",
+        "2026-11-23T12:00:00+08:0",
+        "2026-11-23T12:00.5Z",  # a fraction needs seconds
         "2026-11-23T12:00:00+24:00",
+        "2026-11-23T12:00:00+24",
         "2026-11-23T12:00:00+08:60",
         "2026-02-30T12:00:00Z",
         "2026-11-23T25:00:00Z",

@@ -25,7 +25,8 @@ from liverec.postprocess.clip import ClipResult, make_clip
 from liverec.postprocess.precise import cut_segment
 from liverec.postprocess.snapshot import SnapshotResult, make_snapshot
 from liverec.postprocess.timing import open_segment
-from liverec.recorder.hls import RecordingStarted, SegmentStored, session_date
+from liverec.recorder.catalog_events import CatalogEvents
+from liverec.recorder.hls import session_date
 from liverec.recorder.stream import StreamRecorder, StreamSettings
 from liverec.storage import LocalStore
 from support.mediagen import (
@@ -46,41 +47,6 @@ US = timedelta(microseconds=1)
 MS = timedelta(milliseconds=1)
 
 
-class Events:
-    """The recorder's RecordingEvents onto the catalog, as service.CatalogEvents does."""
-
-    def __init__(self, catalog: Catalog, stream: str) -> None:
-        self.catalog = catalog
-        self.stream = stream
-
-    def recording_started(self, rec: RecordingStarted) -> int:
-        return self.catalog.create_recording(
-            app_id=APP,
-            entry_point=EP,
-            stream_name=self.stream,
-            region=REGION,
-            session_id=rec.session_id,
-            playlist_key=rec.playlist_name,
-            start_time=rec.start_time,
-            node_id="test-node",
-            lease_seconds=60,
-        ).id
-
-    def segment_stored(self, recording_id: int, seg: SegmentStored) -> None:
-        self.catalog.add_segment(
-            recording_id,
-            seq=seg.seq,
-            key=seg.name,
-            start_time=seg.start_time,
-            duration=seg.duration,
-            size=seg.size,
-            discontinuity=seg.discontinuity,
-        )
-
-    def recording_ended(self, recording_id: int, end_time: datetime) -> None:
-        self.catalog.close_recording(recording_id, end_time)
-
-
 class TagClock:
     def __init__(self) -> None:
         self.time = T0
@@ -98,7 +64,15 @@ async def push(
     recorder = StreamRecorder(
         StreamSettings(f"record/{EP}/{stream}", f"{REGION}/{APP}/", sid, 2.0, 3600.0),
         store=store,
-        events=Events(catalog, stream),
+        events=CatalogEvents(
+            catalog,
+            app_id=APP,
+            entry_point=EP,
+            stream_name=stream,
+            region=REGION,
+            node_id="test-node",
+            lease_seconds=60,
+        ),
         clock=clock,
     )
     tags = [t for t in read_flv_tags(path) if t.type in (8, 9)]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 
 import pytest
 
 from liverec.errors import ProtocolError
 from liverec.media import amf0
-from liverec.rtmp.chunk import ChunkReader, ChunkWriter, Message, basic_header
+from liverec.rtmp.chunk import MIN_CHUNK_SIZE, ChunkReader, ChunkWriter, Message, basic_header
 
 
 def u24(n: int) -> bytes:
@@ -183,10 +184,18 @@ def test_set_chunk_size_mid_stream() -> None:
         assert got == expected
 
 
-@pytest.mark.parametrize("size", [0, 2**31, 0xFFFFFFFF, 16 * 1024 * 1024 + 1])
+@pytest.mark.parametrize("size", [0, 1, 63, 2**31, 0xFFFFFFFF, 16 * 1024 * 1024 + 1])
 def test_bad_chunk_size_raises(size: int) -> None:
     with pytest.raises(ProtocolError, match="chunk size"):
         feed_all(set_chunk_size(size))
+
+
+def test_smallest_chunk_size_is_accepted() -> None:
+    reader = ChunkReader()
+    reader.feed(set_chunk_size(MIN_CHUNK_SIZE))
+    assert reader.chunk_size == MIN_CHUNK_SIZE == 64
+    msg = Message(9, 1, 0, bytes(range(200)))
+    assert reader.feed(ChunkWriter(MIN_CHUNK_SIZE).encode(msg, 6)) == [msg]
 
 
 def test_chunk_size_limit_is_configurable() -> None:
@@ -248,6 +257,70 @@ def test_too_many_partial_chunk_streams_raises() -> None:
     assert reader.feed(data) == []
     with pytest.raises(ProtocolError, match="partial"):
         reader.feed(b"\x06" + h0(0, 300, 9, 1))
+
+
+def test_default_partial_chunk_streams_limit_is_8() -> None:
+    reader = ChunkReader()
+    data = b"".join(bytes((c,)) + h0(0, 300, 9, 1) + bytes(128) for c in range(3, 11))
+    assert reader.feed(data) == []
+    with pytest.raises(ProtocolError, match="more than 8 chunk streams"):
+        reader.feed(b"\x0b" + h0(0, 300, 9, 1))
+
+
+def partial(csid: int, announced: int, chunks: int, size: int) -> bytes:
+    """The first `chunks` whole chunks of `size` bytes of a message on chunk stream csid."""
+    head = bytes((csid,)) + h0(0, announced, 9, 1) + bytes(size)
+    return head + (bytes((0xC0 | csid,)) + bytes(size)) * (chunks - 1)
+
+
+def test_total_of_partial_messages_is_capped() -> None:
+    reader = ChunkReader(max_buffered=1000, max_message_size=900)
+    reader.feed(set_chunk_size(100))
+    assert reader.feed(partial(3, 900, 6, 100) + partial(4, 900, 4, 100)) == []
+    assert reader.buffered_bytes == 1000
+    with pytest.raises(ProtocolError, match="more than 1000 bytes of unfinished messages"):
+        reader.feed(partial(5, 900, 1, 100))
+
+
+def test_completed_and_dropped_messages_free_the_budget() -> None:
+    reader = ChunkReader(max_buffered=1000, max_message_size=900)
+    reader.feed(set_chunk_size(100))
+    abort = b"\x02" + h0(0, 4, 2, 0) + u32(4)
+    for _ in range(5):  # each round would overflow the cap if nothing were freed
+        reader.feed(partial(3, 800, 7, 100))  # completed below, reaching the cap
+        reader.feed(partial(4, 900, 1, 100))  # aborted below
+        reader.feed(partial(5, 900, 1, 100))  # dropped by a new header below
+        assert reader.buffered_bytes == 900
+        done = reader.feed(b"\xc3" + bytes(100) + abort + b"\x05" + h0(0, 0, 9, 1))
+        assert [msg.payload for msg in done] == [bytes(800), u32(4), b""]
+        assert reader.buffered_bytes == 0
+
+
+def test_default_total_is_16_mib_of_bytes_received() -> None:
+    mib = 1024 * 1024
+    reader = ChunkReader()
+    reader.feed(set_chunk_size(mib))
+    assert reader.feed(partial(3, 7 * mib, 6, mib) + partial(4, 7 * mib, 6, mib)) == []
+    assert reader.feed(partial(5, 7 * mib, 4, mib)) == []
+    assert reader.buffered_bytes == 16 * mib
+    with pytest.raises(ProtocolError, match=f"more than {16 * mib} bytes"):
+        reader.feed(b"\xc5" + bytes(mib))
+
+
+def test_announced_lengths_are_not_allocated_up_front() -> None:
+    # Seven chunk streams each announcing an 8 MiB message and sending one 128-byte chunk
+    # cost about 1 KiB, not 56 MiB; an eighth sending 10 bytes of its chunk adds 10 bytes.
+    reader = ChunkReader()
+    data = b"".join(partial(c, 8 * 1024 * 1024, 1, 128) for c in range(3, 10))
+    data += partial(10, 8 * 1024 * 1024, 1, 10)
+    tracemalloc.start()
+    try:
+        assert reader.feed(data) == []
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert reader.buffered_bytes == 7 * 128 + 10
+    assert peak < 64 * 1024
 
 
 def test_completed_chunk_streams_do_not_count_as_partial() -> None:

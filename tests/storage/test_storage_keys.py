@@ -60,16 +60,26 @@ def test_bad_keys_are_refused(key: str) -> None:
         ("clip.m3u8", True),
         ("CLIP.M3U8", True),
         ("a.b.m3u8", True),
+        ("-_x.m3u8", True),
+        ("x" * 195 + ".m3u8", True),  # 200 characters
+        ("x" * 196 + ".m3u8", False),  # 201
         ("clip.mp4", False),
         ("clip", False),
         (".m3u8", False),  # no stem
+        (".hidden.m3u8", False),
         ("dir/clip.m3u8", False),
         ("..", False),
         ("clip.m3u8\x00.jpg", False),
         ("c\\lip.m3u8", False),
+        ("a\u2028b.m3u8", False),  # a line separator: passed the old check, then a 500
+        ("a b.m3u8", False),  # characters a playlist's relative URI would need escaped
+        ("a?b.m3u8", False),
+        ("a#b.m3u8", False),
+        ("a%41.m3u8", False),
+        ("名前.m3u8", False),
     ],
 )
-def test_names_need_a_safe_single_part_and_an_allowed_extension(name: str, ok: bool) -> None:
+def test_names_follow_the_one_file_name_rule(name: str, ok: bool) -> None:
     if ok:
         assert check_name(name, (".m3u8",)) == name
         assert check_name(name, ("m3u8", "jpg")) == name
@@ -78,10 +88,10 @@ def test_names_need_a_safe_single_part_and_an_allowed_extension(name: str, ok: b
             check_name(name, (".m3u8",))
 
 
-def test_names_without_an_extension_rule() -> None:
-    assert check_name("anything") == "anything"
-    with pytest.raises(InvalidKeyError):
-        check_name("a/b")
+def test_the_extension_must_be_one_of_those_given() -> None:
+    assert check_name("shot.JPEG", (".jpg", ".jpeg")) == "shot.JPEG"
+    with pytest.raises(InvalidKeyError, match=r"\.jpg or \.jpeg"):
+        check_name("shot.m3u8", (".jpg", ".jpeg"))
 
 
 def test_prefixes_and_layout() -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -189,6 +192,42 @@ def test_files_are_0644_less_the_umask(store: LocalStore) -> None:
     # Not 0600 like a mkstemp file: operators may serve the folder with another program.
     store.put("p", b"1", "x")
     assert (store.root / "p").stat().st_mode & 0o777 == 0o644 & ~_umask()
+
+
+# A put into a file-size limit (RLIMIT_FSIZE), the real failure a full disk gives a write:
+# set in a child process, so that nothing else of the test run is limited.
+_FAILING_PUT = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from liverec.errors import StorageError
+    from liverec.storage import LocalStore
+
+    store = LocalStore(sys.argv[1])
+    store.put("d/small", b"x" * 100, "x")
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG from write(), not a kill
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+    try:
+        store.put("d/big", b"y" * 100_000, "x")
+    except StorageError as exc:
+        print("refused:", exc)
+    else:
+        print("written")
+    """
+)
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    result = subprocess.run(
+        [sys.executable, "-c", _FAILING_PUT, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("refused:") and "File too large" in result.stdout
+    assert sorted(os.listdir(root / "d")) == ["small"]  # no .liverec-tmp-* left behind
 
 
 def test_open_store(tmp_path: Path) -> None:

@@ -9,11 +9,13 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from liverec.config import load_settings
 from liverec.errors import ConfigError, StorageError
 from liverec.storage import BlobStore, ObjectNotFoundError, open_store
 from liverec.storage.s3 import S3Store, StorageTimeoutError
@@ -250,10 +252,17 @@ def test_bad_bucket_or_prefix(bucket: str, prefix: str) -> None:
         S3Store(bucket, prefix)
 
 
-def test_open_store_s3(server: S3Server, raw: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LIVEREC_S3_ENDPOINT_URL", server.endpoint_url)
+def test_open_store_s3(
+    server: S3Server, raw: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The endpoint is a setting: LIVEREC_S3_ENDPOINT_URL, or s3_endpoint_url in the TOML.
+    settings = load_settings(env={"LIVEREC_S3_ENDPOINT_URL": server.endpoint_url})
+    assert settings.s3_endpoint_url == server.endpoint_url
+    toml = tmp_path / "liverec.toml"
+    toml.write_text(f'[liverec]\ns3_endpoint_url = "{server.endpoint_url}"\n')
+    assert load_settings(env={"LIVEREC_CONFIG": str(toml)}).s3_endpoint_url == server.endpoint_url
     monkeypatch.setenv("AWS_REGION", "eu-central-1")
-    store = open_store(f"s3://{BUCKET}/from%20url/")
+    store = open_store(f"s3://{BUCKET}/from%20url/", endpoint_url=settings.s3_endpoint_url)
     assert isinstance(store, S3Store)
     assert (store.bucket, store.prefix) == (BUCKET, "from url/")
     assert store.client.meta.region_name == "eu-central-1"
@@ -262,7 +271,7 @@ def test_open_store_s3(server: S3Server, raw: Any, monkeypatch: pytest.MonkeyPat
     store.close()
 
     monkeypatch.delenv("AWS_REGION")
-    plain = open_store(f"s3://{BUCKET}")
+    plain = open_store(f"s3://{BUCKET}", endpoint_url=server.endpoint_url)
     assert isinstance(plain, S3Store)
     assert plain.prefix == ""
     assert plain.client.meta.region_name == TEST_AWS_ENV["AWS_DEFAULT_REGION"]

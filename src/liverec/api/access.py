@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from liverec.api.auth import authenticate, require_project
-from liverec.api.context import ApiContext
+from liverec.api.auth import authenticate, get_context, require_project
 from liverec.api.errors import ApiError
 from liverec.config import REGIONS
 from liverec.errors import NotFoundError
+from liverec.media.names import stream_name_problem
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,14 @@ def check_region(region: str) -> str:
             f"unknown region {region[:16]!r}: use one of {', '.join(REGIONS)}",
         )
     return region
+
+
+def check_stream_name(name: str) -> str:
+    """`name`, or 400 `invalid_stream_name` unless it passes the one stream-name rule."""
+    problem = stream_name_problem(name)
+    if problem is not None:
+        raise ApiError(400, "invalid_stream_name", problem)
+    return name
 
 
 async def project_scope(
@@ -54,7 +62,7 @@ async def stream_scope(
         raise ApiError(400, "invalid_parameter", "appid and entry_point must not be empty")
     check_region(region)
     await require_project(request, customer_id, appid)
-    ctx: ApiContext = request.app.state.ctx
+    ctx = get_context(request)
     try:
         await asyncio.to_thread(ctx.catalog.get_entry_point, appid, entry_point)
     except NotFoundError:

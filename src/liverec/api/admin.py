@@ -8,12 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from liverec.api.access import Scope, project_scope, stream_scope
-from liverec.api.context import ApiContext
+from liverec.api.access import Scope, check_stream_name, project_scope, stream_scope
+from liverec.api.auth import get_context
 from liverec.api.errors import ApiError
 from liverec.api.fls import BASE
 from liverec.errors import CatalogError, ConflictError, NotFoundError
-from liverec.rtmp.pushauth import STREAM_NAME
 
 router = APIRouter(tags=["management"])
 ENTRY_POINTS = "/v1/projects/{appid}/fls/entry_points"
@@ -40,16 +39,11 @@ class Ok(BaseModel):
     message: str = "ok"
 
 
-def _ctx(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
 @router.get(ENTRY_POINTS, response_model=EntryPointList)
 async def list_entry_points(
     request: Request, appid: Annotated[str, Depends(project_scope)]
 ) -> EntryPointList:
-    eps = await asyncio.to_thread(_ctx(request).catalog.list_entry_points, appid)
+    eps = await asyncio.to_thread(get_context(request).catalog.list_entry_points, appid)
     return EntryPointList(
         entryPoints=[
             EntryPointInfo(
@@ -72,7 +66,7 @@ async def add_entry_point(
 ) -> Ok:
     """Add an entry point (standard recording on, as for `live`)."""
     try:
-        await asyncio.to_thread(_ctx(request).catalog.create_entry_point, appid, id)
+        await asyncio.to_thread(get_context(request).catalog.create_entry_point, appid, id)
     except ConflictError:
         raise ApiError(400, "entry_point_exists", f"entry point {id!r} exists already") from None
     except CatalogError as exc:
@@ -86,7 +80,7 @@ async def delete_entry_point(
 ) -> Ok:
     """Delete an entry point; its recordings stay. `live` cannot be deleted."""
     try:
-        await asyncio.to_thread(_ctx(request).catalog.delete_entry_point, appid, entry_point)
+        await asyncio.to_thread(get_context(request).catalog.delete_entry_point, appid, entry_point)
     except NotFoundError:
         raise ApiError(
             404, "entry_point_not_found", f"entry point {entry_point[:64]!r} does not exist"
@@ -106,7 +100,7 @@ async def entry_point_recording(
     """Turn standard recording on or off for every stream of an entry point."""
     try:
         await asyncio.to_thread(
-            _ctx(request).catalog.update_entry_point,
+            get_context(request).catalog.update_entry_point,
             appid,
             entry_point,
             record_enabled=body.enabled,
@@ -119,10 +113,13 @@ async def entry_point_recording(
 
 
 async def _stream_switch(request: Request, scope: Scope, stream: str, on: bool) -> Ok:
-    if not STREAM_NAME.fullmatch(stream) or stream in (".", ".."):
-        raise ApiError(400, "invalid_stream_name", f"invalid stream name {stream[:140]!r}")
+    check_stream_name(stream)
     await asyncio.to_thread(
-        _ctx(request).catalog.set_stream_recording, scope.app_id, scope.entry_point, stream, on
+        get_context(request).catalog.set_stream_recording,
+        scope.app_id,
+        scope.entry_point,
+        stream,
+        on,
     )
     return Ok(message=f"standard recording {'on' if on else 'off'} for {stream}")
 

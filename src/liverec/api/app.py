@@ -13,6 +13,7 @@ from liverec import __version__
 from liverec.api import admin, files, fls
 from liverec.api.context import ApiContext
 from liverec.api.errors import install_error_handlers
+from liverec.api.limits import MAX_BODY_BYTES, BodyLimit
 
 DESCRIPTION = """\
 liverec records RTMP pushes as HLS and serves Agora Fusion Live Streaming's
@@ -22,6 +23,7 @@ management calls for what is recorded, and the recorded files.
 Authentication: HTTP Basic with a customer ID and secret, or Agora's HMAC-SHA256 scheme.
 Times: RFC 3339 with an offset in requests; UTC with milliseconds in answers.
 Errors: a JSON body `{"message": ..., "reason": ...}` on every non-200 answer.
+Request bodies: at most 64 KiB (413 `body_too_large` beyond).
 """
 
 # An FLS path with an empty appid or entry point does not match any route; FLS answers
@@ -56,6 +58,8 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "node": ctx.node_id if ctx else ""}
 
+    # Added last, so it runs first: nothing reads a body before it is bounded.
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     return app
 
 

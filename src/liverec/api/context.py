@@ -1,22 +1,93 @@
-"""What the HTTP API runs on: built by service.py, passed to every route."""
+"""What the HTTP API runs on: built by service.py, passed to every route.
+
+The API does not import post-processing (a sibling layer): service.py hands it the clip and
+snapshot functions, which must fit the Protocols below (postprocess.clip.make_clip and
+postprocess.snapshot.make_snapshot do)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from liverec.catalog import Catalog
 from liverec.storage import BlobStore
+
+
+class ClipInfo(Protocol):
+    """What a clip covers, as the cutting answer reports it."""
+
+    @property
+    def file_name(self) -> str: ...  # record/{entry_point}/{stream_name}/{fileName}
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+    @property
+    def duration(self) -> float: ...  # seconds
+
+
+class SnapshotInfo(Protocol):
+    """The frame a snapshot shows, as the snapshot answer reports it."""
+
+    @property
+    def file_name(self) -> str: ...  # record/{entry_point}/{stream_name}/{fileName}
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+
+
+class ClipMaker(Protocol):
+    """Write the clip playlist; ConflictError for a taken fileName, NotFoundError when no
+    recorded segment overlaps [start, end]."""
+
+    def __call__(
+        self,
+        catalog: Catalog,
+        store: BlobStore,
+        *,
+        app_id: str,
+        region: str,
+        entry_point: str,
+        stream_name: str,
+        file_name: str,
+        start: datetime,
+        end: datetime | None,
+        precise: bool = False,
+    ) -> ClipInfo: ...
+
+
+class SnapshotMaker(Protocol):
+    """Write the JPEG of the frame shown at `time` (None: the latest); ConflictError for a
+    taken fileName, NotFoundError when no recording holds `time`."""
+
+    def __call__(
+        self,
+        catalog: Catalog,
+        store: BlobStore,
+        *,
+        app_id: str,
+        region: str,
+        entry_point: str,
+        stream_name: str,
+        file_name: str,
+        time: datetime | None,
+    ) -> SnapshotInfo: ...
 
 
 @dataclass(frozen=True)
 class ApiContext:
     catalog: Catalog
     store: BlobStore
-    region: str  # the one region this node records into and serves
+    region: str  # the one region this node records into
     url_key: bytes  # signs expiring file URLs; the same on every node
     clock: Callable[[], datetime]  # aware UTC
+    make_clip: ClipMaker
+    make_snapshot: SnapshotMaker
     node_id: str = ""
     hmac_skew: float = 300.0  # seconds a signed request's Date may be off
     url_ttl: float = 3600.0  # lifetime of the signed `url` fields we hand out

@@ -18,10 +18,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liverec.errors import (
+    CatalogError,
     ConflictError,
     InvalidKeyError,
     LiverecError,
     NotFoundError,
+    SchemaError,
 )
 from liverec.storage import ObjectNotFoundError
 
@@ -115,6 +117,10 @@ def classify(exc: BaseException) -> tuple[int, str, str]:
         return 400, "invalid_parameter", str(exc)
     if isinstance(exc, ConflictError):
         return 409, "conflict", str(exc)
+    if isinstance(exc, CatalogError) and not isinstance(exc, SchemaError):
+        # The catalog refuses a value the caller gave (a name, a time): the caller's fault.
+        # A schema that is not at head is ours, a 500.
+        return 400, "invalid_parameter", str(exc)
     return 500, "internal", "internal error"
 
 

@@ -1,6 +1,8 @@
 """File serving: recording playlists, segments, clips and snapshots by the name the API
 gave (`record/{entry_point}/{stream_name}/{file}`), behind the API's credentials or a
-signed, expiring link (api/signing.py). Single byte ranges; HEAD.
+signed, expiring link (api/signing.py). Single byte ranges; HEAD. Every FLS region is
+served, not only the one this node records into: store keys carry their region, and the FLS
+routes take any region, so every `url` they hand out must work from any node.
 
 A local file is opened once and everything (size, ETag, bytes) comes from that open file:
 a live playlist replaced while it is sent is sent whole, old or new, never a mix."""
@@ -22,21 +24,18 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from liverec.api.access import check_region
 from liverec.api.auth import authenticate, get_context, require_project
 from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError
 from liverec.api.signing import SIGNED_PREFIX, stream_folder_of, verify
-from liverec.config import REGIONS
 from liverec.errors import InvalidKeyError, StorageError
+from liverec.media.m3u8 import PLAYLIST_TYPE
+from liverec.media.names import JPEG_TYPE
+from liverec.media.ts import TS_TYPE
 from liverec.storage import BlobStore, ObjectNotFoundError, project_key
 
-CONTENT_TYPES = {
-    "m3u8": "application/vnd.apple.mpegurl",
-    "ts": "video/mp2t",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-}
-PLAYLIST_TYPE = CONTENT_TYPES["m3u8"]
+CONTENT_TYPES = {"m3u8": PLAYLIST_TYPE, "ts": TS_TYPE, "jpg": JPEG_TYPE, "jpeg": JPEG_TYPE}
 CHUNK = 512 * 1024
 _RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})", re.IGNORECASE)
 
@@ -71,14 +70,6 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if suffix == 0 or size == 0:
         raise RangeNotSatisfiableError
     return max(0, size - suffix), size
-
-
-def _check_region(ctx: ApiContext, region: str) -> None:
-    if region == ctx.region:
-        return
-    if region in REGIONS:
-        raise ApiError(404, "not_found", f"region {region} is not served here")
-    raise ApiError(400, "invalid_region", f"unknown region {region!r}: use {', '.join(REGIONS)}")
 
 
 def _media_type(file_name: str) -> str:
@@ -254,7 +245,7 @@ _FILE_RESPONSES: dict[int | str, dict[str, object]] = {
         "content": {t: {} for t in sorted(set(CONTENT_TYPES.values()))},
     },
     206: {"description": "The asked byte range of the file."},
-    404: {"description": "No such file, project or region here."},
+    404: {"description": "No such file or project."},
     416: {"description": "The byte range is past the end of the file."},
 }
 
@@ -286,7 +277,7 @@ async def get_signed_file(
     ctx = get_context(request)
     media_type = _media_type(file_name)
     verify(ctx, expires, sig, app_id, region, file_name)
-    _check_region(ctx, region)
+    check_region(region)
     response = await deliver(request, ctx, project_key(region, app_id, file_name), media_type)
     # A web player on another origin fetches these links.
     response.headers["Access-Control-Allow-Origin"] = "*"
@@ -302,7 +293,7 @@ async def get_file(
 ) -> Response:
     ctx = get_context(request)
     await require_project(request, customer_id, app_id)
-    _check_region(ctx, region)
+    check_region(region)
     media_type = _media_type(file_name)
     key = project_key(region, app_id, file_name)
     return await deliver(request, ctx, key, media_type)

@@ -9,15 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from liverec.api.access import Scope, stream_scope
+from liverec.api.access import Scope, check_stream_name, stream_scope
+from liverec.api.auth import get_context
 from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError
 from liverec.api.signing import sign_url
 from liverec.api.times import format_time, not_in_future, parse_time, whole_seconds
 from liverec.errors import ConflictError, InvalidKeyError, NotFoundError
-from liverec.postprocess.clip import make_clip
-from liverec.postprocess.snapshot import make_snapshot
-from liverec.rtmp.pushauth import STREAM_NAME
+from liverec.media.names import CLIP_EXTENSIONS, SNAPSHOT_EXTENSIONS
 from liverec.storage import check_name
 
 BASE = "/v1/projects/{appid}/fls/entry_points/{entry_point}/admin/record/standard/regions/{region}"
@@ -66,17 +65,6 @@ class SnapshotResult(BaseModel):
     url: str
 
 
-def _ctx(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
-def _stream_name(name: str) -> str:
-    if not STREAM_NAME.fullmatch(name) or name in (".", ".."):
-        raise ApiError(400, "invalid_stream_name", f"invalid stream name {name[:140]!r}")
-    return name
-
-
 def _file_name(name: str, extensions: tuple[str, ...]) -> str:
     try:
         return check_name(name, extensions)
@@ -98,10 +86,10 @@ async def preview_list(
     stream_name: Annotated[str, Query()],
 ) -> PreviewList:
     """Every recording of the stream that overlaps [start_time, end_time], oldest first."""
-    ctx = _ctx(request)
+    ctx = get_context(request)
     start = parse_time(start_time, "start_time")
     end = parse_time(end_time, "end_time")
-    name = _stream_name(stream_name)
+    name = check_stream_name(stream_name)
     now = ctx.clock()
     not_in_future(start, now, "start_time")
     not_in_future(end, now, "end_time")
@@ -151,13 +139,13 @@ async def cutting(
     scope: Annotated[Scope, Depends(stream_scope)],
 ) -> CuttingResult:
     """Cut [startTime, endTime] into a VOD M3U8 named fileName in the stream's folder."""
-    ctx = _ctx(request)
-    name = _stream_name(stream_name)
-    file_name = _file_name(body.fileName, (".m3u8",))
+    ctx = get_context(request)
+    name = check_stream_name(stream_name)
+    file_name = _file_name(body.fileName, CLIP_EXTENSIONS)
     start, end = _times(ctx, body.startTime, body.endTime)
     try:
         clip = await asyncio.to_thread(
-            make_clip,
+            ctx.make_clip,
             ctx.catalog,
             ctx.store,
             app_id=scope.app_id,
@@ -190,16 +178,16 @@ async def snapshot(
     scope: Annotated[Scope, Depends(stream_scope)],
 ) -> SnapshotResult:
     """A JPEG of the frame shown at `time` (the latest recorded frame when empty)."""
-    ctx = _ctx(request)
-    name = _stream_name(stream_name)
-    file_name = _file_name(body.fileName, (".jpg", ".jpeg"))
+    ctx = get_context(request)
+    name = check_stream_name(stream_name)
+    file_name = _file_name(body.fileName, SNAPSHOT_EXTENSIONS)
     when = None
     if body.time:
         when = parse_time(body.time, "time")
         not_in_future(when, ctx.clock(), "time")
     try:
         shot = await asyncio.to_thread(
-            make_snapshot,
+            ctx.make_snapshot,
             ctx.catalog,
             ctx.store,
             app_id=scope.app_id,

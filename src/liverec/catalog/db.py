@@ -33,12 +33,23 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+def redact_url(url: str) -> str:
+    """The URL with everything up to its last '@' hidden (`scheme://***@host/db`): no user
+    or password in messages, even when the URL does not parse."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in url:
+        return url
+    if not sep:
+        return "***@" + url.rpartition("@")[2]
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
 def make_engine(url: str) -> Engine:
     """An Engine for `sqlite:///PATH` or `postgresql+psycopg://...`."""
     try:
         parsed = make_url(_normalise_url(url))
-    except ArgumentError:
-        raise ConfigError(f"database URL is malformed: {url!r}") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(f"database URL is malformed: {redact_url(url)!r}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database or ""

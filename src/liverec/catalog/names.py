@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from liverec.errors import CatalogError
+from liverec.media.names import file_name_problem, stream_name_problem
 
 _APP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ENTRY_POINT = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_STREAM = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _CUSTOMER_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _NODE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _DOMAIN = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
 _REGION = re.compile(r"[a-z]{1,8}")
 MAX_SECRET_LEN = 256
-MAX_FILE_NAME_BYTES = 255
 
 
 def check_app_id(value: str) -> str:
@@ -32,8 +32,9 @@ def check_entry_point(value: str) -> str:
 
 
 def check_stream_name(value: str) -> str:
-    if not _STREAM.fullmatch(value) or value in (".", ".."):
-        raise CatalogError(f"stream name must be 1-128 characters of [A-Za-z0-9_.-], not {value!r}")
+    problem = stream_name_problem(value)
+    if problem is not None:
+        raise CatalogError(problem)
     return value
 
 
@@ -78,15 +79,9 @@ def check_domain(value: str) -> str:
     return domain
 
 
-def check_file_name(value: str) -> str:
-    """A file name inside a stream folder (the full rules live in liverec.storage.keys)."""
-    if (
-        not value
-        or "/" in value
-        or "\\" in value
-        or value in (".", "..")
-        or not value.isprintable()
-        or len(value.encode("utf-8", "surrogatepass")) > MAX_FILE_NAME_BYTES
-    ):
-        raise CatalogError(f"not a valid file name: {value!r}")
+def check_file_name(value: str, extensions: Sequence[str]) -> str:
+    """A clip or snapshot file name in a stream folder (the one rule, media.names)."""
+    problem = file_name_problem(value, extensions)
+    if problem is not None:
+        raise CatalogError(problem)
     return value

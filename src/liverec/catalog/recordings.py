@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Select, and_, case, delete, insert, select, u
 from sqlalchemy.exc import IntegrityError
 
 from liverec.catalog._base import RepoBase
+from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import Recording, Segment, from_ms, seconds_to_ms, to_ms
 from liverec.catalog.names import check_node_id, check_region
 from liverec.catalog.schema import files, projects, recordings, segments, streams
@@ -201,7 +202,7 @@ class RecordingsRepo(RepoBase):
                         state="open",
                         node_id=node_id,
                         lease_ms=lease_ms,
-                        lease_expires_ms=now + lease_ms,
+                        lease_expires_ms=db_now_ms() + lease_ms,
                         segment_count=0,
                         created_ms=now,
                     )
@@ -255,14 +256,13 @@ class RecordingsRepo(RepoBase):
         start_ms = to_ms(start_time)
         end_ms = start_ms + seconds_to_ms(duration)
         with self._write() as conn:
-            now = self._now_ms()
             row = conn.execute(
                 update(recordings)
                 .where(and_(recordings.c.id == recording_id, recordings.c.state == "open"))
                 .values(
                     end_ms=_raise_bound(recordings.c.end_ms, end_ms),
                     segment_count=recordings.c.segment_count + 1,
-                    lease_expires_ms=now + recordings.c.lease_ms,
+                    lease_expires_ms=db_now_ms() + recordings.c.lease_ms,
                 )
                 .returning(recordings.c.stream_id, recordings.c.start_ms, recordings.c.end_ms)
             ).one_or_none()
@@ -450,24 +450,24 @@ class RecordingsRepo(RepoBase):
 
     def renew_leases(self, node_id: str, lease_seconds: float) -> None:
         """The node's heartbeat: extend the leases on its open recordings and live streams."""
+        lease_ms = seconds_to_ms(lease_seconds)
         with self._write() as conn:
-            now = self._now_ms()
-            lease_ms = seconds_to_ms(lease_seconds)
             conn.execute(
                 update(recordings)
                 .where(and_(recordings.c.state == "open", recordings.c.node_id == node_id))
-                .values(lease_ms=lease_ms, lease_expires_ms=now + lease_ms)
+                .values(lease_ms=lease_ms, lease_expires_ms=db_now_ms() + lease_ms)
             )
             conn.execute(
                 update(streams)
                 .where(streams.c.live_node_id == node_id)
-                .values(live_expires_ms=now + lease_ms)
+                .values(live_expires_ms=db_now_ms() + lease_ms)
             )
 
-    def expired_open_recordings(self, now: datetime) -> list[Recording]:
-        """Open recordings whose holder stopped renewing its lease before `now`."""
+    def expired_open_recordings(self) -> list[Recording]:
+        """Open recordings whose holder stopped renewing its lease, by the database's clock
+        (the one that wrote the leases)."""
         stmt = _select_recordings().where(
-            and_(recordings.c.state == "open", recordings.c.lease_expires_ms < to_ms(now))
+            and_(recordings.c.state == "open", recordings.c.lease_expires_ms < db_now_ms())
         )
         with self._read() as conn:
             rows = conn.execute(stmt.order_by(recordings.c.id)).all()
@@ -483,16 +483,16 @@ class RecordingsRepo(RepoBase):
         check_node_id(node_id)
         lease_ms = seconds_to_ms(lease_seconds)
         with self._write() as conn:
-            now = self._now_ms()
             cond = and_(recordings.c.id == recording_id, recordings.c.state == "open")
             if not force:
                 cond = and_(
                     cond,
-                    (recordings.c.lease_expires_ms < now) | (recordings.c.node_id == node_id),
+                    (recordings.c.lease_expires_ms < db_now_ms())
+                    | (recordings.c.node_id == node_id),
                 )
             done = conn.execute(
                 update(recordings)
                 .where(cond)
-                .values(node_id=node_id, lease_ms=lease_ms, lease_expires_ms=now + lease_ms)
+                .values(node_id=node_id, lease_ms=lease_ms, lease_expires_ms=db_now_ms() + lease_ms)
             ).rowcount
         return done == 1

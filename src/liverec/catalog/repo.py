@@ -16,7 +16,9 @@ from liverec.catalog.streams import StreamsRepo
 class Catalog(ProjectsRepo, CredentialsRepo, StreamsRepo, RecordingsRepo):
     """Projects, credentials, entry points, streams, recordings, segments and file names.
 
-    `clock` gives the current UTC time (leases and creation times); tests pass their own."""
+    `clock` gives the current UTC time for creation times; tests pass their own. Leases
+    are written and compared by the database's clock (catalog/dbclock.py), so that nodes
+    whose clocks disagree agree on when a lease runs out."""
 
     def __init__(self, engine: Engine, box: SecretBox, clock: Clock = utc_now) -> None:
         super().__init__(engine, box, clock)

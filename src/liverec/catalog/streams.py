@@ -7,12 +7,15 @@ from sqlalchemy import and_, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from liverec.catalog._base import RepoBase
+from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import seconds_to_ms
 from liverec.catalog.names import check_file_name, check_node_id
 from liverec.catalog.schema import entry_points, files, projects, streams
 from liverec.errors import CatalogError, ConflictError, NotFoundError
+from liverec.media.names import CLIP_EXTENSIONS, SNAPSHOT_EXTENSIONS
 
-FILE_KINDS = ("clip", "snapshot")
+# The kinds of file a user names, and the extensions each must have.
+FILE_KINDS = {"clip": CLIP_EXTENSIONS, "snapshot": SNAPSHOT_EXTENSIONS}
 
 
 def folder(entry_point: str, stream_name: str) -> str:
@@ -76,16 +79,21 @@ class StreamsRepo(RepoBase):
         check_node_id(node_id)
         with self._write() as conn:
             sid = self._ensure_stream(conn, app_id, entry_point, stream_name)
-            now = self._now_ms()
             taken = conn.execute(
                 update(streams)
                 .where(
                     and_(
                         streams.c.id == sid,
-                        or_(streams.c.live_node_id.is_(None), streams.c.live_expires_ms < now),
+                        or_(
+                            streams.c.live_node_id.is_(None),
+                            streams.c.live_expires_ms < db_now_ms(),
+                        ),
                     )
                 )
-                .values(live_node_id=node_id, live_expires_ms=now + seconds_to_ms(lease_seconds))
+                .values(
+                    live_node_id=node_id,
+                    live_expires_ms=db_now_ms() + seconds_to_ms(lease_seconds),
+                )
             ).rowcount
         return taken == 1
 
@@ -118,14 +126,15 @@ class StreamsRepo(RepoBase):
     def live_holder(self, app_id: str, entry_point: str, stream_name: str) -> str | None:
         """The node holding an unexpired live lease on the stream, if any."""
         with self._read() as conn:
-            row = conn.execute(
-                select(streams.c.live_node_id, streams.c.live_expires_ms).where(
-                    streams.c.id == self._stream_id_subquery(app_id, entry_point, stream_name)
+            holder = conn.execute(
+                select(streams.c.live_node_id).where(
+                    and_(
+                        streams.c.id == self._stream_id_subquery(app_id, entry_point, stream_name),
+                        streams.c.live_expires_ms >= db_now_ms(),
+                    )
                 )
-            ).one_or_none()
-        if row is None or row[0] is None or row[1] < self._now_ms():
-            return None
-        return str(row[0])
+            ).scalar_one_or_none()
+        return None if holder is None else str(holder)
 
     # -- names in the stream folder ---------------------------------------------------------
 
@@ -136,8 +145,8 @@ class StreamsRepo(RepoBase):
         name is taken (by a clip, a snapshot or a recording's playlist); of two racing
         requests exactly one wins (the database's unique key decides)."""
         if kind not in FILE_KINDS:
-            raise CatalogError(f"file kind must be one of {FILE_KINDS}, not {kind!r}")
-        check_file_name(file_name)
+            raise CatalogError(f"file kind must be one of {tuple(FILE_KINDS)}, not {kind!r}")
+        check_file_name(file_name, FILE_KINDS[kind])
         try:
             with self._write() as conn:
                 sid = self._ensure_stream(conn, app_id, entry_point, stream_name)
@@ -163,7 +172,7 @@ class StreamsRepo(RepoBase):
                         files.c.stream_id
                         == self._stream_id_subquery(app_id, entry_point, stream_name),
                         files.c.file_name == file_name,
-                        files.c.kind.in_(FILE_KINDS),
+                        files.c.kind.in_(tuple(FILE_KINDS)),
                     )
                 )
             )

@@ -13,9 +13,13 @@ from liverec.errors import MediaError
 
 PLAYLIST_TYPES = ("EVENT", "VOD")
 
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"  # the content type of M3U8 files
+
+# RFC 3339, and the looser forms FLS's own docs show (`2019-01-07T12:00+08`): seconds
+# optional, an offset of hours only or without its colon. An offset is always required.
 _TIME_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
+    r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)"
 )
 
 
@@ -68,24 +72,26 @@ def format_time(dt: datetime) -> str:
 
 
 def parse_time(s: str) -> datetime:
-    """RFC 3339 with a Z or an explicit offset, fractions optional -> an aware UTC datetime."""
+    """An RFC 3339 time with a Z or an offset, fractions optional (also without seconds, and
+    with an offset of `+HH` or `+HHMM`) -> an aware UTC datetime. MediaError otherwise."""
     m = _TIME_RE.fullmatch(s.strip())
     if m is None:
-        raise MediaError(f"not an RFC 3339 time with an offset: {s!r}")
-    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
-    frac = m.group(7) or ""
-    micro = int((frac + "000000")[:6])  # finer than microseconds: truncated
+        raise MediaError(f"not an RFC 3339 time with an offset: {s[:64]!r}")
+    year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
+    second = int(m.group(6) or 0)
+    micro = int(((m.group(7) or "") + "000000")[:6])  # finer than microseconds: truncated
+    if m.group(8):
+        tz: timezone = UTC
+    else:
+        off_h, off_m = int(m.group(10)), int(m.group(11) or 0)
+        if off_h > 23 or off_m > 59:
+            raise MediaError(f"bad offset in time {s[:64]!r}")
+        offset = timedelta(hours=off_h, minutes=off_m)
+        tz = timezone(-offset if m.group(9) == "-" else offset)
     try:
-        if m.group(8):
-            tz: timezone = UTC
-        else:
-            offset = timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
-            if int(m.group(11)) > 59:
-                raise ValueError("offset minutes")
-            tz = timezone(-offset if m.group(9) == "-" else offset)
         dt = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
     except ValueError as exc:
-        raise MediaError(f"bad time {s!r}: {exc}") from None
+        raise MediaError(f"not a valid time {s[:64]!r}: {exc}") from None
     return dt.astimezone(UTC)
 
 

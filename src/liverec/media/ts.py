@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from liverec.errors import MediaError
 
+TS_TYPE = "video/mp2t"  # the content type of MPEG-TS segments
 PACKET_SIZE = 188
 _PAYLOAD = PACKET_SIZE - 4
 PAT_PID = 0x0000

@@ -20,15 +20,15 @@ from datetime import datetime, timedelta
 
 from liverec.catalog import Catalog, Recording, Segment
 from liverec.errors import NotFoundError
-from liverec.media.m3u8 import MediaPlaylist, SegmentEntry, format_time, render
+from liverec.media.m3u8 import PLAYLIST_TYPE, MediaPlaylist, SegmentEntry, format_time, render
+from liverec.media.ts import TS_TYPE
 from liverec.postprocess.precise import Cut, cut_segment
+from liverec.postprocess.reserve import reserved_file
 from liverec.postprocess.timing import SegmentMedia, open_segment
 from liverec.storage import BlobStore, project_key, stream_folder
 
 log = logging.getLogger(__name__)
 
-M3U8_TYPE = "application/vnd.apple.mpegurl"
-TS_TYPE = "video/mp2t"
 _MS = timedelta(milliseconds=1)
 
 
@@ -63,14 +63,13 @@ def make_clip(
     segment written for it, if anything fails afterwards. NotFoundError when no recorded
     segment overlaps the range."""
     folder = stream_folder(entry_point, stream_name)
-    catalog.reserve_file(app_id, entry_point, stream_name, file_name, "clip")
-    job = _Job(catalog, store, app_id, region, entry_point, stream_name, folder, file_name)
-    try:
-        result = job.run(start, end, precise)
-    except BaseException:
-        job.undo()
-        raise
-    return result
+    with reserved_file(catalog, app_id, entry_point, stream_name, file_name, "clip"):
+        job = _Job(catalog, store, app_id, region, entry_point, stream_name, folder, file_name)
+        try:
+            return job.run(start, end, precise)
+        except BaseException:
+            job.delete_written()
+            raise
 
 
 @dataclass
@@ -101,7 +100,7 @@ class _Job:
             entries = _entries(pairs)
             first, last = pairs[0][1].start_time, pairs[-1][1].end_time
         text = render(MediaPlaylist(segments=entries, playlist_type="VOD", endlist=True))
-        self._put(self.file_name, text.encode(), M3U8_TYPE)
+        self._put(self.file_name, text.encode(), PLAYLIST_TYPE)
         return ClipResult(
             file_name=self.folder + self.file_name,
             start=first,
@@ -111,18 +110,12 @@ class _Job:
             precise=precise,
         )
 
-    def undo(self) -> None:
+    def delete_written(self) -> None:
         for key in self.written:
             try:
                 self.store.delete(key)
             except Exception:
                 log.exception("could not delete %s", key)
-        try:
-            self.catalog.release_file(
-                self.app_id, self.entry_point, self.stream_name, self.file_name
-            )
-        except Exception:
-            log.exception("could not release clip name %s%s", self.folder, self.file_name)
 
     def _put(self, name: str, data: bytes, content_type: str) -> None:
         key = project_key(self.region, self.app_id, self.folder + name)

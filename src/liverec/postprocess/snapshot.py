@@ -8,7 +8,6 @@ mjpeg encoder."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -19,12 +18,11 @@ import av
 from liverec.catalog import Catalog, Segment
 from liverec.errors import MediaError, NotFoundError
 from liverec.media.m3u8 import format_time
+from liverec.media.names import JPEG_TYPE
+from liverec.postprocess.reserve import reserved_file
 from liverec.postprocess.timing import open_segment
 from liverec.storage import BlobStore, project_key, stream_folder
 
-log = logging.getLogger(__name__)
-
-JPEG_TYPE = "image/jpeg"
 # mjpeg's quantiser pinned at 2 (what `ffmpeg -q:v 2` gives): ~51 dB PSNR at 720p, ~75 kB.
 _JPEG_OPTIONS = {"qmin": "2", "qmax": "2"}
 _MS = timedelta(milliseconds=1)
@@ -56,17 +54,10 @@ def make_snapshot(
     anything fails afterwards. NotFoundError when no recording holds `time` or the recording
     has no video there."""
     name = stream_folder(entry_point, stream_name) + file_name
-    catalog.reserve_file(app_id, entry_point, stream_name, file_name, "snapshot")
-    try:
+    with reserved_file(catalog, app_id, entry_point, stream_name, file_name, "snapshot"):
         finder = _Finder(catalog, store, app_id, region, entry_point, stream_name)
         jpeg, frame_time, width, height = finder.snapshot(time)
         store.put(project_key(region, app_id, name), jpeg, JPEG_TYPE)
-    except BaseException:
-        try:
-            catalog.release_file(app_id, entry_point, stream_name, file_name)
-        except Exception:
-            log.exception("could not release snapshot name %s", name)
-        raise
     return SnapshotResult(file_name=name, time=frame_time, width=width, height=height)
 
 

@@ -19,15 +19,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from liverec.errors import CatalogError, StorageError
-from liverec.media.m3u8 import MediaPlaylist, SegmentEntry, render
+from liverec.media.m3u8 import PLAYLIST_TYPE, MediaPlaylist, SegmentEntry, render
+from liverec.media.ts import TS_TYPE
 from liverec.recorder.segmenter import SegmentData
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_BACKLOG = 16  # segments waiting for the store: about a minute at 4 s
-TS_TYPE = "video/mp2t"
-M3U8_TYPE = "application/vnd.apple.mpegurl"
 
 
 class BlobWriter(Protocol):
@@ -227,7 +226,7 @@ class HlsWriter:
 
     async def _put_playlist(self, rec: _Recording, *, ended: bool) -> None:
         text = render_playlist(rec.entries, ended=ended)
-        await self._put(rec.base + ".m3u8", text.encode(), M3U8_TYPE)
+        await self._put(rec.base + ".m3u8", text.encode(), PLAYLIST_TYPE)
 
     async def _put(self, name: str, data: bytes, content_type: str) -> bool:
         """Store; False if it failed and the outage has outlasted retry_for."""

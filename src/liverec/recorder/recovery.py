@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Protocol
 
 from liverec.catalog.models import Recording, Segment
-from liverec.media.m3u8 import SegmentEntry
-from liverec.recorder.hls import M3U8_TYPE, BlobWriter, render_playlist
+from liverec.media.m3u8 import PLAYLIST_TYPE, SegmentEntry
+from liverec.recorder.hls import BlobWriter, render_playlist
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ def finalize_recording(
         catalog.delete_recording(rec.id)
         log.info("dropped recording %s: no segment was stored", rec.playlist_key)
         return
-    store.put(key_prefix + rec.playlist_key, playlist_for(segments, ended=True).encode(), M3U8_TYPE)
+    store.put(
+        key_prefix + rec.playlist_key, playlist_for(segments, ended=True).encode(), PLAYLIST_TYPE
+    )
     catalog.close_recording(rec.id, segments[-1].end_time)
     log.info(
         "closed recording %s at its last durable segment (%d segments)",

@@ -1,8 +1,9 @@
 """The RTMP chunk stream (RTMP spec 5.3): bytes <-> messages, incremental and bounded.
 
 The reader is a state machine fed arbitrary slices of the TCP stream. Payload bytes are
-copied straight into their message as they arrive, so the reader itself only ever holds
-an incomplete chunk header (at most 18 bytes) between calls."""
+copied into their message as they arrive (never allocated up front from the announced
+length), so between calls the reader holds the bytes actually received for unfinished
+messages, capped in total, plus an incomplete chunk header (at most 18 bytes)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ SET_CHUNK_SIZE = 1
 ABORT = 2
 
 DEFAULT_CHUNK_SIZE = 128
+# The spec allows 1, but each chunk costs a header parse: at size 1 a big message parses at
+# ~4 MB/s per core. Publishers keep the default 128 or raise it (typically to 4096).
+MIN_CHUNK_SIZE = 64
 MAX_CSID = 65599
 _EXTENDED = 0xFFFFFF
 _U32 = 0xFFFFFFFF
@@ -63,21 +67,31 @@ class ChunkReader:
     """Turns the client's chunk stream (after the handshake) into messages.
 
     Set Chunk Size and Abort are applied by the reader itself and also returned. After a
-    ProtocolError the reader's state is undefined: close the connection."""
+    ProtocolError the reader's state is undefined: close the connection.
+
+    Limits on what a peer can make us hold: `max_message_size` per message,
+    `max_chunk_streams` messages in progress at once, the one being read included
+    (publishers interleave 2-3: audio, video, data), and `max_buffered` bytes received for
+    unfinished messages in total. The default total, twice the default message limit, lets
+    a maximal message be in flight next to another large one, and keeps one connection at
+    16 MiB where 64 chunk streams of 8 MiB messages used to allow 512 MiB."""
 
     def __init__(
         self,
         max_message_size: int = 8 * 1024 * 1024,
         max_chunk_size: int = 16 * 1024 * 1024,
-        max_chunk_streams: int = 64,
+        max_chunk_streams: int = 8,
+        max_buffered: int = 16 * 1024 * 1024,
     ) -> None:
         self.max_message_size = max_message_size
         self.max_chunk_size = max_chunk_size
         self.max_chunk_streams = max_chunk_streams
+        self.max_buffered = max_buffered
         self.bytes_received = 0
         self._chunk_size = DEFAULT_CHUNK_SIZE
         self._streams: dict[int, _ChunkStream] = {}
         self._partials = 0  # chunk streams with a message in progress
+        self._buffered = 0  # payload bytes held by those partial messages
         self._pending = b""  # an incomplete chunk header
         self._current: _ChunkStream | None = None  # whose chunk payload is being read
         self._chunk_left = 0  # payload bytes still due in the current chunk
@@ -90,8 +104,7 @@ class ChunkReader:
     @property
     def buffered_bytes(self) -> int:
         """Bytes held for later: an incomplete header plus the partial messages' payloads."""
-        partial = sum(len(st.payload) for st in self._streams.values() if st.payload is not None)
-        return len(self._pending) + partial
+        return len(self._pending) + self._buffered
 
     def feed(self, data: bytes) -> list[Message]:
         """Consume bytes; return the messages they complete, in order."""
@@ -115,7 +128,12 @@ class ChunkReader:
                     out.append(self._complete(st, bytes(view[pos : pos + n])))
                     pos += n
                     continue
+                if self._buffered + n > self.max_buffered:
+                    raise ProtocolError(
+                        f"more than {self.max_buffered} bytes of unfinished messages"
+                    )
                 st.payload += view[pos : pos + n]
+                self._buffered += n
                 pos += n
                 st.remaining -= n
                 self._chunk_left -= n
@@ -203,8 +221,7 @@ class ChunkReader:
         if st.payload is not None:
             # A full header in the middle of a message: the sender gave up on it. Drop it
             # rather than the connection, as ffmpeg does.
-            st.payload = None
-            self._partials -= 1
+            self._drop(st)
         if fmt == 0:
             st.timestamp = ts_field
             # Spec 5.3.1.2.4: a fmt3 message after a fmt0 one takes the fmt0 timestamp as its
@@ -227,8 +244,14 @@ class ChunkReader:
                 f"more than {self.max_chunk_streams} chunk streams with partial messages"
             )
         self._partials += 1
-        st.payload = bytearray()
+        st.payload = bytearray()  # grows with the bytes received, whatever length is announced
         st.remaining = st.length
+
+    def _drop(self, st: _ChunkStream) -> None:
+        assert st.payload is not None
+        self._buffered -= len(st.payload)
+        st.payload = None
+        self._partials -= 1
 
     def _enter_chunk(self, st: _ChunkStream, pos: int) -> int:
         self._current = st
@@ -236,8 +259,7 @@ class ChunkReader:
         return pos
 
     def _complete(self, st: _ChunkStream, payload: bytes) -> Message:
-        st.payload = None
-        self._partials -= 1
+        self._drop(st)
         msg = Message(st.type_id, st.stream_id, st.timestamp, payload)
         if msg.type_id == SET_CHUNK_SIZE:
             self._chunk_size = self._checked_chunk_size(payload)
@@ -246,8 +268,7 @@ class ChunkReader:
                 raise ProtocolError(f"Abort message of {len(payload)} bytes")
             aborted = self._streams.get(int.from_bytes(payload[:4], "big"))
             if aborted is not None and aborted.payload is not None:
-                aborted.payload = None
-                self._partials -= 1
+                self._drop(aborted)
         return msg
 
     def _checked_chunk_size(self, payload: bytes) -> int:
@@ -255,8 +276,10 @@ class ChunkReader:
             raise ProtocolError(f"Set Chunk Size message of {len(payload)} bytes")
         size = int.from_bytes(payload[:4], "big")
         # The top bit must be zero (spec 5.4.1); a size with it set is not a huge size.
-        if not 1 <= size <= min(self.max_chunk_size, 0x7FFFFFFF):
-            raise ProtocolError(f"chunk size {size} out of range 1..{self.max_chunk_size}")
+        if not MIN_CHUNK_SIZE <= size <= min(self.max_chunk_size, 0x7FFFFFFF):
+            raise ProtocolError(
+                f"chunk size {size} out of range {MIN_CHUNK_SIZE}..{self.max_chunk_size}"
+            )
         return size
 
 

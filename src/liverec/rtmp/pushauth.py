@@ -7,22 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import time
 
 from liverec.errors import RefusedError
+from liverec.media.names import stream_name_problem
 
-STREAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 BAD_NAME = "NetStream.Publish.BadName"
 UNAUTHORIZED = "NetStream.Publish.Unauthorized"
 
 
 def check_stream_name(name: str) -> str:
-    # "." and ".." match the character set but would name a folder above the stream's.
-    if not STREAM_NAME.fullmatch(name) or name in (".", ".."):
-        raise RefusedError(
-            BAD_NAME, f"invalid stream name {name[:140]!r}: use 1-128 of [A-Za-z0-9_.-]"
-        )
+    """`name`, or RefusedError (BadName) unless it passes the one stream-name rule."""
+    problem = stream_name_problem(name)
+    if problem is not None:
+        raise RefusedError(BAD_NAME, problem)
     return name
 
 

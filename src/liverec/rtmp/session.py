@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from liverec.errors import MediaError, ProtocolError, RefusedError
+from liverec.errors import LiverecError, MediaError, ProtocolError, RefusedError
 from liverec.media import amf0
 from liverec.rtmp import messages as m
 from liverec.rtmp.chunk import Message
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 WINDOW_ACK_SIZE = 2_500_000
 OUT_CHUNK_SIZE = 4096
 PUBLISH_STREAM_ID = 1
+REJECTED = "NetStream.Publish.Rejected"
+# What the encoder is told when the publish fails on our side (storage, catalog, a bug).
+_INTERNAL = RefusedError(REJECTED, "internal error")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,6 @@ class Session:
         self.sink: MediaSink | None = None
         self.publishing = False
         self.closing = False
-        self.out_chunk_size = OUT_CHUNK_SIZE
         self.peer_window = WINDOW_ACK_SIZE
         self.stream_name = ""
         self._unwrap = TimestampUnwrapper()
@@ -138,12 +140,16 @@ class Session:
         return await self._to_sink(lambda: sink.on_audio(ts, payload))
 
     async def _to_sink(self, call: Callable[[], None]) -> list[Message]:
-        """Run one sink call; bad media is dropped, a refusal ends the publish."""
+        """Run one sink call; bad media is dropped, any other error ends the publish.
+
+        A refusal (e.g. a codec other than H.264/AAC) and a failure of the sink itself (storage,
+        or a bug tripped by odd metadata) both end this publish the same way: the recording is
+        closed and the encoder gets an error status instead of a bare disconnect."""
         try:
             call()
         except MediaError as exc:
             log.warning("%s %s: bad media dropped: %s", self.peer, self.stream_name, exc)
-        except RefusedError as exc:  # e.g. a codec other than H.264/AAC
+        except RefusedError as exc:
             log.warning(
                 "publish refused: %s/%s from %s: %s",
                 self.app,
@@ -151,10 +157,35 @@ class Session:
                 self.peer,
                 exc.description,
             )
-            self.closing = True
-            await self.end_publish()
-            return [self.refusal(exc)]
+            return await self._abort(exc)
+        except Exception as exc:
+            self._log_failure(exc, "recording")
+            return await self._abort(_INTERNAL)
         return []
+
+    def _log_failure(self, exc: Exception, what: str) -> None:
+        if isinstance(exc, LiverecError):  # an expected kind of failure: one line
+            log.warning(
+                "publish %s/%s from %s: %s failed: %s",
+                self.app,
+                self.stream_name,
+                self.peer,
+                what,
+                exc,
+            )
+        else:
+            log.exception(
+                "publish %s/%s from %s: %s failed", self.app, self.stream_name, self.peer, what
+            )
+
+    async def _abort(self, exc: RefusedError) -> list[Message]:
+        """End the publish on our side: close the recording, answer `exc`, then hang up."""
+        self.closing = True
+        try:
+            await self.end_publish()
+        except Exception:
+            log.exception("%s %s: closing the recording failed", self.peer, self.stream_name)
+        return [self.refusal(exc)]
 
     async def _data(self, msg: Message) -> list[Message]:
         payload = msg.payload[1:] if msg.type_id == m.DATA_AMF3 else msg.payload
@@ -210,7 +241,6 @@ class Session:
         self.app, self.app_query = split_query(app if isinstance(app, str) else "")
         self.app = self.app.strip("/")
         self.tc_url = tc_url if isinstance(tc_url, str) else ""
-        self.out_chunk_size = OUT_CHUNK_SIZE
         return [
             m.window_ack_size(WINDOW_ACK_SIZE),
             m.set_peer_bandwidth(WINDOW_ACK_SIZE, 2),
@@ -258,6 +288,10 @@ class Session:
             )
             self.closing = True
             return [self.refusal(exc)]
+        except Exception as exc:  # the catalog or storage is down, or a bug
+            self._log_failure(exc, "starting the recording")
+            self.closing = True
+            return [self.refusal(_INTERNAL)]
         self.publishing = True
         log.info("publish started: %s/%s from %s", request.app, request.stream_name, self.peer)
         return [
@@ -287,3 +321,7 @@ class Session:
             self.publishing = False
             log.info("publish ended: %s/%s from %s", self.app, self.stream_name, self.peer)
             await sink.close()
+
+
+# Sent by the server when a publishing connection ends on an unexpected error.
+INTERNAL_ERROR = Session.refusal(_INTERNAL)

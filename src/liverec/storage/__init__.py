@@ -23,10 +23,10 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> BlobStore:
-    """`file:///absolute/path` -> LocalStore; `s3://bucket/prefix` -> S3Store, with the
-    endpoint from LIVEREC_S3_ENDPOINT_URL (AWS when unset), the region from AWS_REGION or
-    AWS_DEFAULT_REGION and credentials from boto3's default chain."""
+def open_store(url: str, *, endpoint_url: str | None = None) -> BlobStore:
+    """`file:///absolute/path` -> LocalStore; `s3://bucket/prefix` -> S3Store at
+    `endpoint_url` (settings.s3_endpoint_url; None or empty: AWS), the region from
+    AWS_REGION or AWS_DEFAULT_REGION and credentials from boto3's default chain."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
@@ -48,7 +48,7 @@ def open_store(url: str) -> BlobStore:
         return S3Store(
             parsed.netloc,
             unquote(parsed.path),
-            endpoint_url=os.environ.get("LIVEREC_S3_ENDPOINT_URL") or None,
+            endpoint_url=endpoint_url or None,
             region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         )
     raise ConfigError(f"unsupported storage URL {url!r}: use file:///PATH or s3://BUCKET/PREFIX")

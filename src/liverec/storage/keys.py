@@ -1,12 +1,14 @@
-"""Storage keys: every key a store sees passes check_key; every file name a user gives
-passes check_name. Keys are relative, '/'-separated paths that are safe both as S3 keys and
-as paths under a local root."""
+"""Storage keys: every key a store sees passes check_key; every clip or snapshot file name a
+user gives passes check_name. Keys are relative, '/'-separated paths that are safe both as
+S3 keys and as paths under a local root."""
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 
 from liverec.errors import InvalidKeyError
+from liverec.media.names import file_name_problem
 
 MAX_KEY_BYTES = 1024
 MAX_PART_BYTES = 255
@@ -53,19 +55,13 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-def check_name(name: str, allowed_ext: tuple[str, ...] | None = None) -> str:
-    """Return `name` if it is a safe single file name (the key rules, no '/', a non-empty
-    stem) with one of the allowed extensions (compared case-insensitively, with or without
-    the dot: (".m3u8",) or ("m3u8",)); else raise InvalidKeyError."""
-    if "/" in name:
-        raise InvalidKeyError(f"file name has a path separator: {name!r}")
-    check_key(name)
-    stem, dot, ext = name.rpartition(".")
-    if allowed_ext is not None:
-        allowed = {e.lower().lstrip(".") for e in allowed_ext}
-        if not dot or not stem or ext.lower() not in allowed:
-            wanted = ", ".join(sorted(f".{e}" for e in allowed))
-            raise InvalidKeyError(f"file name {name!r} must end with {wanted}")
+def check_name(name: str, extensions: Sequence[str]) -> str:
+    """Return `name` if it is a valid clip or snapshot file name with one of `extensions`
+    (the one rule, media.names: 1-200 of [A-Za-z0-9_.-], no leading dot); else raise
+    InvalidKeyError."""
+    problem = file_name_problem(name, extensions)
+    if problem is not None:
+        raise InvalidKeyError(problem)
     return name
 
 

@@ -49,16 +49,17 @@ class LocalStore(BlobStore):
             tmp = path.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view[:_CHUNK])
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
+                try:
+                    view = memoryview(data)
+                    while view:
+                        written = os.write(fd, view[:_CHUNK])
+                        view = view[written:]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
                 os.replace(tmp, path)
             except BaseException:
+                # A full disk (ENOSPC), a file size limit, an interrupt: no leftover.
                 tmp.unlink(missing_ok=True)
                 raise
             _fsync_dir(path.parent)
