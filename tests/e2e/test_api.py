@@ -17,17 +17,13 @@ import httpx
 import pytest
 
 from liverec.api.auth import hmac_authorization
-from support.api import Frame, base_path, client, error, frame_times, jpeg_frame
+from support.api import Frame, base_path, client, error, frame_times, jpeg_frame, z
 from support.mediagen import decode_frames, make_media
 from support.recordings import Recorded, finished, liverec_cli
 from support.server import APP_ID, CUSTOMER_ID, CUSTOMER_SECRET, FFMPEG, LiverecProcess, push
 
 FPS = 25
 BASE = base_path()
-
-
-def z(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def plus8(t: datetime) -> str:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from liverec.catalog import SecretBox
-from support.api import base_path, client
+from support.api import base_path, client, z
 from support.mediagen import decode_frames, make_media
 from support.pg import PG_ADMIN_URL, PgServer
 from support.s3server import S3Server, create_bucket
@@ -22,10 +22,6 @@ from support.server import CUSTOMER_ID, CUSTOMER_SECRET, LiverecProcess, push, s
 FPS = 25
 BASE = base_path()
 LEASE = 3.0
-
-
-def z(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class Cluster:

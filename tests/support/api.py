@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,11 @@ import httpx
 from support.mediagen import read_frame_number
 from support.recordings import Recorded
 from support.server import APP_ID, CUSTOMER_ID, CUSTOMER_SECRET, LiverecProcess
+
+
+def z(t: datetime) -> str:
+    """A time as liverec answers it: UTC, milliseconds, Z."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def base_path(app_id: str = APP_ID, entry_point: str = "live", region: str = "na") -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +21,7 @@ from liverec.errors import ConflictError, InvalidKeyError, NotFoundError
 from liverec.media.names import CLIP_EXTENSIONS, SNAPSHOT_EXTENSIONS
 from liverec.storage import check_name
 
+T = TypeVar("T")
 BASE = "/v1/projects/{appid}/fls/entry_points/{entry_point}/admin/record/standard/regions/{region}"
 router = APIRouter(prefix=BASE, tags=["standard recording post-processing"])
 
@@ -131,6 +134,35 @@ def _times(ctx: ApiContext, start_s: str, end_s: str | None) -> tuple[datetime, 
     return start, end
 
 
+async def _postprocess(
+    fn: Callable[..., T],
+    ctx: ApiContext,
+    scope: Scope,
+    stream: str,
+    file_name: str,
+    **kwargs: Any,
+) -> T:
+    """Run a clip or snapshot maker in a worker thread; map its refusals onto the contract."""
+    try:
+        return await asyncio.to_thread(
+            functools.partial(
+                fn,
+                ctx.catalog,
+                ctx.store,
+                app_id=scope.app_id,
+                region=scope.region,
+                entry_point=scope.entry_point,
+                stream_name=stream,
+                file_name=file_name,
+                **kwargs,
+            )
+        )
+    except ConflictError:
+        raise ApiError(400, "file_exists", f"fileName {file_name} is already used") from None
+    except NotFoundError as exc:
+        raise ApiError(404, "no_recording", str(exc)) from None
+
+
 @router.post("/cutting/{stream_name}", response_model=CuttingResult)
 async def cutting(
     request: Request,
@@ -143,24 +175,9 @@ async def cutting(
     name = check_stream_name(stream_name)
     file_name = _file_name(body.fileName, CLIP_EXTENSIONS)
     start, end = _times(ctx, body.startTime, body.endTime)
-    try:
-        clip = await asyncio.to_thread(
-            ctx.make_clip,
-            ctx.catalog,
-            ctx.store,
-            app_id=scope.app_id,
-            region=scope.region,
-            entry_point=scope.entry_point,
-            stream_name=name,
-            file_name=file_name,
-            start=start,
-            end=end,
-            precise=body.precise,
-        )
-    except ConflictError:
-        raise ApiError(400, "file_exists", f"fileName {file_name} is already used") from None
-    except NotFoundError as exc:
-        raise ApiError(404, "no_recording", str(exc)) from None
+    clip = await _postprocess(
+        ctx.make_clip, ctx, scope, name, file_name, start=start, end=end, precise=body.precise
+    )
     return CuttingResult(
         fileName=clip.file_name,
         startTime=format_time(clip.start),
@@ -185,22 +202,7 @@ async def snapshot(
     if body.time:
         when = parse_time(body.time, "time")
         not_in_future(when, ctx.clock(), "time")
-    try:
-        shot = await asyncio.to_thread(
-            ctx.make_snapshot,
-            ctx.catalog,
-            ctx.store,
-            app_id=scope.app_id,
-            region=scope.region,
-            entry_point=scope.entry_point,
-            stream_name=name,
-            file_name=file_name,
-            time=when,
-        )
-    except ConflictError:
-        raise ApiError(400, "file_exists", f"fileName {file_name} is already used") from None
-    except NotFoundError as exc:
-        raise ApiError(404, "no_recording", str(exc)) from None
+    shot = await _postprocess(ctx.make_snapshot, ctx, scope, name, file_name, time=when)
     return SnapshotResult(
         fileName=shot.file_name,
         time=format_time(shot.time),
