@@ -30,13 +30,11 @@ import numpy as np
 from liverec.catalog import Catalog, SecretBox, make_engine, migrate
 from liverec.postprocess.snapshot import make_snapshot
 from liverec.postprocess.timing import open_segment
-from liverec.recorder.catalog_events import CatalogEvents
-from liverec.recorder.stream import StreamRecorder, StreamSettings
 from liverec.storage import LocalStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.mediagen import read_flv_tags
+from support.recordflv import record_flv
 
 APP = "0123456789abcdef0123456789abcdef"
 REGION = "na"
@@ -64,14 +62,6 @@ def make_720p(path: Path, seconds: float) -> Path:
     return path
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.time = T0
-
-    def now(self) -> datetime:
-        return self.time
-
-
 @dataclass
 class Setup:
     catalog: Catalog
@@ -88,34 +78,21 @@ def record(folder: Path, flv: Path, target_duration: float = 2.0) -> Setup:
     catalog.create_project(APP)
     store = LocalStore(folder / "store")
 
-    async def push() -> None:
-        clock = _Clock()
-        recorder = StreamRecorder(
-            StreamSettings(
-                f"record/{EP}/{STREAM}", f"{REGION}/{APP}/", "bench", target_duration, 1e6
-            ),
-            store=store,
-            events=CatalogEvents(
-                catalog,
-                app_id=APP,
-                entry_point=EP,
-                stream_name=STREAM,
-                region=REGION,
-                node_id="bench",
-                lease_seconds=3600,
-            ),
-            clock=clock,
+    asyncio.run(
+        record_flv(
+            flv,
+            catalog,
+            store,
+            app_id=APP,
+            entry_point=EP,
+            stream=STREAM,
+            region=REGION,
+            start=T0,
+            session_id="bench",
+            target_duration=target_duration,
+            max_file_duration=1e6,
         )
-        tags = [t for t in read_flv_tags(flv) if t.type in (8, 9)]
-        for tag in tags:
-            clock.time = T0 + timedelta(milliseconds=tag.timestamp - tags[0].timestamp)
-            if tag.type == 9:
-                recorder.on_video(tag.timestamp, tag.payload)
-            else:
-                recorder.on_audio(tag.timestamp, tag.payload)
-        await recorder.close()
-
-    asyncio.run(push())
+    )
     rec = catalog.latest_recording(APP, EP, STREAM)
     assert rec is not None
     return Setup(catalog, store, rec.start_time, rec.end_time)

@@ -19,24 +19,21 @@ import pytest
 
 from liverec.catalog import Catalog, SecretBox, make_engine, migrate
 from liverec.errors import ConflictError, NotFoundError, StorageError
-from liverec.media import flv
 from liverec.media.m3u8 import format_time, parse
 from liverec.postprocess.clip import ClipResult, make_clip
 from liverec.postprocess.precise import cut_segment
 from liverec.postprocess.snapshot import SnapshotResult, make_snapshot
 from liverec.postprocess.timing import open_segment
-from liverec.recorder.catalog_events import CatalogEvents
 from liverec.recorder.hls import session_date
-from liverec.recorder.stream import StreamRecorder, StreamSettings
 from liverec.storage import LocalStore
 from support.mediagen import (
     audio_duration,
     decode_frames,
     libav_warnings,
     make_media,
-    read_flv_tags,
     read_frame_number,
 )
+from support.recordflv import record_flv
 
 APP = "0123456789abcdef0123456789abcdef"
 REGION = "na"
@@ -47,48 +44,20 @@ US = timedelta(microseconds=1)
 MS = timedelta(milliseconds=1)
 
 
-class TagClock:
-    def __init__(self) -> None:
-        self.time = T0
-
-    def now(self) -> datetime:
-        return self.time
-
-
 async def push(
     path: Path, catalog: Catalog, store: LocalStore, stream: str, start: datetime, sid: str
 ) -> dict[int, datetime]:
-    """Record an FLV as a real-time push that starts at `start`; returns the wall clock of
-    every frame number (frame numbers run in presentation order)."""
-    clock = TagClock()
-    recorder = StreamRecorder(
-        StreamSettings(f"record/{EP}/{stream}", f"{REGION}/{APP}/", sid, 2.0, 3600.0),
-        store=store,
-        events=CatalogEvents(
-            catalog,
-            app_id=APP,
-            entry_point=EP,
-            stream_name=stream,
-            region=REGION,
-            node_id="test-node",
-            lease_seconds=60,
-        ),
-        clock=clock,
+    return await record_flv(
+        path,
+        catalog,
+        store,
+        app_id=APP,
+        entry_point=EP,
+        stream=stream,
+        region=REGION,
+        start=start,
+        session_id=sid,
     )
-    tags = [t for t in read_flv_tags(path) if t.type in (8, 9)]
-    t0 = tags[0].timestamp
-    shown: list[int] = []
-    for tag in tags:
-        clock.time = start + timedelta(milliseconds=tag.timestamp - t0)
-        if tag.type == 9:
-            video = flv.parse_video(tag.payload)
-            if video.packet_type == 1:
-                shown.append(tag.timestamp + video.cts - t0)
-            recorder.on_video(tag.timestamp, tag.payload)
-        else:
-            recorder.on_audio(tag.timestamp, tag.payload)
-    await recorder.close()
-    return {n: start + timedelta(milliseconds=ms) for n, ms in enumerate(sorted(shown))}
 
 
 @dataclass
