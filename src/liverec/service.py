@@ -12,7 +12,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from liverec.errors import ConflictError, NotFoundError, RefusedError
 from liverec.postprocess.clip import make_clip
 from liverec.postprocess.snapshot import make_snapshot
 from liverec.recorder.catalog_events import CatalogEvents
+from liverec.recorder.hls import HlsWriter
 from liverec.recorder.recovery import finalize_recording
 from liverec.recorder.stream import StreamRecorder, StreamSettings
 from liverec.rtmp.pushauth import BAD_NAME, check_push_signature, check_stream_name
@@ -90,6 +91,7 @@ class Service:
             ),
         )
         self.recorders: dict[tuple[str, str, str], StreamRecorder] = {}
+        self.writers: set[HlsWriter] = set()  # until each has written all it was given
         # Recording's own threads: API work (snapshots, clips, auth) cannot starve the
         # storage and catalog calls that keep media and leases safe.
         self.io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recorder")
@@ -168,15 +170,19 @@ class Service:
         while True:
             await asyncio.sleep(self.lease / 3)
             loop = asyncio.get_running_loop()
+            writing = {w.recording_id for w in self.writers} - {None}
             try:
                 await loop.run_in_executor(
                     self.io_pool, self.catalog.renew_leases, self.node_id, self.lease
                 )
-                await loop.run_in_executor(self.io_pool, self._sweep)
+                await loop.run_in_executor(self.io_pool, self._sweep, writing)
             except Exception:
                 log.exception("lease renewal failed")
 
-    def _sweep(self) -> None:
+    def _sweep(self, writing: set[int | None]) -> None:
+        """Close recordings nobody writes any more: other nodes' whose lease expired, and
+        this node's own that no writer holds (their close failed) and that have had no new
+        segment for a lease period (a recording just being opened is not yet held)."""
         for rec in self.catalog.expired_open_recordings():
             if rec.node_id != self.node_id and self.catalog.claim_recording(
                 rec.id, self.node_id, self.lease
@@ -185,6 +191,13 @@ class Service:
                     self.catalog, self.store, key_prefix(rec.region, rec.app_id), rec
                 )
                 log.info("closed recording %s of stopped node %s", rec.playlist_key, rec.node_id)
+        stale = self.clock.now() - timedelta(seconds=self.lease)
+        for rec in self.catalog.open_recordings(self.node_id):
+            if rec.id not in writing and rec.end_time < stale:
+                finalize_recording(
+                    self.catalog, self.store, key_prefix(rec.region, rec.app_id), rec
+                )
+                log.info("closed recording %s that no writer held", rec.playlist_key)
 
     # -- publishing (the RTMP server's PublishHandler) -------------------------------------
 
@@ -222,6 +235,8 @@ class Service:
             executor=self.io_pool,
         )
         self.recorders[key] = recorder
+        self.writers.add(recorder.writer)
+        recorder.writer.when_done(lambda: self.writers.discard(recorder.writer))
         return recorder
 
     def _admit(

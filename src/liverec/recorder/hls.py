@@ -126,6 +126,15 @@ class HlsWriter:
         self._queue.put_nowait(None)
         await self._task
 
+    @property
+    def recording_id(self) -> int | None:
+        """The catalog id of the recording being written, if any."""
+        return self._current.id if self._current is not None else None
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once everything submitted has been written (or given up)."""
+        self._task.add_done_callback(lambda _: callback())
+
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
