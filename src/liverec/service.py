@@ -33,7 +33,7 @@ from liverec.recorder.stream import StreamRecorder, StreamSettings
 from liverec.rtmp.pushauth import BAD_NAME, check_push_signature, check_stream_name
 from liverec.rtmp.server import Limits, RtmpServer
 from liverec.rtmp.session import MediaSink, PublishRequest
-from liverec.storage import BlobStore, open_store
+from liverec.storage import BlobStore, open_store, project_prefix
 
 log = logging.getLogger("liverec")
 
@@ -60,11 +60,6 @@ class DiscardSink:
 
     async def close(self) -> None:
         await self.on_closed()
-
-
-def key_prefix(region: str, app_id: str) -> str:
-    """Each region has its own storage root; each project its folder under it."""
-    return f"{region}/{app_id}/"
 
 
 class Service:
@@ -160,7 +155,7 @@ class Service:
             if self.catalog.claim_recording(rec.id, self.node_id, self.lease):
                 candidates[rec.id] = rec
         for rec in candidates.values():
-            finalize_recording(self.catalog, self.store, key_prefix(rec.region, rec.app_id), rec)
+            finalize_recording(self.catalog, self.store, rec)
             closed += 1
         if closed:
             log.info("closed %d recording(s) left open by a stopped node", closed)
@@ -187,16 +182,12 @@ class Service:
             if rec.node_id != self.node_id and self.catalog.claim_recording(
                 rec.id, self.node_id, self.lease
             ):
-                finalize_recording(
-                    self.catalog, self.store, key_prefix(rec.region, rec.app_id), rec
-                )
+                finalize_recording(self.catalog, self.store, rec)
                 log.info("closed recording %s of stopped node %s", rec.playlist_key, rec.node_id)
         stale = self.clock.now() - timedelta(seconds=self.lease)
         for rec in self.catalog.open_recordings(self.node_id):
             if rec.id not in writing and rec.end_time < stale:
-                finalize_recording(
-                    self.catalog, self.store, key_prefix(rec.region, rec.app_id), rec
-                )
+                finalize_recording(self.catalog, self.store, rec)
                 log.info("closed recording %s that no writer held", rec.playlist_key)
 
     # -- publishing (the RTMP server's PublishHandler) -------------------------------------
@@ -215,7 +206,7 @@ class Service:
         recorder = StreamRecorder(
             StreamSettings(
                 folder=f"record/{ep_name}/{name}",
-                key_prefix=key_prefix(self.settings.region, app_id),
+                key_prefix=project_prefix(self.settings.region, app_id),
                 session_id=uuid.uuid4().hex[:16],
                 target_duration=ep.target_duration,
                 max_file_duration=ep.max_file_duration,

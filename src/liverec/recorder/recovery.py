@@ -13,6 +13,7 @@ from typing import Protocol
 from liverec.catalog.models import Recording, Segment
 from liverec.media.m3u8 import PLAYLIST_TYPE, SegmentEntry
 from liverec.recorder.hls import BlobWriter, render_playlist
+from liverec.storage import project_key
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,16 @@ def playlist_for(segments: list[Segment], *, ended: bool) -> str:
     )
 
 
-def finalize_recording(
-    catalog: RecordingCatalog, store: BlobWriter, key_prefix: str, rec: Recording
-) -> None:
+def finalize_recording(catalog: RecordingCatalog, store: BlobWriter, rec: Recording) -> None:
     segments = catalog.segments_of(rec.id)
     if not segments:
         catalog.delete_recording(rec.id)
         log.info("dropped recording %s: no segment was stored", rec.playlist_key)
         return
     store.put(
-        key_prefix + rec.playlist_key, playlist_for(segments, ended=True).encode(), PLAYLIST_TYPE
+        project_key(rec.region, rec.app_id, rec.playlist_key),
+        playlist_for(segments, ended=True).encode(),
+        PLAYLIST_TYPE,
     )
     catalog.close_recording(rec.id, segments[-1].end_time)
     log.info(

@@ -7,7 +7,14 @@ from urllib.parse import unquote, urlparse
 
 from liverec.errors import ConfigError
 from liverec.storage.base import BlobStore, ObjectNotFoundError
-from liverec.storage.keys import check_key, check_name, check_prefix, project_key, stream_folder
+from liverec.storage.keys import (
+    check_key,
+    check_name,
+    check_prefix,
+    project_key,
+    project_prefix,
+    stream_folder,
+)
 from liverec.storage.local import LocalStore
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "check_prefix",
     "open_store",
     "project_key",
+    "project_prefix",
     "stream_folder",
 ]
 

@@ -71,7 +71,13 @@ def stream_folder(entry_point: str, stream_name: str) -> str:
     return check_prefix(f"record/{entry_point}/{stream_name}/")
 
 
+def project_prefix(region: str, app_id: str) -> str:
+    """`{region}/{app_id}/`, a project's root in the store: each region and each project
+    has its own."""
+    return check_prefix(f"{region}/{app_id}/")
+
+
 def project_key(region: str, app_id: str, name: str) -> str:
     """The store key of `name` (a key relative to the project's root, such as
-    `record/live/cam1/x.m3u8`): each region and each project has its own root."""
-    return check_key(f"{region}/{app_id}/{name}")
+    `record/live/cam1/x.m3u8`)."""
+    return check_key(project_prefix(region, app_id) + name)
