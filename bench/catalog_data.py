@@ -33,7 +33,7 @@ from sqlalchemy.pool import NullPool
 from liverec.catalog import Catalog, SecretBox, from_ms, make_engine, migrate, to_ms
 from liverec.catalog.db import write_transaction
 from liverec.catalog.schema import files, projects, recordings, segments, streams
-from liverec.recorder.hls import session_date
+from liverec.layout import StreamRef
 
 APP = "0123456789abcdef0123456789abcdef"
 EP = "live"
@@ -93,7 +93,8 @@ def add_day_recording(
     `start` (the project must exist). Returns the recording's id."""
     step = round(segment_s * 1000)
     t0 = to_ms(start)
-    base = f"record/{entry_point}/{stream_name}/{session_id}_{session_date(from_ms(t0))}"
+    stream = StreamRef(app_id, REGION, entry_point, stream_name)
+    base = stream.recording(session_id, from_ms(t0)).playlist.removesuffix(".m3u8")
     sid = _stream_id(catalog, app_id, entry_point, stream_name)
     with write_transaction(catalog.engine) as conn:
         (rid,) = _insert_recordings(conn, sid, [(session_id, base, t0, t0 + count * step, count)])
@@ -129,6 +130,7 @@ def add_many_recordings(
     """`count` closed recordings of one stream from `start` on, each with one segment (the
     project must exist). Returns (first start, last end)."""
     rng = random.Random(seed)
+    stream = StreamRef(app_id, REGION, entry_point, stream_name)
     step = round(MANY_SEGMENT_S * 1000)
     specs: list[tuple[str, str, int, int, int]] = []
     t = to_ms(start)
@@ -137,7 +139,7 @@ def add_many_recordings(
         # Whole segments, as the recorder cuts them.
         length = step * rng.randint(5 * 60_000 // step, 55 * 60_000 // step)
         session = f"s{i:06d}"
-        base = f"record/{entry_point}/{stream_name}/{session}_{session_date(from_ms(t))}"
+        base = stream.recording(session, from_ms(t)).playlist.removesuffix(".m3u8")
         specs.append((session, base, t, t + length, 1))
         longest = max(longest, length)
         t += length + rng.randint(5_000, 600_000)
@@ -168,7 +170,7 @@ def _stream_id(catalog: Catalog, app_id: str, entry_point: str, stream_name: str
     # it needs the entry point, so create it when the project has none of that name.
     if entry_point not in {ep.name for ep in catalog.list_entry_points(app_id)}:
         catalog.create_entry_point(app_id, entry_point)
-    catalog.set_stream_recording(app_id, entry_point, stream_name, None)
+    catalog.set_stream_recording(StreamRef(app_id, "na", entry_point, stream_name), None)
     with catalog.engine.connect() as conn:
         sid = conn.execute(
             select(streams.c.id)

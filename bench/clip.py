@@ -2,11 +2,11 @@
 
 1. Plain: a synthetic catalog holding one 24 h recording of 43,200 segments of 2 s (the
    segment rows bulk-inserted through the catalog's schema tables; plain clips read no
-   media, so no segment file exists). Prints the median make_clip latency (name
+   media, so no segment file exists). Prints the median plain-clip latency (name
    reservation, indexed range query, playlist render, store.put) for 10-minute clips at
    random places in the day.
 2. Precise: 720p30 H.264 High (B-frames, 2 s GOP, 3 Mbit/s) + AAC recorded through the real
-   recorder (as bench/snapshot.py does); prints the median make_clip(precise=True) latency
+   recorder (as bench/snapshot.py does); prints the median precise-clip latency
    for ~10 s clips starting and ending at random frames (two partial GOPs re-encoded).
 
 Run: python bench/clip.py [--count 50] [--precise-count 10] [--database-url URL]
@@ -26,7 +26,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from liverec.catalog import Catalog
-from liverec.postprocess.clip import make_clip
+from liverec.layout import StreamRef
+from liverec.postprocess.clip import ClipWriter
 from liverec.storage import LocalStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -55,13 +56,8 @@ def bench_plain(url: str, store: LocalStore, count: int) -> None:
     for i in range(count + 3):
         start = T0 + timedelta(seconds=rng.uniform(0, 86_400 - 600))
         t = time.perf_counter()
-        result = make_clip(
-            catalog,
-            store,
-            app_id=APP,
-            region=REGION,
-            entry_point=EP,
-            stream_name=STREAM,
+        result = ClipWriter(catalog, store)(
+            StreamRef(APP, REGION, EP, STREAM),
             file_name=f"plain{i}.m3u8",
             start=start,
             end=start + timedelta(minutes=10),
@@ -83,13 +79,8 @@ def bench_precise(folder: Path, count: int) -> None:
     for i in range(count + 1):
         start = setup.start + timedelta(seconds=rng.uniform(0.5, span - 12))
         t = time.perf_counter()
-        result = make_clip(
-            setup.catalog,
-            setup.store,
-            app_id=APP,
-            region=REGION,
-            entry_point=EP,
-            stream_name=STREAM,
+        result = ClipWriter(setup.catalog, setup.store)(
+            StreamRef(APP, REGION, EP, STREAM),
             file_name=f"precise{i}.m3u8",
             start=start,
             end=start + timedelta(seconds=rng.uniform(8, 11)),

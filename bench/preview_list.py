@@ -37,8 +37,8 @@ from liverec.api.context import ApiContext
 from liverec.api.times import format_time
 from liverec.catalog import Catalog, SecretBox, to_ms, utc_now
 from liverec.catalog.recordings import overlapping_statement
-from liverec.postprocess.clip import make_clip
-from liverec.postprocess.snapshot import make_snapshot
+from liverec.layout import StreamRef
+from liverec.postprocess import ClipWriter, SnapshotWriter
 from liverec.storage import LocalStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,7 +72,9 @@ def summary(label: str, latencies: list[float], extra: str = "") -> None:
 
 def query_plan(engine: Engine, window: Window) -> list[str]:
     """The plan of preview_list's query for one window, one line per node."""
-    stmt = overlapping_statement(APP, EP, STREAM, to_ms(window[0]), to_ms(window[1]), REGION)
+    stmt = overlapping_statement(
+        StreamRef(APP, REGION, EP, STREAM), to_ms(window[0]), to_ms(window[1])
+    )
     sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
@@ -104,7 +106,7 @@ def bench_query(catalog: Catalog, windows: list[Window]) -> list[int]:
     counts = []
     for i, (t0, t1) in enumerate(windows):
         began = time.perf_counter()
-        recs = catalog.recordings_overlapping(APP, EP, STREAM, t0, t1, region=REGION)
+        recs = catalog.recordings_overlapping(StreamRef(APP, REGION, EP, STREAM), t0, t1)
         if i >= WARMUP:  # the first ones fill the connection pool and caches
             latencies.append(time.perf_counter() - began)
             counts.append(len(recs))
@@ -169,14 +171,15 @@ def run(url: str, store_dir: Path, count: int, others: int) -> None:
     counts = bench_query(catalog, windows)
     catalog.create_credential(CUSTOMER_ID, CUSTOMER_SECRET, [APP])
     box = SecretBox(SecretBox.generate_key())
+    store = LocalStore(store_dir)
     ctx = ApiContext(
         catalog=catalog,
-        store=LocalStore(store_dir),
+        store=store,
         region=REGION,
         url_key=box.derive("file-urls"),
         clock=utc_now,
-        make_clip=make_clip,
-        make_snapshot=make_snapshot,
+        make_clip=ClipWriter(catalog, store),
+        make_snapshot=SnapshotWriter(catalog, store),
         node_id="bench",
     )
     asyncio.run(bench_http(ctx, windows, counts))

@@ -1,9 +1,9 @@
-"""Snapshot latency: liverec's make_snapshot vs an ffmpeg subprocess taking the same frame.
+"""Snapshot latency: liverec's SnapshotWriter vs an ffmpeg subprocess taking the same frame.
 
 Media: 1280x720 30 fps H.264 (x264 veryfast, High profile with B-frames, a 2 s GOP,
 3 Mbit/s) + AAC, made by the ffmpeg CLI and recorded through the real StreamRecorder into a
 LocalStore and a SQLite catalog (2 s segments). For random instants, prints the median (and
-p90) latency of make_snapshot (catalog lookup, name reservation, decode, JPEG, store.put) and
+p90) latency of SnapshotWriter (catalog lookup, name reservation, decode, JPEG, store.put) and
 of `ffmpeg -ss OFFSET -i SEGMENT.ts -frames:v 1 -q:v 2 out.jpg` taking the same frame from
 the same segment, and checks the two JPEGs show the same picture.
 
@@ -28,7 +28,8 @@ import av
 import numpy as np
 
 from liverec.catalog import Catalog, SecretBox, make_engine, migrate
-from liverec.postprocess.snapshot import make_snapshot
+from liverec.layout import StreamRef
+from liverec.postprocess.snapshot import SnapshotWriter
 from liverec.postprocess.timing import open_segment
 from liverec.storage import LocalStore
 
@@ -40,6 +41,7 @@ APP = "0123456789abcdef0123456789abcdef"
 REGION = "na"
 EP = "live"
 STREAM = "cam1"
+CAM = StreamRef(APP, REGION, EP, STREAM)
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 
 
@@ -93,24 +95,22 @@ def record(folder: Path, flv: Path, target_duration: float = 2.0) -> Setup:
             max_file_duration=1e6,
         )
     )
-    rec = catalog.latest_recording(APP, EP, STREAM)
+    rec = catalog.latest_recording(CAM)
     assert rec is not None
     return Setup(catalog, store, rec.start_time, rec.end_time)
 
 
 def ffmpeg_snapshot(setup: Setup, frame_time: datetime, out: Path) -> float:
     """Seconds for ffmpeg to take the frame shown at `frame_time` from its segment."""
-    pairs = setup.catalog.segments_between(
-        APP, EP, STREAM, frame_time - timedelta(seconds=1), frame_time
-    )
+    pairs = setup.catalog.segments_between(CAM, frame_time - timedelta(seconds=1), frame_time)
     for _, seg in reversed(pairs):
-        with open_segment(setup.store, REGION, APP, seg, audio=False) as media:
+        with open_segment(setup.store, CAM, seg, audio=False) as media:
             pts = [p.pts for p in media.frames() if media.clock.time_of(p.pts) == frame_time]
         if pts:
             break
     else:
         raise AssertionError(f"no frame at {frame_time}")
-    path = setup.store.local_path(f"{REGION}/{APP}/{seg.key}")
+    path = setup.store.local_path(CAM.key(seg.key))
     began = time.perf_counter()
     # -ss after -i: decode from the segment's start and drop the frames before the time, the
     # exact way (input seeking in a TS file lands off keyframes and often yields nothing);
@@ -149,13 +149,9 @@ def main() -> None:
         instants = [
             setup.start + timedelta(seconds=rng.uniform(0.2, span - 0.1)) for _ in range(args.count)
         ]
+        make_snapshot = SnapshotWriter(setup.catalog, setup.store)
         make_snapshot(  # warm-up: imports, codec tables
-            setup.catalog,
-            setup.store,
-            app_id=APP,
-            region=REGION,
-            entry_point=EP,
-            stream_name=STREAM,
+            CAM,
             file_name="warm.jpg",
             time=instants[0],
         )
@@ -165,25 +161,20 @@ def main() -> None:
         for i, at in enumerate(instants):
             began = time.perf_counter()
             result = make_snapshot(
-                setup.catalog,
-                setup.store,
-                app_id=APP,
-                region=REGION,
-                entry_point=EP,
-                stream_name=STREAM,
+                CAM,
                 file_name=f"s{i}.jpg",
                 time=at,
             )
             ours.append(time.perf_counter() - began)
             ff_jpeg = folder / f"ff{i}.jpg"
             theirs.append(ffmpeg_snapshot(setup, result.time, ff_jpeg))
-            mine = setup.store.local_path(f"{REGION}/{APP}/{result.file_name}")
+            mine = setup.store.local_path(CAM.key(result.file_name))
             assert mine is not None
             worst = max(worst, float(np.abs(luma(mine) - luma(ff_jpeg)).mean()))
         med_ours, med_ff = statistics.median(ours), statistics.median(theirs)
         p90 = statistics.quantiles(ours, n=10)[-1]
         print(f"snapshot 1280x720 30 fps, 2 s GOP, High+B-frames, {args.count} random instants")
-        print(f"  liverec make_snapshot: median {med_ours * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms")
+        print(f"  liverec snapshot: median {med_ours * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms")
         print(f"  ffmpeg subprocess:     median {med_ff * 1000:.1f} ms")
         print(f"  speed-up: {med_ff / med_ours:.1f}x")
         print(f"  same frame check: worst mean |luma difference| {worst:.2f} (of 255)")

@@ -30,20 +30,42 @@ class RefusedError(LiverecError):
         self.description = description
 
 
+class NotFoundError(LiverecError):
+    """The thing asked for does not exist (a catalog row, a stored object, a recording)."""
+
+
 class CatalogError(LiverecError):
     """The catalog could not do what was asked."""
 
 
-class NotFoundError(CatalogError):
-    """The thing asked for does not exist."""
+class InvalidValueError(CatalogError):
+    """A value given to the catalog is not valid (a name, a time, a size): the caller's."""
 
 
 class ConflictError(CatalogError):
     """The thing being created exists already (a unique name is taken)."""
 
 
+class LeaseLostError(CatalogError):
+    """The recording is no longer this node's: another node closed it after this node's
+    lease ran out. The catalog decides this; the recorder goes on in a new recording."""
+
+
 class SchemaError(CatalogError):
     """The database schema is missing or behind the code's migrations."""
+
+
+class CatalogUnavailableError(CatalogError):
+    """The database failed or could not be reached: an outage, which may end."""
+
+
+class CatalogTimeoutError(CatalogUnavailableError):
+    """A database call timed out: connecting, waiting for a pooled connection, a
+    statement timeout (the API answers 504)."""
+
+
+class CatalogBusyError(CatalogTimeoutError):
+    """SQLite's wait for the write lock ran out (another writer held it)."""
 
 
 class StorageError(LiverecError):

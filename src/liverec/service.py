@@ -1,39 +1,41 @@
-"""The one place that builds and wires the parts: catalog, storage, RTMP, recorder, HTTP."""
+"""The composition root: builds the parts, wires them together, runs them. It does no work of
+its own.
+
+    catalog + store        the catalog (SQLite or PostgreSQL) and the blob store
+    Admission              who may publish; this node's leases (admission.py)
+    Recorders              a recorder per recorded publish; its listeners (recorder/)
+    RtmpServer             ingest; asks `start_publish` below for each publish
+    ClipWriter, SnapshotWriter, the FastAPI app on uvicorn
+
+A new consumer of recorder events (callbacks, MP4 files, snapshots, metrics) is built here
+and passed to `Recorders(listeners=...)`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
 import socket
 import sys
-import uuid
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
 
+from liverec.admission import Admission
 from liverec.api.app import create_app
 from liverec.api.context import ApiContext
+from liverec.bootstrap import bootstrap, persistent_node_id
 from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
-from liverec.catalog.models import EntryPoint, Recording
 from liverec.config import Settings
-from liverec.errors import ConflictError, NotFoundError, RefusedError
-from liverec.postprocess.clip import make_clip
-from liverec.postprocess.snapshot import make_snapshot
-from liverec.recorder.catalog_events import CatalogEvents
-from liverec.recorder.hls import HlsWriter
-from liverec.recorder.recovery import finalize_recording
-from liverec.recorder.stream import StreamRecorder, StreamSettings
-from liverec.rtmp.pushauth import BAD_NAME, check_push_signature, check_stream_name
+from liverec.postprocess import ClipWriter, SnapshotWriter
+from liverec.recorder import Recorders
 from liverec.rtmp.server import Limits, RtmpServer
 from liverec.rtmp.session import MediaSink, PublishRequest
-from liverec.storage import BlobStore, open_store, project_prefix
+from liverec.storage import BlobStore, open_store
 
 log = logging.getLogger("liverec")
 
@@ -63,6 +65,9 @@ class DiscardSink:
 
 
 class Service:
+    """Everything one `liverec serve` runs. Building it opens the catalog and the store;
+    `start()` (on a running loop) starts serving."""
+
     def __init__(self, settings: Settings, clock: SystemClock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -74,8 +79,27 @@ class Service:
         self.store: BlobStore = open_store(
             settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url or None
         )
-        self.node_id = settings.node_id or self._persistent_node_id(settings.data_dir)
-        self.lease = settings.lease_seconds
+        self.node_id = settings.node_id or persistent_node_id(settings.data_dir)
+        # Recording's own threads: API work (snapshots, clips, auth) cannot starve the
+        # storage and catalog calls that keep media and leases safe.
+        self.io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recorder")
+        self.admission = Admission(
+            self.catalog,
+            self.store,
+            node_id=self.node_id,
+            region=settings.region,
+            lease_seconds=settings.lease_seconds,
+            clock=self.clock.now,
+        )
+        self.recorders = Recorders(
+            self.catalog,
+            self.store,
+            node_id=self.node_id,
+            lease_seconds=settings.lease_seconds,
+            clock=self.clock,
+            executor=self.io_pool,
+            listeners=[self.admission],
+        )
         self.rtmp = RtmpServer(
             self,
             Limits(
@@ -85,175 +109,26 @@ class Service:
                 max_message_size=settings.rtmp_max_message_size,
             ),
         )
-        self.recorders: dict[tuple[str, str, str], StreamRecorder] = {}
-        self.writers: set[HlsWriter] = set()  # until each has written all it was given
-        # Recording's own threads: API work (snapshots, clips, auth) cannot starve the
-        # storage and catalog calls that keep media and leases safe.
-        self.io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recorder")
         self.http: uvicorn.Server | None = None
         self.http_port = 0
         self._tasks: list[asyncio.Task[Any]] = []
 
-    @staticmethod
-    def _persistent_node_id(data_dir: Path) -> str:
-        # Kept on disk so that a restart after a crash knows its own open recordings.
-        path = data_dir / "node-id"
-        try:
-            return path.read_text().strip()
-        except FileNotFoundError:
-            node_id = uuid.uuid4().hex
-            path.write_text(node_id + "\n")
-            return node_id
-
-    # -- bootstrap -----------------------------------------------------------------------
-
-    def bootstrap(self) -> None:
-        """First start: a default project, its `live` entry point and a credential.
-
-        Each step is checked on every start, so a first start that was interrupted half-way
-        is completed by the next one instead of leaving a catalog without them."""
-        s = self.settings
-        projects = self.catalog.list_projects()
-        if not projects:
-            app_id = s.app_id or secrets.token_hex(16)
-            try:
-                self.catalog.create_project(app_id, name="default", is_default=True)
-                print(f"liverec: created project {app_id}", flush=True)
-            except ConflictError:
-                log.info("another node bootstrapped the catalog first")
-            projects = self.catalog.list_projects()
-        default = next((p for p in projects if p.is_default), projects[0])
-        try:
-            self.catalog.get_entry_point(default.app_id, "live")
-        except NotFoundError:
-            with contextlib.suppress(ConflictError):
-                self.catalog.create_entry_point(default.app_id, "live", record_enabled=True)
-                print(f"liverec: created entry point 'live' in {default.app_id}", flush=True)
-        if self.catalog.list_credentials():
-            return
-        try:
-            cred, secret = self.catalog.create_credential(
-                s.customer_id or None, s.customer_secret or None, [default.app_id]
-            )
-        except ConflictError:
-            return  # another node made it
-        print(f"liverec: customer ID: {cred.customer_id}", flush=True)
-        if not s.customer_secret:
-            # Printed once, on stdout, never logged; only its encrypted form is kept.
-            print(f"liverec: customer secret (shown once): {secret}", flush=True)
-
-    # -- recovery and leases ---------------------------------------------------------------
-
-    def recover(self) -> int:
-        """Close recordings a crash left open: ours, and any whose lease has expired."""
-        closed = 0
-        self.catalog.release_node_live(self.node_id)
-        candidates: dict[int, Recording] = {}
-        for rec in self.catalog.open_recordings(self.node_id):
-            candidates[rec.id] = rec
-        for rec in self.catalog.expired_open_recordings():
-            if self.catalog.claim_recording(rec.id, self.node_id, self.lease):
-                candidates[rec.id] = rec
-        for rec in candidates.values():
-            finalize_recording(self.catalog, self.store, rec)
-            closed += 1
-        if closed:
-            log.info("closed %d recording(s) left open by a stopped node", closed)
-        return closed
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease / 3)
-            loop = asyncio.get_running_loop()
-            writing = {w.recording_id for w in self.writers} - {None}
-            try:
-                await loop.run_in_executor(
-                    self.io_pool, self.catalog.renew_leases, self.node_id, self.lease
-                )
-                await loop.run_in_executor(self.io_pool, self._sweep, writing)
-            except Exception:
-                log.exception("lease renewal failed")
-
-    def _sweep(self, writing: set[int | None]) -> None:
-        """Close recordings nobody writes any more: other nodes' whose lease expired, and
-        this node's own that no writer holds (their close failed) and that have had no new
-        segment for a lease period (a recording just being opened is not yet held)."""
-        for rec in self.catalog.expired_open_recordings():
-            if rec.node_id != self.node_id and self.catalog.claim_recording(
-                rec.id, self.node_id, self.lease
-            ):
-                finalize_recording(self.catalog, self.store, rec)
-                log.info("closed recording %s of stopped node %s", rec.playlist_key, rec.node_id)
-        stale = self.clock.now() - timedelta(seconds=self.lease)
-        for rec in self.catalog.open_recordings(self.node_id):
-            if rec.id not in writing and rec.end_time < stale:
-                finalize_recording(self.catalog, self.store, rec)
-                log.info("closed recording %s that no writer held", rec.playlist_key)
-
     # -- publishing (the RTMP server's PublishHandler) -------------------------------------
 
     async def start_publish(self, request: PublishRequest) -> MediaSink:
-        name = check_stream_name(request.stream_name)
-        key, ep, record = await asyncio.to_thread(self._admit, request, name)
-        app_id, ep_name, _ = key
+        admitted = await asyncio.to_thread(self.admission.admit, request)
 
         async def on_closed() -> None:
-            self.recorders.pop(key, None)
-            await asyncio.to_thread(self.catalog.release_live, *key, self.node_id)
+            await asyncio.to_thread(self.admission.release, admitted.stream)
 
-        if not record:
+        if not admitted.record:
             return DiscardSink(on_closed)
-        recorder = StreamRecorder(
-            StreamSettings(
-                folder=f"record/{ep_name}/{name}",
-                key_prefix=project_prefix(self.settings.region, app_id),
-                session_id=uuid.uuid4().hex[:16],
-                target_duration=ep.target_duration,
-                max_file_duration=ep.max_file_duration,
-            ),
-            store=self.store,
-            events=CatalogEvents(
-                self.catalog,
-                app_id=app_id,
-                entry_point=ep_name,
-                stream_name=name,
-                region=self.settings.region,
-                node_id=self.node_id,
-                lease_seconds=self.lease,
-            ),
-            clock=self.clock,
+        return self.recorders.start(
+            admitted.stream,
+            target_duration=admitted.entry_point.target_duration,
+            max_file_duration=admitted.entry_point.max_file_duration,
             on_closed=on_closed,
-            executor=self.io_pool,
         )
-        self.recorders[key] = recorder
-        self.writers.add(recorder.writer)
-        recorder.writer.when_done(lambda: self.writers.discard(recorder.writer))
-        return recorder
-
-    def _admit(
-        self, request: PublishRequest, name: str
-    ) -> tuple[tuple[str, str, str], EntryPoint, bool]:
-        """Check the publish against the catalog and take the stream's live lease.
-
-        Returns the stream's key, its entry point, and whether it is to be recorded."""
-        project = self.catalog.project_for_host(request.host)
-        if project is None:
-            raise RefusedError(BAD_NAME, f"no project takes pushes for host {request.host!r}")
-        try:
-            ep = self.catalog.get_entry_point(project.app_id, request.app)
-        except NotFoundError:
-            raise RefusedError(BAD_NAME, f"unknown entry point {request.app[:64]!r}") from None
-        if ep.auth_key:
-            check_push_signature(ep.auth_key, ep.name, name, request.query)
-        # A second publisher is refused whether or not the stream is recorded.
-        if not self.catalog.try_acquire_live(
-            project.app_id, ep.name, name, self.node_id, self.lease
-        ):
-            raise RefusedError(BAD_NAME, f"stream {ep.name}/{name} is already being published")
-        record = self.catalog.stream_recording_enabled(project.app_id, ep.name, name)
-        if not record:
-            log.info("publish %s/%s: recording is off for it", ep.name, name)
-        return (project.app_id, ep.name, name), ep, record
 
     def api_context(self) -> ApiContext:
         return ApiContext(
@@ -262,8 +137,8 @@ class Service:
             region=self.settings.region,
             url_key=self.box.derive("file-urls"),
             clock=self.clock.now,
-            make_clip=make_clip,
-            make_snapshot=make_snapshot,
+            make_clip=ClipWriter(self.catalog, self.store),
+            make_snapshot=SnapshotWriter(self.catalog, self.store),
             node_id=self.node_id,
             redirect_downloads=self.settings.s3_redirect,
         )
@@ -271,12 +146,14 @@ class Service:
     # -- running -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.bootstrap)
-        await asyncio.to_thread(self.recover)
+        await asyncio.to_thread(bootstrap, self.catalog, self.settings)
+        await asyncio.to_thread(self.admission.recover)
         host, port = self.settings.rtmp_addr
         await self.rtmp.start(host, port)
         await self._start_http()
-        self._tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
+        self._tasks.append(
+            asyncio.create_task(self.admission.keep_leases(self.io_pool), name="heartbeat")
+        )
         # Always shown, whatever the log level: scripts and tests wait for this line.
         print(
             f"liverec ready: rtmp={host}:{self.rtmp.port} "

@@ -25,8 +25,7 @@ from liverec.api.auth import authenticate, authorized_project
 from liverec.api.context import ApiContext
 from liverec.api.errors import install_error_handlers
 from liverec.catalog import Catalog, Project, SecretBox, make_engine, migrate
-from liverec.postprocess.clip import make_clip
-from liverec.postprocess.snapshot import make_snapshot
+from liverec.postprocess import ClipWriter, SnapshotWriter
 from liverec.storage import LocalStore
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
@@ -105,8 +104,8 @@ def ctx(catalog: Catalog, store: LocalStore, clock: FakeClock) -> ApiContext:
         region="na",
         url_key=URL_KEY,
         clock=clock,
-        make_clip=make_clip,
-        make_snapshot=make_snapshot,
+        make_clip=ClipWriter(catalog, store),
+        make_snapshot=SnapshotWriter(catalog, store),
         hmac_skew=300.0,
         url_ttl=3600.0,
     )

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from api.conftest import assert_error, client_for, make_app
 from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError, classify, is_timeout
+from liverec.catalog.db import mapped_errors
 from liverec.errors import (
     CatalogError,
     ConflictError,
@@ -45,7 +46,14 @@ def _storage_timeout() -> None:
 
 
 def _db_error(text: str) -> None:
-    raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(text))
+    # As the catalog raises it: the driver's error mapped at the catalog's boundary.
+    with mapped_errors():
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(text))
+
+
+def _pool_timeout() -> None:
+    with mapped_errors():
+        raise sqlalchemy.exc.TimeoutError("pool")
 
 
 FAILURES: dict[str, Callable[[], None]] = {
@@ -63,7 +71,7 @@ FAILURES: dict[str, Callable[[], None]] = {
     "storage-timeout": _storage_timeout,
     "db-locked": lambda: _db_error("database is locked"),
     "db-statement-timeout": lambda: _db_error("canceling statement due to statement timeout"),
-    "db-pool-timeout": _raiser(sqlalchemy.exc.TimeoutError("pool")),
+    "db-pool-timeout": _pool_timeout,
     "db-other": lambda: _db_error(f"no such table: {LEAKY}"),
 }
 EXPECTED = {

@@ -32,7 +32,8 @@ from liverec.api.auth import hmac_authorization
 from liverec.api.context import ApiContext
 from liverec.api.files import CHUNK, RangeNotSatisfiableError, parse_range, serve_blob
 from liverec.api.signing import sign_url
-from liverec.storage import LocalStore, project_key
+from liverec.layout import project_root
+from liverec.storage import LocalStore
 
 FOLDER = "record/live/cam1/"
 PLAYLIST = FOLDER + "sess_20261123120000000.m3u8"
@@ -73,12 +74,12 @@ def files(store: LocalStore, tmp_path: Path) -> Files:
     segments = [bytes([0x47]) * 188 * 10, os.urandom(CHUNK * 2 + 12345), b"\x47" * 188]
     snapshot = b"\xff\xd8\xff\xe0" + os.urandom(1000) + b"\xff\xd9"
     for app in (APP, OTHER_APP, "s"):
-        store.put(project_key("na", app, PLAYLIST), playlist, "application/vnd.apple.mpegurl")
+        store.put(project_root("na", app) + PLAYLIST, playlist, "application/vnd.apple.mpegurl")
         for name, data in zip(SEGMENTS, segments, strict=True):
-            store.put(project_key("na", app, name), data, "video/mp2t")
-        store.put(project_key("na", app, SNAPSHOT), snapshot, "image/jpeg")
-    store.put(project_key("eu", APP, PLAYLIST), playlist, "application/vnd.apple.mpegurl")
-    store.put(project_key("na", APP, FOLDER + "notes.txt"), b"text", "text/plain")
+            store.put(project_root("na", app) + name, data, "video/mp2t")
+        store.put(project_root("na", app) + SNAPSHOT, snapshot, "image/jpeg")
+    store.put(project_root("eu", APP) + PLAYLIST, playlist, "application/vnd.apple.mpegurl")
+    store.put(project_root("na", APP) + FOLDER + "notes.txt", b"text", "text/plain")
     (tmp_path / "outside.txt").write_bytes(OUTSIDE_SECRET)
     root = store.root / "na" / APP / "record" / "live" / "cam1"
     (root / ".liverec-tmp-0123").write_bytes(b"half a segment")
@@ -396,7 +397,7 @@ async def test_a_signed_link_to_a_name_that_needs_quoting(
     client: httpx.AsyncClient, ctx: ApiContext, store: LocalStore
 ) -> None:
     name = FOLDER + "my clip #1 %41é.jpg"
-    store.put(project_key("na", APP, name), b"\xff\xd8 jpeg", "image/jpeg")
+    store.put(project_root("na", APP) + name, b"\xff\xd8 jpeg", "image/jpeg")
     resp = await client.get(sign_url(ctx, APP, "na", name))
     assert resp.status_code == 200 and resp.content == b"\xff\xd8 jpeg"
 
@@ -406,7 +407,7 @@ async def test_a_playlist_replaced_while_it_is_sent_is_sent_whole(
 ) -> None:
     """The file is opened before the answer starts: a live playlist rewritten meanwhile
     (an atomic rename) is sent as it was, with the length announced."""
-    key = project_key("na", APP, PLAYLIST)
+    key = project_root("na", APP) + PLAYLIST
     scope: dict[str, object] = {"type": "http", "method": "GET", "headers": [], "path": "/"}
     response = await serve_blob(Request(scope), store, key, "application/vnd.apple.mpegurl")
     store.put(key, files.playlist + b"#EXTINF:4.000,\nmore.ts\n" * 50, "x")

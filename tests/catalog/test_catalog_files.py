@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from liverec.catalog import Catalog, Clock, SecretBox
-from liverec.errors import CatalogError, ConflictError, NotFoundError
+from liverec.errors import CatalogError, ConflictError, InvalidValueError, NotFoundError
+from liverec.layout import StreamRef
 
 T0 = datetime.fromisoformat("2026-11-23T12:00:00+00:00")
 
@@ -23,25 +24,24 @@ def cat(catalog: Catalog) -> Catalog:
 
 
 def test_reserve_release_and_conflicts(cat: Catalog) -> None:
-    assert not cat.file_reserved("app", "live", "cam", "clip.m3u8")
-    cat.reserve_file("app", "live", "cam", "clip.m3u8", "clip")
-    assert cat.file_reserved("app", "live", "cam", "clip.m3u8")
+    assert not cat.file_reserved(StreamRef("app", "na", "live", "cam"), "clip.m3u8")
+    cat.reserve_file(StreamRef("app", "na", "live", "cam"), "clip.m3u8", "clip")
+    assert cat.file_reserved(StreamRef("app", "na", "live", "cam"), "clip.m3u8")
     with pytest.raises(ConflictError, match="record/live/cam/"):
-        cat.reserve_file("app", "live", "cam", "clip.m3u8", "clip")
-    cat.reserve_file("app", "live", "cam2", "clip.m3u8", "clip")  # another folder
-    cat.reserve_file("app", "live", "cam", "Clip.m3u8", "clip")  # names are case-sensitive
-    cat.release_file("app", "live", "cam", "clip.m3u8")
-    assert not cat.file_reserved("app", "live", "cam", "clip.m3u8")
-    cat.reserve_file("app", "live", "cam", "clip.m3u8", "clip")
-    cat.release_file("app", "live", "nope", "clip.m3u8")  # nothing there: no error
+        cat.reserve_file(StreamRef("app", "na", "live", "cam"), "clip.m3u8", "clip")
+    cat.reserve_file(StreamRef("app", "na", "live", "cam2"), "clip.m3u8", "clip")  # another folder
+    cat.reserve_file(
+        StreamRef("app", "na", "live", "cam"), "Clip.m3u8", "clip"
+    )  # names are case-sensitive
+    cat.release_file(StreamRef("app", "na", "live", "cam"), "clip.m3u8")
+    assert not cat.file_reserved(StreamRef("app", "na", "live", "cam"), "clip.m3u8")
+    cat.reserve_file(StreamRef("app", "na", "live", "cam"), "clip.m3u8", "clip")
+    cat.release_file(StreamRef("app", "na", "live", "nope"), "clip.m3u8")  # nothing there: no error
 
 
 def test_a_recording_playlist_name_is_taken(cat: Catalog) -> None:
     cat.create_recording(
-        app_id="app",
-        entry_point="live",
-        stream_name="cam",
-        region="na",
+        StreamRef("app", "na", "live", "cam"),
         session_id="abc",
         playlist_key="record/live/cam/abc_20261123120000000.m3u8",
         start_time=T0,
@@ -49,9 +49,13 @@ def test_a_recording_playlist_name_is_taken(cat: Catalog) -> None:
         lease_seconds=30,
     )
     with pytest.raises(ConflictError):
-        cat.reserve_file("app", "live", "cam", "abc_20261123120000000.m3u8", "clip")
-    cat.release_file("app", "live", "cam", "abc_20261123120000000.m3u8")  # not a clip's
-    assert cat.file_reserved("app", "live", "cam", "abc_20261123120000000.m3u8")
+        cat.reserve_file(
+            StreamRef("app", "na", "live", "cam"), "abc_20261123120000000.m3u8", "clip"
+        )
+    cat.release_file(
+        StreamRef("app", "na", "live", "cam"), "abc_20261123120000000.m3u8"
+    )  # not a clip's
+    assert cat.file_reserved(StreamRef("app", "na", "live", "cam"), "abc_20261123120000000.m3u8")
 
 
 @pytest.mark.parametrize(
@@ -74,26 +78,26 @@ def test_a_recording_playlist_name_is_taken(cat: Catalog) -> None:
     ],
 )
 def test_bad_names_and_kinds(cat: Catalog, name: str) -> None:
-    with pytest.raises(CatalogError) as caught:
-        cat.reserve_file("app", "live", "cam", name, "clip")
-    assert type(caught.value) is CatalogError
+    with pytest.raises(InvalidValueError) as caught:
+        cat.reserve_file(StreamRef("app", "na", "live", "cam"), name, "clip")
+    assert type(caught.value) is InvalidValueError  # a validation error, not a conflict
 
 
 def test_names_follow_the_one_rule(cat: Catalog) -> None:
     longest = "x" * 195 + ".m3u8"
     for name in (longest, "a.b-c_D.M3U8", "-x.m3u8", "a..m3u8"):
-        cat.reserve_file("app", "live", "cam", name, "clip")
+        cat.reserve_file(StreamRef("app", "na", "live", "cam"), name, "clip")
     for name in ("shot.jpg", "shot.JPEG"):
-        cat.reserve_file("app", "live", "cam", name, "snapshot")
+        cat.reserve_file(StreamRef("app", "na", "live", "cam"), name, "snapshot")
     with pytest.raises(CatalogError, match=r"\.jpg or \.jpeg"):
-        cat.reserve_file("app", "live", "cam", "shot.m3u8", "snapshot")
+        cat.reserve_file(StreamRef("app", "na", "live", "cam"), "shot.m3u8", "snapshot")
 
 
 def test_unknown_kind_or_project(cat: Catalog) -> None:
     with pytest.raises(CatalogError):
-        cat.reserve_file("app", "live", "cam", "a.m3u8", "recording")
+        cat.reserve_file(StreamRef("app", "na", "live", "cam"), "a.m3u8", "recording")
     with pytest.raises(NotFoundError):
-        cat.reserve_file("nope", "live", "cam", "a.m3u8", "clip")
+        cat.reserve_file(StreamRef("nope", "na", "live", "cam"), "a.m3u8", "clip")
 
 
 def _race_reserve(catalogs: list[Catalog], stream: str) -> list[str]:
@@ -105,7 +109,7 @@ def _race_reserve(catalogs: list[Catalog], stream: str) -> list[str]:
     def reserve(node: Catalog) -> None:
         barrier.wait()
         try:
-            node.reserve_file("app", "live", stream, "same.jpg", "snapshot")
+            node.reserve_file(StreamRef("app", "na", "live", stream), "same.jpg", "snapshot")
             result = "won"
         except ConflictError:
             result = "conflict"

@@ -17,6 +17,7 @@ from liverec.catalog import Catalog, Clock, Recording, SecretBox
 from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.schema import recordings
 from liverec.errors import CatalogError
+from liverec.layout import StreamRef
 
 R = TypeVar("R")
 T0 = datetime.fromisoformat("2026-11-23T12:00:00+00:00")
@@ -54,10 +55,7 @@ def cat(catalog: Catalog) -> Catalog:
 
 def open_recording(cat: Catalog, node: str, session: str = "s", lease: float = 30) -> Recording:
     return cat.create_recording(
-        app_id="app",
-        entry_point="live",
-        stream_name="cam",
-        region="na",
+        StreamRef("app", "na", "live", "cam"),
         session_id=session,
         playlist_key=f"record/live/cam/{session}.m3u8",
         start_time=T0,
@@ -173,9 +171,9 @@ def test_leases_do_not_depend_on_the_nodes_clocks(
     assert not fast.claim_recording(rec.id, "node-fast", 30)
     slow.renew_leases("node-slow", 30)
     assert not fast.claim_recording(rec.id, "node-fast", 30)
-    assert slow.try_acquire_live("app", "live", "cam", "node-slow", 30)
-    assert fast.live_holder("app", "live", "cam") == "node-slow"
-    assert not fast.try_acquire_live("app", "live", "cam", "node-fast", 30)
+    assert slow.try_acquire_live(StreamRef("app", "na", "live", "cam"), "node-slow", 30)
+    assert fast.live_holder(StreamRef("app", "na", "live", "cam")) == "node-slow"
+    assert not fast.try_acquire_live(StreamRef("app", "na", "live", "cam"), "node-fast", 30)
     # And a lease that has run out by the database's clock is over for the slow node too.
     fast.renew_leases("node-fast", 30)
     rec2 = open_recording(fast, "node-fast", "s2", lease=SHORT)
@@ -185,37 +183,39 @@ def test_leases_do_not_depend_on_the_nodes_clocks(
 
 
 def test_one_live_publisher_per_stream(cat: Catalog) -> None:
-    assert cat.try_acquire_live("app", "live", "cam", "node-a", 30)
-    assert not cat.try_acquire_live("app", "live", "cam", "node-b", 30)
-    assert not cat.try_acquire_live("app", "live", "cam", "node-a", 30)  # same node too
-    assert cat.try_acquire_live("app", "live", "cam2", "node-b", 30)
-    assert cat.live_holder("app", "live", "cam") == "node-a"
-    cat.release_live("app", "live", "cam", "node-b")  # not the holder: no effect
-    assert not cat.try_acquire_live("app", "live", "cam", "node-b", 30)
-    cat.release_live("app", "live", "cam", "node-a")
-    assert cat.live_holder("app", "live", "cam") is None
-    assert cat.try_acquire_live("app", "live", "cam", "node-b", 30)
+    assert cat.try_acquire_live(StreamRef("app", "na", "live", "cam"), "node-a", 30)
+    assert not cat.try_acquire_live(StreamRef("app", "na", "live", "cam"), "node-b", 30)
+    assert not cat.try_acquire_live(
+        StreamRef("app", "na", "live", "cam"), "node-a", 30
+    )  # same node too
+    assert cat.try_acquire_live(StreamRef("app", "na", "live", "cam2"), "node-b", 30)
+    assert cat.live_holder(StreamRef("app", "na", "live", "cam")) == "node-a"
+    cat.release_live(StreamRef("app", "na", "live", "cam"), "node-b")  # not the holder: no effect
+    assert not cat.try_acquire_live(StreamRef("app", "na", "live", "cam"), "node-b", 30)
+    cat.release_live(StreamRef("app", "na", "live", "cam"), "node-a")
+    assert cat.live_holder(StreamRef("app", "na", "live", "cam")) is None
+    assert cat.try_acquire_live(StreamRef("app", "na", "live", "cam"), "node-b", 30)
 
 
 def test_an_expired_live_lease_may_be_taken_over(cat: Catalog) -> None:
-    assert cat.try_acquire_live("app", "live", "cam", "node-a", SHORT)
-    assert cat.try_acquire_live("app", "live", "cam2", "node-b", SHORT)
+    assert cat.try_acquire_live(StreamRef("app", "na", "live", "cam"), "node-a", SHORT)
+    assert cat.try_acquire_live(StreamRef("app", "na", "live", "cam2"), "node-b", SHORT)
     time.sleep(PAST_SHORT)
     cat.renew_leases("node-b", 30)
-    assert cat.live_holder("app", "live", "cam") is None
-    assert cat.try_acquire_live("app", "live", "cam", "node-c", 30)
-    assert not cat.try_acquire_live("app", "live", "cam2", "node-c", 30)  # renewed
+    assert cat.live_holder(StreamRef("app", "na", "live", "cam")) is None
+    assert cat.try_acquire_live(StreamRef("app", "na", "live", "cam"), "node-c", 30)
+    assert not cat.try_acquire_live(StreamRef("app", "na", "live", "cam2"), "node-c", 30)  # renewed
     cat.renew_leases("node-a", 30)  # a late heartbeat does not steal it back
-    assert cat.live_holder("app", "live", "cam") == "node-c"
+    assert cat.live_holder(StreamRef("app", "na", "live", "cam")) == "node-c"
 
 
 def test_release_node_live(cat: Catalog) -> None:
-    assert cat.try_acquire_live("app", "live", "cam", "node-a", 30)
-    assert cat.try_acquire_live("app", "live", "cam2", "node-a", 30)
-    assert cat.try_acquire_live("app", "live", "cam3", "node-b", 30)
+    assert cat.try_acquire_live(StreamRef("app", "na", "live", "cam"), "node-a", 30)
+    assert cat.try_acquire_live(StreamRef("app", "na", "live", "cam2"), "node-a", 30)
+    assert cat.try_acquire_live(StreamRef("app", "na", "live", "cam3"), "node-b", 30)
     assert cat.release_node_live("node-a") == 2
-    assert cat.live_holder("app", "live", "cam") is None
-    assert cat.live_holder("app", "live", "cam3") == "node-b"
+    assert cat.live_holder(StreamRef("app", "na", "live", "cam")) is None
+    assert cat.live_holder(StreamRef("app", "na", "live", "cam3")) == "node-b"
 
 
 def test_racing_publishers_have_one_winner(
@@ -225,6 +225,6 @@ def test_racing_publishers_have_one_winner(
     for stream in ("new-stream", "new-stream-2"):  # the stream row is made in the race
 
         def acquire(i: int, s: str = stream) -> bool:
-            return nodes[i].try_acquire_live("app", "live", s, f"node-{i}", 30)
+            return nodes[i].try_acquire_live(StreamRef("app", "na", "live", s), f"node-{i}", 30)
 
         assert sorted(race(len(nodes), acquire)) == [False] * 7 + [True]

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from liverec.catalog import Catalog, EntryPoint, Project, SecretBox
 from liverec.catalog.schema import entry_points
 from liverec.errors import CatalogError, ConflictError, NotFoundError
+from liverec.layout import StreamRef
 
 
 def test_projects_are_created_listed_and_unique(catalog: Catalog) -> None:
@@ -130,7 +131,7 @@ def test_delete_entry_point_but_never_live(catalog: Catalog) -> None:
     catalog.create_project("app")
     catalog.create_entry_point("app", "live")
     catalog.create_entry_point("app", "ep")
-    catalog.set_stream_recording("app", "ep", "cam", False)
+    catalog.set_stream_recording(StreamRef("app", "na", "ep", "cam"), False)
     catalog.delete_entry_point("app", "ep")
     assert [ep.name for ep in catalog.list_entry_points("app")] == ["live"]
     with pytest.raises(CatalogError, match="cannot be deleted"):
@@ -139,25 +140,27 @@ def test_delete_entry_point_but_never_live(catalog: Catalog) -> None:
         catalog.delete_entry_point("app", "ep")
     # A new entry point of the same name does not inherit the old per-stream switch.
     catalog.create_entry_point("app", "ep")
-    assert catalog.stream_recording_enabled("app", "ep", "cam")
+    assert catalog.stream_recording_enabled(StreamRef("app", "na", "ep", "cam"))
 
 
 def test_stream_recording_switch_overrides_the_entry_point(catalog: Catalog) -> None:
     catalog.create_project("app")
     catalog.create_entry_point("app", "live")
-    assert catalog.stream_recording_enabled("app", "live", "cam1")
-    catalog.set_stream_recording("app", "live", "cam1", False)
-    assert not catalog.stream_recording_enabled("app", "live", "cam1")
-    assert catalog.stream_recording_enabled("app", "live", "cam2")
+    assert catalog.stream_recording_enabled(StreamRef("app", "na", "live", "cam1"))
+    catalog.set_stream_recording(StreamRef("app", "na", "live", "cam1"), False)
+    assert not catalog.stream_recording_enabled(StreamRef("app", "na", "live", "cam1"))
+    assert catalog.stream_recording_enabled(StreamRef("app", "na", "live", "cam2"))
     catalog.update_entry_point("app", "live", record_enabled=False)
-    assert not catalog.stream_recording_enabled("app", "live", "cam2")
-    catalog.set_stream_recording("app", "live", "cam2", True)
-    assert catalog.stream_recording_enabled("app", "live", "cam2")
-    catalog.set_stream_recording("app", "live", "cam2", None)  # back to the entry point's
-    assert not catalog.stream_recording_enabled("app", "live", "cam2")
+    assert not catalog.stream_recording_enabled(StreamRef("app", "na", "live", "cam2"))
+    catalog.set_stream_recording(StreamRef("app", "na", "live", "cam2"), True)
+    assert catalog.stream_recording_enabled(StreamRef("app", "na", "live", "cam2"))
+    catalog.set_stream_recording(
+        StreamRef("app", "na", "live", "cam2"), None
+    )  # back to the entry point's
+    assert not catalog.stream_recording_enabled(StreamRef("app", "na", "live", "cam2"))
     with pytest.raises(NotFoundError):
-        catalog.stream_recording_enabled("app", "nope", "cam1")
+        catalog.stream_recording_enabled(StreamRef("app", "na", "nope", "cam1"))
     with pytest.raises(NotFoundError):
-        catalog.set_stream_recording("app", "nope", "cam1", True)
+        catalog.set_stream_recording(StreamRef("app", "na", "nope", "cam1"), True)
     with pytest.raises(CatalogError):
-        catalog.set_stream_recording("app", "live", "..", True)
+        catalog.set_stream_recording(StreamRef("app", "na", "live", ".."), True)

@@ -9,9 +9,12 @@ import sqlalchemy as sa
 
 from liverec.catalog import Catalog, Recording
 from liverec.catalog.recordings import overlapping_statement, segments_between_statement
-from liverec.errors import CatalogError, ConflictError, NotFoundError
+from liverec.errors import CatalogError, ConflictError, InvalidValueError, NotFoundError
+from liverec.layout import StreamRef
 
 T0 = datetime.fromisoformat("2026-11-23T12:00:00.000+00:00")
+
+CAM = StreamRef("app", "na", "live", "cam")
 
 
 def at(seconds: float) -> datetime:
@@ -37,10 +40,7 @@ def record(
     """A recording starting at T0+start with back-to-back segments."""
     session = session or f"s{start:g}".replace(".", "_")
     rec = cat.create_recording(
-        app_id="app",
-        entry_point="live",
-        stream_name=stream,
-        region=region,
+        StreamRef("app", region, "live", stream),
         session_id=session,
         playlist_key=f"record/live/{stream}/{session}.m3u8",
         start_time=at(start),
@@ -64,14 +64,11 @@ def record(
 
 def test_recording_lifecycle(cat: Catalog) -> None:
     rec = cat.create_recording(
-        app_id="app",
-        entry_point="live",
-        stream_name="cam",
-        region="na",
+        StreamRef("app", "na", "live", "cam"),  # kept to the millisecond
+        node_id="node-a",
         session_id="abc",
         playlist_key="record/live/cam/abc_20261123120000000.m3u8",
-        start_time=T0 + timedelta(microseconds=1500),  # kept to the millisecond
-        node_id="node-a",
+        start_time=T0 + timedelta(microseconds=1500),
         lease_seconds=30,
     )
     assert (rec.state, rec.segment_count, rec.start_time, rec.end_time) == (
@@ -115,9 +112,9 @@ def test_recording_lifecycle(cat: Catalog) -> None:
 
 def test_delete_recording_frees_its_playlist_name(cat: Catalog) -> None:
     rec = record(cat, 0, [])
-    assert cat.file_reserved("app", "live", "cam", rec.playlist_name)
+    assert cat.file_reserved(StreamRef("app", "na", "live", "cam"), rec.playlist_name)
     cat.delete_recording(rec.id)
-    assert not cat.file_reserved("app", "live", "cam", rec.playlist_name)
+    assert not cat.file_reserved(StreamRef("app", "na", "live", "cam"), rec.playlist_name)
     with pytest.raises(NotFoundError):
         cat.get_recording(rec.id)
     with pytest.raises(NotFoundError):
@@ -128,12 +125,8 @@ def test_delete_recording_frees_its_playlist_name(cat: Catalog) -> None:
 
 
 def test_recording_input_is_checked(cat: Catalog) -> None:
-    def create(**kw: object) -> None:
+    def create(stream: StreamRef = CAM, **kw: object) -> None:
         args: dict[str, object] = {
-            "app_id": "app",
-            "entry_point": "live",
-            "stream_name": "cam",
-            "region": "na",
             "session_id": "s",
             "playlist_key": "record/live/cam/s.m3u8",
             "start_time": T0,
@@ -141,16 +134,16 @@ def test_recording_input_is_checked(cat: Catalog) -> None:
             "lease_seconds": 30,
         }
         args.update(kw)
-        cat.create_recording(**args)  # type: ignore[arg-type]
+        cat.create_recording(stream, **args)  # type: ignore[arg-type]
 
     with pytest.raises(NotFoundError):
-        create(app_id="nope")
-    with pytest.raises(CatalogError):
-        create(stream_name="a/b")
-    with pytest.raises(CatalogError):
+        create(StreamRef("nope", "na", "live", "cam"))
+    with pytest.raises(InvalidValueError):
+        create(StreamRef("app", "na", "live", "a/b"))
+    with pytest.raises(InvalidValueError):
         create(start_time=datetime(2026, 1, 1))  # naive
-    with pytest.raises(CatalogError):
-        create(region="NA")
+    with pytest.raises(InvalidValueError):
+        create(StreamRef("app", "NA", "live", "cam"))
     create()
     with pytest.raises(ConflictError):  # the same playlist name in the same folder
         create(session_id="other")
@@ -160,23 +153,26 @@ def _ids(recs: list[Recording]) -> list[str]:
     return [r.session_id for r in recs]
 
 
-def test_overlap_edges_are_inclusive(cat: Catalog) -> None:
-    record(cat, 0, [4, 4], session="a")  # [0, 8]
-    record(cat, 10, [4], session="b")  # [10, 14]
+def q(cat: Catalog, start: datetime, end: datetime, ref: StreamRef = CAM) -> list[Recording]:
+    return cat.recordings_overlapping(ref, start, end)
+
+
+def test_overlap_is_half_open(cat: Catalog) -> None:
+    record(cat, 0, [4, 4], session="a")  # [0, 8)
+    record(cat, 10, [4], session="b")  # [10, 14)
     record(cat, 20, [], session="empty")  # no segment: never listed
-    q = cat.recordings_overlapping
-    assert _ids(q("app", "live", "cam", at(-5), at(-0.001))) == []
-    assert _ids(q("app", "live", "cam", at(-5), at(0))) == ["a"]
-    assert _ids(q("app", "live", "cam", at(8), at(9))) == ["a"]
-    assert _ids(q("app", "live", "cam", at(8.001), at(9.999))) == []
-    assert _ids(q("app", "live", "cam", at(8.001), at(10))) == ["b"]
-    assert _ids(q("app", "live", "cam", at(3), at(3))) == ["a"]
-    assert _ids(q("app", "live", "cam", at(-100), at(100))) == ["a", "b"]
-    assert _ids(q("app", "live", "cam", at(14), at(30))) == ["b"]
-    assert _ids(q("app", "live", "cam", at(14.001), at(30))) == []
-    assert q("app", "live", "other", at(-100), at(100)) == []
-    assert q("nope", "live", "cam", at(-100), at(100)) == []
-    assert _ids(q("app", "live", "cam", at(-100), at(100), region="eu")) == []
+    assert _ids(q(cat, at(-5), at(-0.001))) == []
+    assert _ids(q(cat, at(-5), at(0))) == ["a"]  # the query's end is inclusive
+    assert _ids(q(cat, at(7.999), at(9))) == ["a"]
+    assert _ids(q(cat, at(8), at(9))) == []  # a recording does not hold its end
+    assert _ids(q(cat, at(8), at(10))) == ["b"]
+    assert _ids(q(cat, at(3), at(3))) == ["a"]
+    assert _ids(q(cat, at(-100), at(100))) == ["a", "b"]
+    assert _ids(q(cat, at(13.999), at(30))) == ["b"]
+    assert _ids(q(cat, at(14), at(30))) == []
+    assert q(cat, at(-100), at(100), CAM.with_stream("other")) == []
+    assert q(cat, at(-100), at(100), StreamRef("nope", "na", "live", "cam")) == []
+    assert _ids(q(cat, at(-100), at(100), StreamRef("app", "eu", "live", "cam"))) == []
 
 
 def test_a_long_recording_is_found_from_late_in_it(cat: Catalog) -> None:
@@ -185,11 +181,10 @@ def test_a_long_recording_is_found_from_late_in_it(cat: Catalog) -> None:
     record(cat, 0, [3600.0] * 6, session="long")  # 6 h
     record(cat, 30_000, [2, 2], session="short")
     record(cat, 40_000, [2], session="late")
-    q = cat.recordings_overlapping
-    assert _ids(q("app", "live", "cam", at(21_599), at(21_599))) == ["long"]
-    assert _ids(q("app", "live", "cam", at(21_600), at(30_000))) == ["long", "short"]
-    assert _ids(q("app", "live", "cam", at(21_600.001), at(30_000))) == ["short"]
-    pairs = cat.segments_between("app", "live", "cam", at(21_000), at(21_000))
+    assert _ids(q(cat, at(21_599), at(21_599))) == ["long"]
+    assert _ids(q(cat, at(21_599.999), at(30_000))) == ["long", "short"]
+    assert _ids(q(cat, at(21_600), at(30_000))) == ["short"]
+    pairs = cat.segments_between(StreamRef("app", "na", "live", "cam"), at(21_000), at(21_000))
     assert [(r.session_id, s.seq) for r, s in pairs] == [("long", 5)]
 
 
@@ -197,19 +192,21 @@ def test_a_recording_extended_by_close_is_found(cat: Catalog) -> None:
     rec = record(cat, 0, [2])
     record(cat, 100, [2], session="later")
     cat.close_recording(rec.id, at(50))
-    assert _ids(cat.recordings_overlapping("app", "live", "cam", at(49), at(49))) == ["s0"]
+    assert _ids(
+        cat.recordings_overlapping(StreamRef("app", "na", "live", "cam"), at(49), at(49))
+    ) == ["s0"]
 
 
 def test_latest_recording_skips_empty_ones(cat: Catalog) -> None:
-    assert cat.latest_recording("app", "live", "cam") is None
+    assert cat.latest_recording(StreamRef("app", "na", "live", "cam")) is None
     record(cat, 0, [2], session="a")
     record(cat, 10, [2], session="b", region="eu")
     record(cat, 20, [], session="empty")
-    latest = cat.latest_recording("app", "live", "cam")
+    latest = cat.latest_recording(StreamRef("app", "eu", "live", "cam"))
     assert latest is not None and latest.session_id == "b"
-    in_na = cat.latest_recording("app", "live", "cam", region="na")
+    in_na = cat.latest_recording(StreamRef("app", "na", "live", "cam"))
     assert in_na is not None and in_na.session_id == "a"
-    assert cat.latest_recording("app", "live", "nope") is None
+    assert cat.latest_recording(StreamRef("app", "na", "live", "nope")) is None
 
 
 def test_segments_between_edges_and_order(cat: Catalog) -> None:
@@ -217,7 +214,7 @@ def test_segments_between_edges_and_order(cat: Catalog) -> None:
     record(cat, 12.5, [2, 2], session="b")  # [12.5,14.5) [14.5,16.5)
 
     def seqs(start: float, end: float) -> list[tuple[str, int]]:
-        pairs = cat.segments_between("app", "live", "cam", at(start), at(end))
+        pairs = cat.segments_between(StreamRef("app", "na", "live", "cam"), at(start), at(end))
         return [(r.session_id, s.seq) for r, s in pairs]
 
     assert seqs(4, 4) == [("a", 1)]  # a segment holds its start, not its end
@@ -226,7 +223,7 @@ def test_segments_between_edges_and_order(cat: Catalog) -> None:
     assert seqs(11, 13) == [("a", 2), ("b", 0)]
     assert seqs(-10, 100) == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)]
     assert seqs(16.5, 20) == []
-    pairs = cat.segments_between("app", "live", "cam", at(0), at(100))
+    pairs = cat.segments_between(StreamRef("app", "na", "live", "cam"), at(0), at(100))
     assert pairs[0][0] is pairs[1][0]  # one Recording object per recording
     assert pairs[0][1].key == "record/live/cam/a_0.ts" and pairs[0][1].size == 1000
 
@@ -236,11 +233,12 @@ def test_streams_are_kept_apart(cat: Catalog) -> None:
     cat.create_entry_point("app2", "live")
     record(cat, 0, [2], stream="cam", session="x")
     record(cat, 0, [2], stream="cam2", session="x")
-    assert [r.stream_name for r in cat.recordings_overlapping("app", "live", "cam2", T0, T0)] == [
-        "cam2"
-    ]
-    assert cat.recordings_overlapping("app2", "live", "cam", T0, T0) == []
-    assert cat.segments_between("app2", "live", "cam", T0, T0) == []
+    assert [
+        r.stream_name
+        for r in cat.recordings_overlapping(StreamRef("app", "na", "live", "cam2"), T0, T0)
+    ] == ["cam2"]
+    assert cat.recordings_overlapping(StreamRef("app2", "na", "live", "cam"), T0, T0) == []
+    assert cat.segments_between(StreamRef("app2", "na", "live", "cam"), T0, T0) == []
 
 
 def _plan(engine: sa.Engine, stmt: sa.Select[object]) -> str:
@@ -255,8 +253,8 @@ def _plan(engine: sa.Engine, stmt: sa.Select[object]) -> str:
 
 def test_time_queries_are_bounded_index_range_scans(cat: Catalog, engine: sa.Engine) -> None:
     record(cat, 0, [2, 2])
-    overlapping = _plan(engine, overlapping_statement("app", "live", "cam", 1000, 2000))
-    between = _plan(engine, segments_between_statement("app", "live", "cam", 1000, 2000))
+    overlapping = _plan(engine, overlapping_statement(CAM, 1000, 2000))
+    between = _plan(engine, segments_between_statement(CAM, 1000, 2000))
     if engine.dialect.name == "sqlite":
         assert "ix_recordings_stream_start (stream_id=? AND start_ms>? AND start_ms<?)" in (
             overlapping

@@ -22,6 +22,8 @@ from support.mediagen import decode_frames, make_media
 from support.recordings import Recorded, finished, liverec_cli
 from support.server import APP_ID, CUSTOMER_ID, CUSTOMER_SECRET, FFMPEG, LiverecProcess, push
 
+pytestmark = pytest.mark.slow  # real `liverec serve` processes, real ffmpeg pushes
+
 FPS = 25
 BASE = base_path()
 

@@ -18,6 +18,8 @@ from support.recordings import finished, liverec_cli, recordings
 from support.rtmpclient import RtmpPublisher, publish_file
 from support.server import FFMPEG, LiverecProcess, push, start_push
 
+pytestmark = pytest.mark.slow  # real `liverec serve` processes, real ffmpeg pushes
+
 FPS = 25
 
 

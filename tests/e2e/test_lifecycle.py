@@ -17,6 +17,8 @@ from support.recordings import finished, recordings
 from support.rtmpclient import RtmpPublisher
 from support.server import LiverecProcess, proc_mb, start_push
 
+pytestmark = pytest.mark.slow  # real `liverec serve` processes, real ffmpeg pushes
+
 FPS = 25
 
 

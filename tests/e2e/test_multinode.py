@@ -19,6 +19,8 @@ from support.pg import PG_ADMIN_URL, PgServer
 from support.s3server import S3Server, create_bucket
 from support.server import CUSTOMER_ID, CUSTOMER_SECRET, LiverecProcess, push, start_push
 
+pytestmark = pytest.mark.slow  # real `liverec serve` processes, real ffmpeg pushes
+
 FPS = 25
 BASE = base_path()
 LEASE = 3.0

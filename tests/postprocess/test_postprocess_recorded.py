@@ -19,12 +19,12 @@ import pytest
 
 from liverec.catalog import Catalog, SecretBox, make_engine, migrate
 from liverec.errors import ConflictError, NotFoundError, StorageError
+from liverec.layout import StreamRef, session_date
 from liverec.media.m3u8 import format_time, parse
-from liverec.postprocess.clip import ClipResult, make_clip
+from liverec.postprocess.clip import ClipResult, ClipWriter
 from liverec.postprocess.precise import cut_segment
-from liverec.postprocess.snapshot import SnapshotResult, make_snapshot
+from liverec.postprocess.snapshot import SnapshotResult, SnapshotWriter
 from liverec.postprocess.timing import open_segment
-from liverec.recorder.hls import session_date
 from liverec.storage import LocalStore
 from support.mediagen import (
     audio_duration,
@@ -38,6 +38,7 @@ from support.recordflv import record_flv
 APP = "0123456789abcdef0123456789abcdef"
 REGION = "na"
 EP = "live"
+CAM1 = StreamRef(APP, REGION, EP, "cam1")
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 REC2 = T0 + timedelta(seconds=20)  # the second push of cam1, after a gap
 US = timedelta(microseconds=1)
@@ -77,7 +78,7 @@ class Recorded:
         return [
             s
             for _, s in self.catalog.segments_between(
-                APP, EP, stream, T0 - timedelta(hours=1), T0 + timedelta(hours=1)
+                StreamRef(APP, REGION, EP, stream), T0 - timedelta(hours=1), T0 + timedelta(hours=1)
             )
         ]
 
@@ -115,15 +116,8 @@ _names = iter(range(1_000_000))
 
 
 def snap(rec: Recorded, time: datetime | None, stream: str = "cam1") -> SnapshotResult:
-    return make_snapshot(
-        rec.catalog,
-        rec.store,
-        app_id=APP,
-        region=REGION,
-        entry_point=EP,
-        stream_name=stream,
-        file_name=f"snap{next(_names)}.jpg",
-        time=time,
+    return SnapshotWriter(rec.catalog, rec.store)(
+        StreamRef(APP, REGION, EP, stream), file_name=f"snap{next(_names)}.jpg", time=time
     )
 
 
@@ -136,13 +130,8 @@ def clip(
     stream: str = "cam1",
     name: str | None = None,
 ) -> ClipResult:
-    return make_clip(
-        rec.catalog,
-        rec.store,
-        app_id=APP,
-        region=REGION,
-        entry_point=EP,
-        stream_name=stream,
+    return ClipWriter(rec.catalog, rec.store)(
+        StreamRef(APP, REGION, EP, stream),
         file_name=name or f"clip{next(_names)}.m3u8",
         start=start,
         end=end,
@@ -230,18 +219,9 @@ def test_snapshot_time_given_back_selects_the_same_frame(rec: Recorded) -> None:
 def test_snapshot_outside_the_recordings_is_not_found(rec: Recorded, at: datetime) -> None:
     name = f"missing{next(_names)}.jpg"
     with pytest.raises(NotFoundError):
-        make_snapshot(
-            rec.catalog,
-            rec.store,
-            app_id=APP,
-            region=REGION,
-            entry_point=EP,
-            stream_name="cam1",
-            file_name=name,
-            time=at,
-        )
+        SnapshotWriter(rec.catalog, rec.store)(CAM1, file_name=name, time=at)
     # The name is released and nothing was written.
-    assert not rec.catalog.file_reserved(APP, EP, "cam1", name)
+    assert not rec.catalog.file_reserved(CAM1, name)
     assert not (rec.folder() / name).exists()
 
 
@@ -260,19 +240,13 @@ def test_snapshot_of_audio_only_recording_says_no_video(rec: Recorded) -> None:
 
 
 def test_snapshot_file_name_conflict(rec: Recorded) -> None:
-    kwargs: dict[str, Any] = {
-        "app_id": APP,
-        "region": REGION,
-        "entry_point": EP,
-        "stream_name": "cam1",
-        "file_name": "same.jpg",
-        "time": rec.frame_time(10),
-    }
-    make_snapshot(rec.catalog, rec.store, **kwargs)
+    make_snapshot = SnapshotWriter(rec.catalog, rec.store)
+    kwargs: dict[str, Any] = {"file_name": "same.jpg", "time": rec.frame_time(10)}
+    make_snapshot(CAM1, **kwargs)
     data = (rec.folder() / "same.jpg").read_bytes()
     assert data[:2] == b"\xff\xd8"  # a JPEG
     with pytest.raises(ConflictError):
-        make_snapshot(rec.catalog, rec.store, **(kwargs | {"time": rec.frame_time(20)}))
+        make_snapshot(CAM1, **(kwargs | {"time": rec.frame_time(20)}))
     assert (rec.folder() / "same.jpg").read_bytes() == data  # the first one stays
 
 
@@ -357,7 +331,7 @@ def test_clip_without_segments_is_not_found(
     name = f"none{next(_names)}.m3u8"
     with pytest.raises(NotFoundError, match="no recording of cam1"):
         clip(rec, start, end, name=name)
-    assert not rec.catalog.file_reserved(APP, EP, "cam1", name)
+    assert not rec.catalog.file_reserved(CAM1, name)
     with pytest.raises(NotFoundError):
         clip(rec, start, end, name="x.m3u8", stream="nobody")
 
@@ -433,7 +407,7 @@ def test_precise_clip_writes_head_and_tail_only_where_needed(rec: Recorded) -> N
 
 def test_only_the_partial_gop_is_reencoded(rec: Recorded) -> None:
     seg = rec.segments()[0]  # frames 0-49, keyframes at 0 and 25
-    with open_segment(rec.store, REGION, APP, seg) as media:
+    with open_segment(rec.store, CAM1, seg) as media:
         recorded = {bytes(p) for p in media.video}
         head = cut_segment(media, 13, None)
         tail = cut_segment(media, None, 30)
@@ -500,19 +474,14 @@ class PlaylistFailingStore(LocalStore):
 def test_precise_clip_failing_late_removes_what_it_wrote(rec: Recorded) -> None:
     store = PlaylistFailingStore(rec.store.root)
     with pytest.raises(StorageError):
-        make_clip(
-            rec.catalog,
-            store,
-            app_id=APP,
-            region=REGION,
-            entry_point=EP,
-            stream_name="cam1",
+        ClipWriter(rec.catalog, store)(
+            CAM1,
             file_name="late.m3u8",
             start=rec.frame_time(13),
             end=rec.frame_time(162),
             precise=True,
         )
-    assert not rec.catalog.file_reserved(APP, EP, "cam1", "late.m3u8")
+    assert not rec.catalog.file_reserved(CAM1, "late.m3u8")
     assert not list(rec.folder().glob("late*"))
     result = clip(rec, rec.frame_time(13), rec.frame_time(162), precise=True, name="late.m3u8")
     assert played(rec, result) == list(range(13, 163))
@@ -523,5 +492,5 @@ def test_precise_clip_on_a_missing_segment_cleans_up(rec: Recorded) -> None:
     (rec.store.root / REGION / APP / segs[-1].key).unlink()
     with pytest.raises(StorageError):
         clip(rec, T0 + timedelta(seconds=1.1), None, precise=True, stream="broken", name="b.m3u8")
-    assert not rec.catalog.file_reserved(APP, EP, "broken", "b.m3u8")
+    assert not rec.catalog.file_reserved(CAM1.with_stream("broken"), "b.m3u8")
     assert not list(rec.folder("broken").glob("b*"))

@@ -9,9 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from liverec.errors import MediaError
-from liverec.media.ts import TsMuxer
-from liverec.postprocess.precise import continuity, renumber
-from liverec.postprocess.timing import PTS_HZ, SegmentClock, first_dts, ticks_between
+from liverec.media.ts import TsMuxer, continuity, first_dts, renumber
+from liverec.postprocess.timing import PTS_HZ, SegmentClock, ticks_between
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 AU = b"\x00\x00\x00\x01\x09\xf0\x00\x00\x00\x01\x65" + b"\x88" * 400

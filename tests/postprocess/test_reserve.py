@@ -10,9 +10,11 @@ import pytest
 
 from liverec.catalog import Catalog, SecretBox, make_engine, migrate
 from liverec.errors import ConflictError, StorageError
+from liverec.layout import StreamRef
 from liverec.postprocess.reserve import reserved_file
 
 APP = "app"
+CAM = StreamRef(APP, "na", "live", "cam")
 
 
 @pytest.fixture
@@ -27,24 +29,24 @@ def catalog(tmp_path: Path) -> Iterator[Catalog]:
 
 
 def test_success_keeps_the_name(catalog: Catalog) -> None:
-    with reserved_file(catalog, APP, "live", "cam", "a.m3u8", "clip"):
-        assert catalog.file_reserved(APP, "live", "cam", "a.m3u8")
-    assert catalog.file_reserved(APP, "live", "cam", "a.m3u8")
+    with reserved_file(catalog, CAM, "a.m3u8", "clip"):
+        assert catalog.file_reserved(CAM, "a.m3u8")
+    assert catalog.file_reserved(CAM, "a.m3u8")
     with (
         pytest.raises(ConflictError),
-        reserved_file(catalog, APP, "live", "cam", "a.m3u8", "clip"),
+        reserved_file(catalog, CAM, "a.m3u8", "clip"),
     ):
         pytest.fail("a taken name must not run the block")
-    assert catalog.file_reserved(APP, "live", "cam", "a.m3u8")  # the loser freed nothing
+    assert catalog.file_reserved(CAM, "a.m3u8")  # the loser freed nothing
 
 
 @pytest.mark.parametrize("error", [StorageError("disk full"), KeyboardInterrupt()])
 def test_a_failure_gives_the_name_back(catalog: Catalog, error: BaseException) -> None:
     with (
         pytest.raises(type(error)),
-        reserved_file(catalog, APP, "live", "cam", "shot.jpg", "snapshot"),
+        reserved_file(catalog, CAM, "shot.jpg", "snapshot"),
     ):
         raise error
-    assert not catalog.file_reserved(APP, "live", "cam", "shot.jpg")
-    with reserved_file(catalog, APP, "live", "cam", "shot.jpg", "snapshot"):
+    assert not catalog.file_reserved(CAM, "shot.jpg")
+    with reserved_file(catalog, CAM, "shot.jpg", "snapshot"):
         pass  # free again

@@ -1,5 +1,6 @@
-"""The HLS writer against a real local store and catalog-like event sinks that fail the way
-real ones do: outages that end, outages that last, a recording closed by another node."""
+"""The HLS writer against a real local store and a catalog-like journal that fails the way
+the catalog does: outages that end, outages that last, a recording closed by another node;
+and its listeners, which are told everything and cannot stop a recording."""
 
 from __future__ import annotations
 
@@ -10,13 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from liverec.errors import CatalogError, StorageError
+from liverec.errors import CatalogUnavailableError, LeaseLostError, StorageError
+from liverec.layout import StreamRef
 from liverec.media.m3u8 import parse
-from liverec.recorder.hls import HlsWriter, RecordingStarted, SegmentStored
+from liverec.recorder import (
+    Listener,
+    MediaInfo,
+    RecorderEvent,
+    RecordingEnded,
+    RecordingStarted,
+    SegmentStored,
+)
+from liverec.recorder.hls import HlsWriter
 from liverec.recorder.segmenter import SegmentData
 from liverec.storage import LocalStore
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+CAM = StreamRef("app", "na", "live", "cam")
 
 
 class FlakyStore:
@@ -38,7 +49,8 @@ class FlakyStore:
 
 @dataclass
 class Events:
-    """Records what the writer reports, as the catalog would keep it."""
+    """The journal: records what the writer reports, as the catalog would keep it, with
+    recordings numbered from 1."""
 
     started: list[RecordingStarted] = field(default_factory=list)
     stored: list[tuple[int, SegmentStored]] = field(default_factory=list)
@@ -46,19 +58,21 @@ class Events:
     closed_elsewhere: set[int] = field(default_factory=set)
     end_fails: bool = False
 
-    def recording_started(self, rec: RecordingStarted) -> int:
-        self.started.append(rec)
-        return len(self.started)
+    def number(self, playlist: str) -> int:
+        return 1 + [r.recording.playlist for r in self.started].index(playlist)
 
-    def segment_stored(self, recording_id: int, seg: SegmentStored) -> None:
-        if recording_id in self.closed_elsewhere:
-            raise CatalogError(f"recording {recording_id} is closed")
-        self.stored.append((recording_id, seg))
-
-    def recording_ended(self, recording_id: int, end_time: datetime) -> None:
-        if self.end_fails:
-            raise CatalogError("database gone")
-        self.ended.append(recording_id)
+    def __call__(self, event: RecorderEvent) -> None:
+        if isinstance(event, RecordingStarted):
+            self.started.append(event)
+        elif isinstance(event, SegmentStored):
+            rec = self.number(event.recording.playlist)
+            if rec in self.closed_elsewhere:
+                raise LeaseLostError(f"recording {rec} is closed")
+            self.stored.append((rec, event))
+        elif isinstance(event, RecordingEnded) and not event.lost:
+            if self.end_fails:
+                raise CatalogUnavailableError("database gone")
+            self.ended.append(self.number(event.recording.playlist))
 
 
 def segment(seq: int, *, keyframe: bool = True) -> SegmentData:
@@ -74,13 +88,15 @@ def segment(seq: int, *, keyframe: bool = True) -> SegmentData:
     )
 
 
-def writer(store: FlakyStore, events: Events, **kw: float) -> HlsWriter:
+def writer(
+    store: FlakyStore, events: Events, listeners: tuple[Listener, ...] = (), **kw: float
+) -> HlsWriter:
     return HlsWriter(
-        folder="record/live/cam",
+        stream=CAM,
         session_id="s1",
-        key_prefix="na/app/",
         store=store,
-        events=events,
+        journal=events,
+        listeners=listeners,
         max_file_duration=kw.pop("max_file_duration", 3600.0),
         retry_for=kw.pop("retry_for", 5.0),
         max_backlog=int(kw.pop("max_backlog", 16)),
@@ -88,7 +104,7 @@ def writer(store: FlakyStore, events: Events, **kw: float) -> HlsWriter:
 
 
 def playlist(root: Path, events: Events, index: int = 0) -> str:
-    return (root / "na/app" / events.started[index].playlist_name).read_text()
+    return (root / "na/app" / events.started[index].recording.playlist).read_text()
 
 
 async def test_a_short_outage_loses_nothing(tmp_path: Path) -> None:
@@ -135,13 +151,13 @@ async def test_recording_closed_elsewhere_continues_in_a_new_one(tmp_path: Path)
     w.submit(segment(3))
     await w.close()
     assert [r for r, _ in events.stored] == [1, 1, 2, 2]
-    assert events.started[1].start_time == T0 + timedelta(seconds=8)
+    assert events.started[1].recording.start == T0 + timedelta(seconds=8)
     assert len(parse(playlist(tmp_path, events, 1)).segments) == 2
 
 
 async def test_close_returns_when_the_catalog_fails_at_the_end(tmp_path: Path) -> None:
     store, events = FlakyStore(tmp_path), Events(end_fails=True)
-    w = writer(store, events)
+    w = writer(store, events, retry_for=0.3)
     w.submit(segment(0))
     await asyncio.wait_for(w.close(), 5)
     assert parse(playlist(tmp_path, events)).endlist  # the files are right all the same
@@ -156,3 +172,71 @@ async def test_rollover_only_at_a_keyframe(tmp_path: Path, keyframes: bool) -> N
     await w.close()
     assert len(events.started) == (3 if keyframes else 1)
     assert sorted(events.ended) == list(range(1, len(events.started) + 1))
+
+
+@dataclass
+class Heard:
+    """A listener: what it was told, in order; fails on every call when `broken`."""
+
+    events: list[RecorderEvent] = field(default_factory=list)
+    broken: bool = False
+
+    def __call__(self, event: RecorderEvent) -> None:
+        self.events.append(event)
+        if self.broken:
+            raise RuntimeError("listener bug")
+
+    def kinds(self) -> list[str]:
+        return [type(e).__name__ for e in self.events]
+
+
+async def test_listeners_hear_everything_in_order_after_the_journal(tmp_path: Path) -> None:
+    store, events = FlakyStore(tmp_path), Events()
+    heard, broken = Heard(), Heard(broken=True)
+    w = writer(store, events, (broken, heard), max_file_duration=8.0)
+    info = MediaInfo(CAM, "H264", "AAC", 1280, 720, 30.0, 3_000_000, 44100, 2)
+    w.submit_info(info)
+    for i in range(3):
+        w.submit(segment(i))
+    await w.close()
+    # A broken listener changes nothing: every segment is stored and journaled.
+    assert [s.seq for _, s in events.stored] == [0, 1, 0]
+    assert heard.events == broken.events
+    assert heard.kinds() == [
+        "MediaInfo",
+        "RecordingStarted",
+        "SegmentStored",
+        "SegmentStored",
+        "RecordingEnded",  # rolled over at 8 s
+        "RecordingStarted",
+        "SegmentStored",
+        "RecordingEnded",
+    ]
+    assert heard.events[0] is info
+    stored = [e for e in heard.events if isinstance(e, SegmentStored)]
+    assert [e.data for e in stored] == [segment(i).data for i in range(3)]
+    assert stored[0].name == events.started[0].recording.segment(0)
+    ended = [e for e in heard.events if isinstance(e, RecordingEnded)]
+    assert [(e.segments, e.lost) for e in ended] == [(2, False), (1, False)]
+    assert ended[0].end_time == T0 + timedelta(seconds=8)
+
+
+async def test_listeners_hear_a_recording_end_the_journal_failed_and_one_lost(
+    tmp_path: Path,
+) -> None:
+    store, events = FlakyStore(tmp_path), Events()
+    heard = Heard()
+    w = writer(store, events, (heard,), retry_for=0.3)
+    w.submit(segment(0))
+    await asyncio.sleep(0.2)
+    events.closed_elsewhere.add(1)
+    w.submit(segment(1))  # recording 1 is lost; segment 1 opens recording 2
+    await asyncio.sleep(0.2)
+    events.end_fails = True
+    await w.close()
+    ended = [e for e in heard.events if isinstance(e, RecordingEnded)]
+    assert [(e.recording.playlist, e.lost) for e in ended] == [
+        (events.started[0].recording.playlist, True),
+        (events.started[1].recording.playlist, False),  # told although the journal failed
+    ]
+    assert events.ended == []

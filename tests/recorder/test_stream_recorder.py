@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
-from liverec.recorder.catalog_events import CatalogEvents
-from liverec.recorder.stream import DISCOVERY_MAX_FRAMES, StreamRecorder, StreamSettings
+from liverec.layout import StreamRef
+from liverec.recorder import Recorders
+from liverec.recorder.stream import DISCOVERY_MAX_FRAMES, StreamRecorder
 from liverec.storage import LocalStore
 
 ASC = bytes([0x12, 0x10])  # AAC-LC, 44.1 kHz, stereo
@@ -30,26 +31,14 @@ def recorder(tmp_path: Path, clock: StepClock) -> StreamRecorder:
     catalog = Catalog(engine, SecretBox(SecretBox.generate_key()))
     catalog.create_project("app", is_default=True)
     catalog.create_entry_point("app", "live")
-    events = CatalogEvents(
-        catalog,
-        app_id="app",
-        entry_point="live",
-        stream_name="cam",
-        region="na",
-        node_id="n",
-        lease_seconds=60,
+    recorders = Recorders(
+        catalog, LocalStore(tmp_path / "store"), node_id="n", lease_seconds=60, clock=clock
     )
-    return StreamRecorder(
-        StreamSettings(
-            folder="record/live/cam",
-            key_prefix="na/app/",
-            session_id="s",
-            target_duration=4.0,
-            max_file_duration=3600.0,
-        ),
-        store=LocalStore(tmp_path / "store"),
-        events=events,
-        clock=clock,
+    return recorders.start(
+        StreamRef("app", "na", "live", "cam"),
+        target_duration=4.0,
+        max_file_duration=3600.0,
+        session_id="s",
     )
 
 

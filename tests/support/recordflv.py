@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from liverec.catalog import Catalog
+from liverec.layout import StreamRef
 from liverec.media import flv
-from liverec.recorder.catalog_events import CatalogEvents
-from liverec.recorder.stream import StreamRecorder, StreamSettings
+from liverec.recorder import Recorders
 from liverec.storage import LocalStore
 from support.mediagen import read_flv_tags
 
@@ -41,25 +41,13 @@ async def record_flv(
     """Record `path` as a push that starts at `start`; returns the wall clock of every frame
     number (frame numbers run in presentation order)."""
     clock = TagClock(start)
-    recorder = StreamRecorder(
-        StreamSettings(
-            f"record/{entry_point}/{stream}",
-            f"{region}/{app_id}/",
-            session_id,
-            target_duration,
-            max_file_duration,
-        ),
-        store=store,
-        events=CatalogEvents(
-            catalog,
-            app_id=app_id,
-            entry_point=entry_point,
-            stream_name=stream,
-            region=region,
-            node_id="test-node",
-            lease_seconds=3600,
-        ),
-        clock=clock,
+    recorder = Recorders(
+        catalog, store, node_id="test-node", lease_seconds=3600, clock=clock
+    ).start(
+        StreamRef(app_id, region, entry_point, stream),
+        target_duration=target_duration,
+        max_file_duration=max_file_duration,
+        session_id=session_id,
     )
     tags = [t for t in read_flv_tags(path) if t.type in (8, 9)]
     t0 = tags[0].timestamp

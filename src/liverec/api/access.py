@@ -12,15 +12,22 @@ from liverec.api.auth import authenticate, get_context, require_project
 from liverec.api.errors import ApiError
 from liverec.config import REGIONS
 from liverec.errors import NotFoundError
+from liverec.layout import StreamRef
 from liverec.media.names import stream_name_problem
 
 
 @dataclass(frozen=True)
 class Scope:
+    """A standard-recording call's caller, project, entry point and region, all checked."""
+
     customer_id: str
     app_id: str
     entry_point: str
     region: str
+
+    def stream(self, stream_name: str) -> StreamRef:
+        """The stream `stream_name` of this scope (the name checked: 400 if invalid)."""
+        return StreamRef(self.app_id, self.region, self.entry_point, check_stream_name(stream_name))
 
 
 def check_region(region: str) -> str:

@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from liverec.api.access import Scope, check_stream_name, project_scope, stream_scope
+from liverec.api.access import Scope, project_scope, stream_scope
 from liverec.api.auth import get_context
 from liverec.api.errors import ApiError
 from liverec.api.fls import BASE
-from liverec.errors import CatalogError, ConflictError, NotFoundError
+from liverec.errors import ConflictError, InvalidValueError, NotFoundError
 
 router = APIRouter(tags=["management"])
 ENTRY_POINTS = "/v1/projects/{appid}/fls/entry_points"
@@ -69,7 +69,7 @@ async def add_entry_point(
         await asyncio.to_thread(get_context(request).catalog.create_entry_point, appid, id)
     except ConflictError:
         raise ApiError(400, "entry_point_exists", f"entry point {id!r} exists already") from None
-    except CatalogError as exc:
+    except InvalidValueError as exc:
         raise ApiError(400, "invalid_parameter", str(exc)) from None
     return Ok(message=f"entry point {id} created")
 
@@ -85,7 +85,7 @@ async def delete_entry_point(
         raise ApiError(
             404, "entry_point_not_found", f"entry point {entry_point[:64]!r} does not exist"
         ) from None
-    except CatalogError as exc:
+    except InvalidValueError as exc:
         raise ApiError(400, "invalid_parameter", str(exc)) from None
     return Ok(message=f"entry point {entry_point} deleted")
 
@@ -112,16 +112,10 @@ async def entry_point_recording(
     return Ok(message=f"standard recording {'on' if body.enabled else 'off'}")
 
 
-async def _stream_switch(request: Request, scope: Scope, stream: str, on: bool) -> Ok:
-    check_stream_name(stream)
-    await asyncio.to_thread(
-        get_context(request).catalog.set_stream_recording,
-        scope.app_id,
-        scope.entry_point,
-        stream,
-        on,
-    )
-    return Ok(message=f"standard recording {'on' if on else 'off'} for {stream}")
+async def _stream_switch(request: Request, scope: Scope, stream_name: str, on: bool) -> Ok:
+    stream = scope.stream(stream_name)
+    await asyncio.to_thread(get_context(request).catalog.set_stream_recording, stream, on)
+    return Ok(message=f"standard recording {'on' if on else 'off'} for {stream_name}")
 
 
 @router.put(BASE + "/tasks", response_model=Ok)

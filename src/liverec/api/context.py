@@ -1,8 +1,8 @@
 """What the HTTP API runs on: built by service.py, passed to every route.
 
 The API does not import post-processing (a sibling layer): service.py hands it the clip and
-snapshot functions, which must fit the Protocols below (postprocess.clip.make_clip and
-postprocess.snapshot.make_snapshot do)."""
+snapshot makers, which must fit the Protocols below (postprocess.ClipWriter and
+postprocess.SnapshotWriter do)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from liverec.catalog import Catalog
+from liverec.layout import StreamRef
 from liverec.storage import BlobStore
 
 
@@ -47,13 +48,8 @@ class ClipMaker(Protocol):
 
     def __call__(
         self,
-        catalog: Catalog,
-        store: BlobStore,
+        stream: StreamRef,
         *,
-        app_id: str,
-        region: str,
-        entry_point: str,
-        stream_name: str,
         file_name: str,
         start: datetime,
         end: datetime | None,
@@ -66,16 +62,7 @@ class SnapshotMaker(Protocol):
     taken fileName, NotFoundError when no recording holds `time`."""
 
     def __call__(
-        self,
-        catalog: Catalog,
-        store: BlobStore,
-        *,
-        app_id: str,
-        region: str,
-        entry_point: str,
-        stream_name: str,
-        file_name: str,
-        time: datetime | None,
+        self, stream: StreamRef, *, file_name: str, time: datetime | None
     ) -> SnapshotInfo: ...
 
 

@@ -5,12 +5,10 @@ exception tree is mapped here, and anything unexpected is a 500 that leaks no de
 from __future__ import annotations
 
 import http
-import importlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -19,11 +17,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liverec.errors import (
     CatalogError,
+    CatalogTimeoutError,
+    CatalogUnavailableError,
     ConflictError,
     InvalidKeyError,
     LiverecError,
     NotFoundError,
     SchemaError,
+    StorageTimeoutError,
 )
 from liverec.storage import ObjectNotFoundError
 
@@ -42,9 +43,13 @@ _REASONS = {
     416: "range_not_satisfiable",
     504: "timeout",
 }
-# Text that marks a database error as a timeout: PostgreSQL's statement timeout, libpq's
-# connect timeout, SQLite's busy timeout.
-_TIMEOUT_WORDS = ("timeout", "timed out", "database is locked")
+# The catalog and the stores map their drivers' errors into these (catalog/db.py,
+# storage/s3.py); nothing here knows a driver.
+_TIMEOUT_TYPES: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    CatalogTimeoutError,
+    StorageTimeoutError,
+)
 
 
 class ApiError(Exception):
@@ -70,35 +75,14 @@ def error_response(
     return JSONResponse({"message": message, "reason": reason}, status_code=status, headers=out)
 
 
-def _optional_timeout_types() -> tuple[type[BaseException], ...]:
-    """botocore's timeouts, when botocore is installed (the S3 store uses it)."""
-    try:
-        exceptions = importlib.import_module("botocore.exceptions")
-    except ImportError:
-        return ()
-    return (exceptions.ConnectTimeoutError, exceptions.ReadTimeoutError)
-
-
-_TIMEOUT_TYPES: tuple[type[BaseException], ...] = (
-    TimeoutError,
-    sqlalchemy.exc.TimeoutError,
-    *_optional_timeout_types(),
-)
-
-
 def is_timeout(exc: BaseException) -> bool:
-    """True if the error, or one it was raised from, is a timeout (stores and the catalog
-    wrap driver errors, so the cause chain is searched)."""
+    """True if the error, or one it was raised from, is a timeout."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen and len(seen) < 16:
         seen.add(id(current))
         if isinstance(current, _TIMEOUT_TYPES):
             return True
-        if isinstance(current, sqlalchemy.exc.OperationalError):
-            text = str(current.orig).lower()
-            if any(word in text for word in _TIMEOUT_WORDS):
-                return True
         current = current.__cause__ or current.__context__
     return False
 
@@ -117,7 +101,7 @@ def classify(exc: BaseException) -> tuple[int, str, str]:
         return 400, "invalid_parameter", str(exc)
     if isinstance(exc, ConflictError):
         return 409, "conflict", str(exc)
-    if isinstance(exc, CatalogError) and not isinstance(exc, SchemaError):
+    if isinstance(exc, CatalogError) and not isinstance(exc, SchemaError | CatalogUnavailableError):
         # The catalog refuses a value the caller gave (a name, a time): the caller's fault.
         # A schema that is not at head is ours, a 500.
         return 400, "invalid_parameter", str(exc)
@@ -211,6 +195,6 @@ def install_error_handlers(app: FastAPI) -> None:
     """Make every error answer of `app` the JSON shape above. Call before the app starts."""
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(HTTPException, _on_http_exception)
-    for exc_type in (ApiError, LiverecError, sqlalchemy.exc.SQLAlchemyError, *_TIMEOUT_TYPES):
+    for exc_type in (ApiError, LiverecError, TimeoutError):
         app.add_exception_handler(exc_type, _on_exception)
     app.add_middleware(_CatchAll)

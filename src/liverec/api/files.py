@@ -30,10 +30,11 @@ from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError
 from liverec.api.signing import SIGNED_PREFIX, stream_folder_of, verify
 from liverec.errors import InvalidKeyError, StorageError
+from liverec.layout import file_part, project_root
 from liverec.media.m3u8 import PLAYLIST_TYPE
 from liverec.media.names import JPEG_TYPE
 from liverec.media.ts import TS_TYPE
-from liverec.storage import BlobStore, ObjectNotFoundError, project_key
+from liverec.storage import BlobStore, ObjectNotFoundError, check_key
 
 CONTENT_TYPES = {"m3u8": PLAYLIST_TYPE, "ts": TS_TYPE, "jpg": JPEG_TYPE, "jpeg": JPEG_TYPE}
 CHUNK = 512 * 1024
@@ -78,7 +79,7 @@ def _media_type(file_name: str) -> str:
         stream_folder_of(file_name)
     except InvalidKeyError as exc:
         raise ApiError(400, "invalid_file_name", str(exc)) from None
-    name = file_name.rsplit("/", 1)[1]
+    name = file_part(file_name)
     ext = name.rpartition(".")[2].lower()
     # Dot files include the stores' temporary files, which are never served.
     if name.startswith(".") or "." not in name or ext not in CONTENT_TYPES:
@@ -271,6 +272,11 @@ async def deliver(request: Request, ctx: ApiContext, key: str, media_type: str) 
     return await serve_blob(request, store, key, media_type)
 
 
+def _key(region: str, app_id: str, file_name: str) -> str:
+    """The store key of a file the API named (InvalidKeyError, a 400, if unsafe)."""
+    return check_key(project_root(region, app_id) + file_name)
+
+
 async def get_signed_file(
     request: Request, expires: int, sig: str, app_id: str, region: str, file_name: str
 ) -> Response:
@@ -278,7 +284,7 @@ async def get_signed_file(
     media_type = _media_type(file_name)
     verify(ctx, expires, sig, app_id, region, file_name)
     check_region(region)
-    response = await deliver(request, ctx, project_key(region, app_id, file_name), media_type)
+    response = await deliver(request, ctx, _key(region, app_id, file_name), media_type)
     # A web player on another origin fetches these links.
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
@@ -295,8 +301,7 @@ async def get_file(
     await require_project(request, customer_id, app_id)
     check_region(region)
     media_type = _media_type(file_name)
-    key = project_key(region, app_id, file_name)
-    return await deliver(request, ctx, key, media_type)
+    return await deliver(request, ctx, _key(region, app_id, file_name), media_type)
 
 
 # The signed route goes first: `{expires:int}` keeps an app named "s" reachable below.

@@ -11,13 +11,14 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from liverec.api.access import Scope, check_stream_name, stream_scope
+from liverec.api.access import Scope, stream_scope
 from liverec.api.auth import get_context
 from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError
 from liverec.api.signing import sign_url
 from liverec.api.times import format_time, not_in_future, parse_time, whole_seconds
 from liverec.errors import ConflictError, InvalidKeyError, NotFoundError
+from liverec.layout import StreamRef
 from liverec.media.names import CLIP_EXTENSIONS, SNAPSHOT_EXTENSIONS
 from liverec.storage import check_name
 
@@ -75,8 +76,8 @@ def _file_name(name: str, extensions: tuple[str, ...]) -> str:
         raise ApiError(400, "invalid_file_name", f"invalid fileName: {exc}") from None
 
 
-def _url(request: Request, ctx: ApiContext, scope: Scope, file_name: str) -> str:
-    path = sign_url(ctx, scope.app_id, scope.region, file_name)
+def _url(request: Request, ctx: ApiContext, stream: StreamRef, file_name: str) -> str:
+    path = sign_url(ctx, stream.app_id, stream.region, file_name)
     return str(request.base_url).rstrip("/") + path
 
 
@@ -92,21 +93,13 @@ async def preview_list(
     ctx = get_context(request)
     start = parse_time(start_time, "start_time")
     end = parse_time(end_time, "end_time")
-    name = check_stream_name(stream_name)
+    stream = scope.stream(stream_name)
     now = ctx.clock()
     not_in_future(start, now, "start_time")
     not_in_future(end, now, "end_time")
     if end < start:
         raise ApiError(400, "invalid_time", "end_time is before start_time")
-    recs = await asyncio.to_thread(
-        ctx.catalog.recordings_overlapping,
-        scope.app_id,
-        scope.entry_point,
-        name,
-        start,
-        end,
-        region=scope.region,
-    )
+    recs = await asyncio.to_thread(ctx.catalog.recordings_overlapping, stream, start, end)
     return PreviewList(
         list=[
             RecordingItem(
@@ -114,7 +107,7 @@ async def preview_list(
                 startTime=format_time(rec.start_time),
                 endTime=format_time(rec.end_time),
                 position=whole_seconds(start - rec.start_time),
-                url=_url(request, ctx, scope, rec.playlist_key),
+                url=_url(request, ctx, stream, rec.playlist_key),
             )
             for rec in recs
         ]
@@ -134,29 +127,10 @@ def _times(ctx: ApiContext, start_s: str, end_s: str | None) -> tuple[datetime, 
     return start, end
 
 
-async def _postprocess(
-    fn: Callable[..., T],
-    ctx: ApiContext,
-    scope: Scope,
-    stream: str,
-    file_name: str,
-    **kwargs: Any,
-) -> T:
+async def _postprocess(fn: Callable[..., T], stream: StreamRef, file_name: str, **kwargs: Any) -> T:
     """Run a clip or snapshot maker in a worker thread; map its refusals onto the contract."""
     try:
-        return await asyncio.to_thread(
-            functools.partial(
-                fn,
-                ctx.catalog,
-                ctx.store,
-                app_id=scope.app_id,
-                region=scope.region,
-                entry_point=scope.entry_point,
-                stream_name=stream,
-                file_name=file_name,
-                **kwargs,
-            )
-        )
+        return await asyncio.to_thread(functools.partial(fn, stream, file_name=file_name, **kwargs))
     except ConflictError:
         raise ApiError(400, "file_exists", f"fileName {file_name} is already used") from None
     except NotFoundError as exc:
@@ -172,18 +146,18 @@ async def cutting(
 ) -> CuttingResult:
     """Cut [startTime, endTime] into a VOD M3U8 named fileName in the stream's folder."""
     ctx = get_context(request)
-    name = check_stream_name(stream_name)
+    stream = scope.stream(stream_name)
     file_name = _file_name(body.fileName, CLIP_EXTENSIONS)
     start, end = _times(ctx, body.startTime, body.endTime)
     clip = await _postprocess(
-        ctx.make_clip, ctx, scope, name, file_name, start=start, end=end, precise=body.precise
+        ctx.make_clip, stream, file_name, start=start, end=end, precise=body.precise
     )
     return CuttingResult(
         fileName=clip.file_name,
         startTime=format_time(clip.start),
         endTime=format_time(clip.end),
         duration=round(clip.duration, 3),
-        url=_url(request, ctx, scope, clip.file_name),
+        url=_url(request, ctx, stream, clip.file_name),
     )
 
 
@@ -196,17 +170,17 @@ async def snapshot(
 ) -> SnapshotResult:
     """A JPEG of the frame shown at `time` (the latest recorded frame when empty)."""
     ctx = get_context(request)
-    name = check_stream_name(stream_name)
+    stream = scope.stream(stream_name)
     file_name = _file_name(body.fileName, SNAPSHOT_EXTENSIONS)
     when = None
     if body.time:
         when = parse_time(body.time, "time")
         not_in_future(when, ctx.clock(), "time")
-    shot = await _postprocess(ctx.make_snapshot, ctx, scope, name, file_name, time=when)
+    shot = await _postprocess(ctx.make_snapshot, stream, file_name, time=when)
     return SnapshotResult(
         fileName=shot.file_name,
         time=format_time(shot.time),
         width=shot.width,
         height=shot.height,
-        url=_url(request, ctx, scope, shot.file_name),
+        url=_url(request, ctx, stream, shot.file_name),
     )

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError
-from liverec.errors import InvalidKeyError
+from liverec.layout import parse_name
 from liverec.storage import check_key
 
 SIGNED_PREFIX = "/files/s"
@@ -28,15 +28,10 @@ REFUSED_STATUS = 401
 
 
 def stream_folder_of(file_name: str) -> str:
-    """`record/{ep}/{stream}/` of `record/{ep}/{stream}/{file}`; InvalidKeyError if the
-    name is unsafe or not of that shape."""
+    """`record/{ep}/{stream}/` of `record/{ep}/{stream}/{file}` (or the `snapshot/`
+    folder's); InvalidKeyError if the name is unsafe or not of that shape."""
     check_key(file_name)
-    parts = file_name.split("/")
-    if len(parts) != 4 or parts[0] != "record":
-        raise InvalidKeyError(
-            f"file name must be record/{{entry_point}}/{{stream_name}}/{{file}}: {file_name!r}"
-        )
-    return "/".join(parts[:3]) + "/"
+    return parse_name(file_name).folder
 
 
 def _signature(key: bytes, expires: int, app_id: str, region: str, folder: str) -> str:

@@ -1,6 +1,12 @@
-"""The catalog: projects, entry points, credentials, recordings, segments, clips and
-snapshots, on SQLAlchemy Core (SQLite by default, PostgreSQL by URL), with Alembic
-migrations."""
+"""The catalog: projects, entry points, credentials, per-stream state (recording switch,
+live lease, file names), recordings and their segments, on SQLAlchemy Core (SQLite by
+default, PostgreSQL by URL), with Alembic migrations.
+
+Owns: what is true. It decides conflicts (unique keys), leases (compare-and-set on the
+database's clock; LeaseLostError for a recording another node closed) and validation
+(InvalidValueError), and maps SQLAlchemy and psycopg errors into liverec's (db.py): nothing
+above it imports a database driver. Rows are read by column name.
+May import: layout, media, config, errors."""
 
 from liverec.catalog._base import Clock, utc_now
 from liverec.catalog.db import check_schema, ensure_schema, head_revision, make_engine, migrate

@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, ScalarSelect, Table, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from liverec.catalog.db import write_transaction
+from liverec.catalog.db import read_transaction, write_transaction
 from liverec.catalog.models import to_ms
 from liverec.catalog.names import check_entry_point, check_stream_name
 from liverec.catalog.schema import projects, streams
 from liverec.catalog.secrets import SecretBox
 from liverec.errors import NotFoundError
+from liverec.layout import StreamRef
 
 Clock = Callable[[], datetime]
 
@@ -37,7 +38,7 @@ class RepoBase:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self._engine.begin() as conn:
+        with read_transaction(self._engine) as conn:
             yield conn
 
     @contextmanager
@@ -58,7 +59,7 @@ class RepoBase:
         return int(pid)
 
     @staticmethod
-    def _stream_id_subquery(app_id: str, entry_point: str, stream_name: str) -> ScalarSelect[Any]:
+    def _stream_id_subquery(stream: StreamRef) -> ScalarSelect[Any]:
         """The stream's id as a scalar subquery (NULL when the stream is unknown), so that a
         read needs one statement."""
         return (
@@ -66,33 +67,35 @@ class RepoBase:
             .join(projects, projects.c.id == streams.c.project_id)
             .where(
                 and_(
-                    projects.c.app_id == app_id,
-                    streams.c.entry_point == entry_point,
-                    streams.c.name == stream_name,
+                    projects.c.app_id == stream.app_id,
+                    streams.c.entry_point == stream.entry_point,
+                    streams.c.name == stream.stream_name,
                 )
             )
             .scalar_subquery()
         )
 
     @classmethod
-    def _ensure_stream(
-        cls, conn: Connection, app_id: str, entry_point: str, stream_name: str
-    ) -> int:
+    def _ensure_stream(cls, conn: Connection, stream: StreamRef) -> int:
         """The stream folder's id, creating its row if needed (race-safe)."""
-        check_entry_point(entry_point)
-        check_stream_name(stream_name)
-        project_id = cls._project_id(conn, app_id)
+        check_entry_point(stream.entry_point)
+        check_stream_name(stream.stream_name)
+        project_id = cls._project_id(conn, stream.app_id)
         where = and_(
             streams.c.project_id == project_id,
-            streams.c.entry_point == entry_point,
-            streams.c.name == stream_name,
+            streams.c.entry_point == stream.entry_point,
+            streams.c.name == stream.stream_name,
         )
         sid = conn.execute(select(streams.c.id).where(where)).scalar_one_or_none()
         if sid is None:
             insert_ignore(
                 conn,
                 streams,
-                {"project_id": project_id, "entry_point": entry_point, "name": stream_name},
+                {
+                    "project_id": project_id,
+                    "entry_point": stream.entry_point,
+                    "name": stream.stream_name,
+                },
             )
             sid = conn.execute(select(streams.c.id).where(where)).scalar_one()
         return int(sid)

@@ -14,7 +14,6 @@ import threading
 from collections import OrderedDict
 
 from sqlalchemy import Connection, Engine, and_, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from liverec.catalog._base import Clock, RepoBase, insert_ignore, utc_now
 from liverec.catalog.models import Credential, from_ms
@@ -83,7 +82,7 @@ class CredentialsRepo(RepoBase):
                 assert pk is not None
                 for pid in sorted(set(project_ids)):
                     conn.execute(insert(grants).values(credential_id=pk[0], project_id=pid))
-        except IntegrityError:
+        except ConflictError:
             raise ConflictError(f"customer ID {customer_id!r} exists already") from None
         credential = Credential(
             customer_id=customer_id,
@@ -129,7 +128,8 @@ class CredentialsRepo(RepoBase):
         if row is None:
             verify_secret(dummy_hash(), secret)
             return None
-        cid, stored, revoked = row
+        m = row._mapping
+        cid, stored, revoked = m["id"], m["secret_hash"], m["revoked"]
         if revoked:
             verify_secret(stored, secret)
             return None
@@ -149,9 +149,9 @@ class CredentialsRepo(RepoBase):
                     credentials.c.customer_id == customer_id
                 )
             ).one_or_none()
-        if row is None or row[1]:
+        if row is None or row._mapping["revoked"]:
             return None
-        return self._box.open(row[0])
+        return str(self._box.open(row._mapping["secret_sealed"]))
 
     def credential_can_access(self, customer_id: str, app_id: str) -> bool:
         with self._read() as conn:

@@ -14,15 +14,62 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from liverec.errors import ConfigError, SchemaError
+from liverec.errors import (
+    CatalogBusyError,
+    CatalogTimeoutError,
+    CatalogUnavailableError,
+    ConfigError,
+    ConflictError,
+    SchemaError,
+)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Any constant: PostgreSQL advisory lock taken while migrating, so nodes migrate one at a time.
 _MIGRATE_LOCK = 0x6C69766572656301
 WRITE_OPTION = "liverec_write"
+# Driver texts that mark an operational error as a timeout: PostgreSQL's statement and lock
+# timeouts, libpq's connect timeout.
+_TIMEOUT_WORDS = ("timeout", "timed out", "canceling statement")
+_BUSY_WORDS = ("database is locked", "database table is locked")
+
+
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Turn the driver's errors into liverec's, once, here: nothing above the catalog
+    imports SQLAlchemy or psycopg. A unique key taken is a ConflictError; SQLite's lock
+    wait running out a CatalogBusyError; a pool, connect or statement timeout a
+    CatalogTimeoutError; anything else the database does wrong a CatalogUnavailableError
+    (the URL's password never appears: the driver's text is not passed on)."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise ConflictError(f"a unique value is taken: {_first_line(exc)}") from exc
+    except PoolTimeoutError as exc:
+        raise CatalogTimeoutError("timed out waiting for a database connection") from exc
+    except DBAPIError as exc:
+        text = str(exc.orig).lower()
+        if any(word in text for word in _BUSY_WORDS):
+            raise CatalogBusyError("the catalog database is busy (locked)") from exc
+        if any(word in text for word in _TIMEOUT_WORDS):
+            raise CatalogTimeoutError("a catalog database call timed out") from exc
+        raise CatalogUnavailableError(
+            f"the catalog database failed: {type(exc.orig).__name__}"
+        ) from exc
+    except SQLAlchemyError as exc:
+        raise CatalogUnavailableError(f"the catalog failed: {type(exc).__name__}") from exc
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).splitlines()[0][:200] if str(exc.orig) else type(exc.orig).__name__
 
 
 def _normalise_url(url: str) -> str:
@@ -97,9 +144,17 @@ def _setup_sqlite(engine: Engine) -> None:
 
 
 @contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that only reads; driver errors mapped (mapped_errors)."""
+    with mapped_errors(), engine.begin() as conn:
+        yield conn
+
+
+@contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write (BEGIN IMMEDIATE on SQLite)."""
-    with engine.connect() as conn:
+    """A transaction that will write (BEGIN IMMEDIATE on SQLite); driver errors mapped
+    (mapped_errors)."""
+    with mapped_errors(), engine.connect() as conn:
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
             yield conn
@@ -120,7 +175,7 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The database's schema revision, None when it has none."""
-    with engine.connect() as conn:
+    with mapped_errors(), engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -172,4 +227,5 @@ def ensure_schema(engine: Engine) -> None:
 
 
 def _table_names(engine: Engine) -> list[str]:
-    return inspect(engine).get_table_names()
+    with mapped_errors():
+        return inspect(engine).get_table_names()

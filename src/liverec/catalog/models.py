@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from liverec.errors import CatalogError
+from liverec.errors import InvalidValueError
+from liverec.layout import StreamRef, file_part
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -18,7 +19,7 @@ def to_ms(value: datetime) -> int:
     """An aware datetime -> epoch milliseconds (floored, so a time inside a millisecond
     compares like the start of that millisecond)."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise CatalogError(f"naive datetime {value.isoformat()} given; times must be aware")
+        raise InvalidValueError(f"naive datetime {value.isoformat()} given; times must be aware")
     return (value - _EPOCH) // _MS
 
 
@@ -79,9 +80,14 @@ class Recording:
         return (self.end_time - self.start_time).total_seconds()
 
     @property
+    def stream(self) -> StreamRef:
+        """The stream it records, in the region its files are under."""
+        return StreamRef(self.app_id, self.region, self.entry_point, self.stream_name)
+
+    @property
     def playlist_name(self) -> str:
         """The playlist's file name within its stream folder."""
-        return self.playlist_key.rsplit("/", 1)[-1]
+        return file_part(self.playlist_key)
 
 
 @dataclass(frozen=True)

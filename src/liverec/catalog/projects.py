@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, RowMapping, and_, delete, exists, insert, select, update
 
 from liverec.catalog._base import RepoBase
 from liverec.catalog.models import EntryPoint, Project
@@ -19,7 +16,7 @@ from liverec.catalog.names import (
     normalise_host,
 )
 from liverec.catalog.schema import entry_points, projects, push_domains, streams
-from liverec.errors import CatalogError, ConflictError, NotFoundError
+from liverec.errors import ConflictError, InvalidValueError, NotFoundError
 
 DEFAULT_ENTRY_POINT = "live"
 MAX_TARGET_DURATION = 600.0  # seconds
@@ -34,8 +31,8 @@ class _Unset(enum.Enum):
 UNSET = _Unset.UNSET
 
 
-def _project(row: Sequence[Any]) -> Project:
-    return Project(id=row[0], app_id=row[1], name=row[2], is_default=bool(row[3]))
+def _project(m: RowMapping) -> Project:
+    return Project(id=m["id"], app_id=m["app_id"], name=m["name"], is_default=bool(m["is_default"]))
 
 
 _PROJECT_COLUMNS = (projects.c.id, projects.c.app_id, projects.c.name, projects.c.is_default)
@@ -43,14 +40,14 @@ _PROJECT_COLUMNS = (projects.c.id, projects.c.app_id, projects.c.name, projects.
 
 def _check_durations(target_duration: float, max_file_duration: float) -> None:
     if not (math.isfinite(target_duration) and 0 < target_duration <= MAX_TARGET_DURATION):
-        raise CatalogError(
+        raise InvalidValueError(
             f"target duration must be more than 0 and at most {MAX_TARGET_DURATION:g} s"
         )
     if not (
         math.isfinite(max_file_duration)
         and target_duration <= max_file_duration <= MAX_FILE_DURATION
     ):
-        raise CatalogError(
+        raise InvalidValueError(
             f"max file duration must be between the target duration and {MAX_FILE_DURATION:g} s"
         )
 
@@ -59,7 +56,7 @@ def _check_auth_key(auth_key: str | None) -> str | None:
     if auth_key is None or auth_key == "":
         return None
     if len(auth_key) > MAX_AUTH_KEY_LEN or not auth_key.isprintable():
-        raise CatalogError(f"an auth key must be 1-{MAX_AUTH_KEY_LEN} printable characters")
+        raise InvalidValueError(f"an auth key must be 1-{MAX_AUTH_KEY_LEN} printable characters")
     return auth_key
 
 
@@ -71,7 +68,7 @@ class ProjectsRepo(RepoBase):
         reaches), taking that role from the previous default."""
         check_app_id(app_id)
         if len(name) > 200:
-            raise CatalogError("a project name is at most 200 characters")
+            raise InvalidValueError("a project name is at most 200 characters")
         try:
             with self._write() as conn:
                 if is_default:
@@ -86,7 +83,7 @@ class ProjectsRepo(RepoBase):
                         created_ms=self._now_ms(),
                     )
                 ).inserted_primary_key
-        except IntegrityError:
+        except ConflictError:
             detail = " (or another default project was made at the same moment)"
             raise ConflictError(
                 f"project {app_id!r} exists already{detail if is_default else ''}"
@@ -97,7 +94,7 @@ class ProjectsRepo(RepoBase):
     def list_projects(self) -> list[Project]:
         with self._read() as conn:
             rows = conn.execute(select(*_PROJECT_COLUMNS).order_by(projects.c.id)).all()
-        return [_project(row) for row in rows]
+        return [_project(row._mapping) for row in rows]
 
     def get_project(self, app_id: str) -> Project:
         with self._read() as conn:
@@ -106,7 +103,7 @@ class ProjectsRepo(RepoBase):
             ).one_or_none()
         if row is None:
             raise NotFoundError(f"project {app_id!r} does not exist")
-        return _project(row)
+        return _project(row._mapping)
 
     def is_empty(self) -> bool:
         """True when there is no project at all (a fresh catalog, to bootstrap)."""
@@ -120,7 +117,7 @@ class ProjectsRepo(RepoBase):
             with self._write() as conn:
                 pid = self._project_id(conn, app_id)
                 conn.execute(insert(push_domains).values(domain=domain, project_id=pid))
-        except IntegrityError:
+        except ConflictError:
             raise ConflictError(f"push domain {domain!r} is mapped already") from None
 
     def push_domains(self, app_id: str) -> list[str]:
@@ -147,7 +144,7 @@ class ProjectsRepo(RepoBase):
                 row = conn.execute(
                     select(*_PROJECT_COLUMNS).where(projects.c.is_default)
                 ).one_or_none()
-        return None if row is None else _project(row)
+        return None if row is None else _project(row._mapping)
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -178,7 +175,7 @@ class ProjectsRepo(RepoBase):
                         created_ms=self._now_ms(),
                     )
                 )
-        except IntegrityError:
+        except ConflictError:
             raise ConflictError(f"entry point {name!r} exists already") from None
         return EntryPoint(
             app_id=app_id,
@@ -201,7 +198,7 @@ class ProjectsRepo(RepoBase):
                 .where(entry_points.c.project_id == pid)
                 .order_by(entry_points.c.name)
             ).all()
-        return [self._entry_point(app_id, row) for row in rows]
+        return [self._entry_point(app_id, row._mapping) for row in rows]
 
     def update_entry_point(
         self,
@@ -239,7 +236,9 @@ class ProjectsRepo(RepoBase):
         """Delete an entry point (not `live`). Its recordings and files stay; its per-stream
         recording switches are forgotten."""
         if name == DEFAULT_ENTRY_POINT:
-            raise CatalogError(f"the default entry point {DEFAULT_ENTRY_POINT!r} cannot be deleted")
+            raise InvalidValueError(
+                f"the default entry point {DEFAULT_ENTRY_POINT!r} cannot be deleted"
+            )
         with self._write() as conn:
             pid = self._project_id(conn, app_id)
             deleted = conn.execute(
@@ -264,17 +263,17 @@ class ProjectsRepo(RepoBase):
         if row is None:
             self._project_id(conn, app_id)  # NotFoundError naming the project, if that is it
             raise NotFoundError(f"entry point {name!r} does not exist")
-        return self._entry_point(app_id, row)
+        return self._entry_point(app_id, row._mapping)
 
-    def _entry_point(self, app_id: str, row: Sequence[Any]) -> EntryPoint:
-        name, sealed, record_enabled, target, maximum = row
+    def _entry_point(self, app_id: str, m: RowMapping) -> EntryPoint:
+        sealed = m["auth_key_sealed"]
         return EntryPoint(
             app_id=app_id,
-            name=name,
+            name=m["name"],
             auth_key=None if sealed is None else self._box.open(sealed),
-            record_enabled=bool(record_enabled),
-            target_duration=float(target),
-            max_file_duration=float(maximum),
+            record_enabled=bool(m["record_enabled"]),
+            target_duration=float(m["target_duration"]),
+            max_file_duration=float(m["max_file_duration"]),
         )
 
 

@@ -1,20 +1,31 @@
 """Recordings, their segments, time-range queries and the leases on open recordings.
 
-Time-range queries stay index range scans on (stream_id, start_ms). "Overlaps [t0, t1]" is
-`start <= t1 AND end >= t0`; only the first bound is on the indexed column, and alone it
+Recordings and segments cover half-open ranges [start, end). Time-range queries stay index
+range scans on (stream_id, start_ms). "Overlaps [t0, t1]" is `start <= t1 AND end > t0`
+(`overlapping`, the one rule); only the first bound is on the indexed column, and alone it
 would read every earlier row of the stream. Each stream row keeps the longest recording and
 the longest segment it ever had (max_recording_ms / max_segment_ms, raised as segments
-arrive), so a row that ends at or after t0 must also start at or after t0 - max: the scan is
-bounded on both sides, [t0 - max, t1]. The bound is exact, never a guess, and costs one
+arrive), so a row that ends after t0 must also start after t0 - max: the scan is bounded on
+both sides, [t0 - max, t1]. The bound is exact, never a guess, and costs one
 conditional UPDATE per segment on a row no other writer touches."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, case, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    Select,
+    and_,
+    case,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from liverec.catalog._base import RepoBase
@@ -22,33 +33,35 @@ from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import Recording, Segment, from_ms, seconds_to_ms, to_ms
 from liverec.catalog.names import check_node_id, check_region
 from liverec.catalog.schema import files, projects, recordings, segments, streams
-from liverec.errors import CatalogError, ConflictError, NotFoundError
+from liverec.errors import ConflictError, InvalidValueError, LeaseLostError, NotFoundError
+from liverec.layout import StreamRef, file_part
 
+# Recording and segment columns under their own labels, so a row of a join of both is read
+# by name.
 _REC_COLUMNS = (
-    recordings.c.id,
-    projects.c.app_id,
-    streams.c.entry_point,
-    streams.c.name,
-    recordings.c.region,
-    recordings.c.session_id,
-    recordings.c.playlist_key,
-    recordings.c.start_ms,
-    recordings.c.end_ms,
-    recordings.c.state,
-    recordings.c.node_id,
-    recordings.c.segment_count,
+    recordings.c.id.label("rec_id"),
+    projects.c.app_id.label("rec_app_id"),
+    streams.c.entry_point.label("rec_entry_point"),
+    streams.c.name.label("rec_stream_name"),
+    recordings.c.region.label("rec_region"),
+    recordings.c.session_id.label("rec_session_id"),
+    recordings.c.playlist_key.label("rec_playlist_key"),
+    recordings.c.start_ms.label("rec_start_ms"),
+    recordings.c.end_ms.label("rec_end_ms"),
+    recordings.c.state.label("rec_state"),
+    recordings.c.node_id.label("rec_node_id"),
+    recordings.c.segment_count.label("rec_segment_count"),
 )
 _SEG_COLUMNS = (
-    segments.c.id,
-    segments.c.recording_id,
-    segments.c.seq,
-    segments.c.key,
-    segments.c.start_ms,
-    segments.c.duration,
-    segments.c.size,
-    segments.c.discontinuity,
+    segments.c.id.label("seg_id"),
+    segments.c.recording_id.label("seg_recording_id"),
+    segments.c.seq.label("seg_seq"),
+    segments.c.key.label("seg_key"),
+    segments.c.start_ms.label("seg_start_ms"),
+    segments.c.duration.label("seg_duration"),
+    segments.c.size.label("seg_size"),
+    segments.c.discontinuity.label("seg_discontinuity"),
 )
-_N_REC = len(_REC_COLUMNS)
 
 
 def _select_recordings() -> Select[Any]:
@@ -60,84 +73,81 @@ def _select_recordings() -> Select[Any]:
     )
 
 
-def _recording(row: Sequence[Any]) -> Recording:
+def _recording(m: RowMapping) -> Recording:
     return Recording(
-        id=int(row[0]),
-        app_id=row[1],
-        entry_point=row[2],
-        stream_name=row[3],
-        region=row[4],
-        session_id=row[5],
-        playlist_key=row[6],
-        start_time=from_ms(row[7]),
-        end_time=from_ms(row[8]),
-        state=row[9],
-        node_id=row[10],
-        segment_count=int(row[11]),
+        id=int(m["rec_id"]),
+        app_id=m["rec_app_id"],
+        entry_point=m["rec_entry_point"],
+        stream_name=m["rec_stream_name"],
+        region=m["rec_region"],
+        session_id=m["rec_session_id"],
+        playlist_key=m["rec_playlist_key"],
+        start_time=from_ms(m["rec_start_ms"]),
+        end_time=from_ms(m["rec_end_ms"]),
+        state=m["rec_state"],
+        node_id=m["rec_node_id"],
+        segment_count=int(m["rec_segment_count"]),
     )
 
 
-def _segment(row: Sequence[Any]) -> Segment:
+def _segment(m: RowMapping) -> Segment:
     return Segment(
-        id=int(row[0]),
-        recording_id=int(row[1]),
-        seq=int(row[2]),
-        key=row[3],
-        start_time=from_ms(row[4]),
-        duration=float(row[5]),
-        size=int(row[6]),
-        discontinuity=bool(row[7]),
+        id=int(m["seg_id"]),
+        recording_id=int(m["seg_recording_id"]),
+        seq=int(m["seg_seq"]),
+        key=m["seg_key"],
+        start_time=from_ms(m["seg_start_ms"]),
+        duration=float(m["seg_duration"]),
+        size=int(m["seg_size"]),
+        discontinuity=bool(m["seg_discontinuity"]),
     )
 
 
-def _stream_is(app_id: str, entry_point: str, stream_name: str) -> Any:
+def _stream_is(stream: StreamRef) -> ColumnElement[bool]:
     return and_(
-        projects.c.app_id == app_id,
-        streams.c.entry_point == entry_point,
-        streams.c.name == stream_name,
+        projects.c.app_id == stream.app_id,
+        streams.c.entry_point == stream.entry_point,
+        streams.c.name == stream.stream_name,
     )
 
 
-def overlapping_statement(
-    app_id: str,
-    entry_point: str,
-    stream_name: str,
-    start_ms: int,
-    end_ms: int,
-    region: str | None = None,
-) -> Select[Any]:
+def overlapping(start: Any, end: Any, longest: Any, t0_ms: int, t1_ms: int) -> ColumnElement[bool]:
+    """The one overlap rule: a row covering the half-open [start, end) overlaps the query
+    [t0, t1] when start <= t1 and end > t0 (so a point query t0 == t1 finds the row that
+    holds that instant, and a row that ends at t0 does not overlap). `longest` (the
+    longest such row of the stream) bounds the scan on the indexed `start` from below:
+    end > t0 implies start > t0 - longest."""
+    return and_(start <= t1_ms, start >= t0_ms - longest, end > t0_ms)
+
+
+def overlapping_statement(stream: StreamRef, start_ms: int, end_ms: int) -> Select[Any]:
     """Recordings with a segment that overlap [start_ms, end_ms], ascending by start.
     One statement: project -> stream (unique keys) -> a range of ix_recordings_stream_start."""
-    stmt = (
+    return (
         _select_recordings()
         .where(
             and_(
-                _stream_is(app_id, entry_point, stream_name),
-                recordings.c.start_ms <= end_ms,
-                recordings.c.start_ms >= start_ms - streams.c.max_recording_ms,
-                recordings.c.end_ms >= start_ms,
+                _stream_is(stream),
+                overlapping(
+                    recordings.c.start_ms,
+                    recordings.c.end_ms,
+                    streams.c.max_recording_ms,
+                    start_ms,
+                    end_ms,
+                ),
                 recordings.c.segment_count > 0,
+                recordings.c.region == stream.region,
             )
         )
         .order_by(recordings.c.start_ms, recordings.c.id)
     )
-    if region is not None:
-        stmt = stmt.where(recordings.c.region == region)
-    return stmt
 
 
-def segments_between_statement(
-    app_id: str,
-    entry_point: str,
-    stream_name: str,
-    start_ms: int,
-    end_ms: int,
-    region: str | None = None,
-) -> Select[Any]:
-    """(recording columns, segment columns) of every segment whose [start, end) overlaps
-    [start_ms, end_ms], in time order: project -> stream -> a range of
-    ix_segments_stream_start -> each segment's recording by primary key."""
-    stmt = (
+def segments_between_statement(stream: StreamRef, start_ms: int, end_ms: int) -> Select[Any]:
+    """(recording columns, segment columns) of every segment that overlaps [start_ms,
+    end_ms], in time order: project -> stream -> a range of ix_segments_stream_start ->
+    each segment's recording by primary key."""
+    return (
         select(*_REC_COLUMNS, *_SEG_COLUMNS)
         .select_from(segments)
         .join(streams, streams.c.id == segments.c.stream_id)
@@ -145,17 +155,19 @@ def segments_between_statement(
         .join(recordings, recordings.c.id == segments.c.recording_id)
         .where(
             and_(
-                _stream_is(app_id, entry_point, stream_name),
-                segments.c.start_ms <= end_ms,
-                segments.c.start_ms >= start_ms - streams.c.max_segment_ms,
-                segments.c.end_ms > start_ms,
+                _stream_is(stream),
+                overlapping(
+                    segments.c.start_ms,
+                    segments.c.end_ms,
+                    streams.c.max_segment_ms,
+                    start_ms,
+                    end_ms,
+                ),
+                recordings.c.region == stream.region,
             )
         )
         .order_by(segments.c.start_ms, recordings.c.start_ms, segments.c.seq)
     )
-    if region is not None:
-        stmt = stmt.where(recordings.c.region == region)
-    return stmt
 
 
 def _raise_bound(column: Any, value: int) -> Any:
@@ -165,31 +177,29 @@ def _raise_bound(column: Any, value: int) -> Any:
 class RecordingsRepo(RepoBase):
     def create_recording(
         self,
+        stream: StreamRef,
         *,
-        app_id: str,
-        entry_point: str,
-        stream_name: str,
-        region: str,
         session_id: str,
         playlist_key: str,
         start_time: datetime,
         node_id: str,
         lease_seconds: float,
     ) -> Recording:
-        """An open recording held by node_id, its playlist name taken in the stream folder
-        (ConflictError if a clip or snapshot has it)."""
+        """An open recording of `stream` (in its region) held by node_id, its playlist name
+        taken in the stream folder (ConflictError if a clip or snapshot has it)."""
+        region = stream.region
         check_region(region)
         check_node_id(node_id)
         if not session_id or len(session_id) > 128:
-            raise CatalogError("a session ID is 1-128 characters")
-        playlist_name = playlist_key.rsplit("/", 1)[-1]
+            raise InvalidValueError("a session ID is 1-128 characters")
+        playlist_name = file_part(playlist_key)
         if not playlist_name or len(playlist_key) > 1024:
-            raise CatalogError(f"not a playlist key: {playlist_key!r}")
+            raise InvalidValueError(f"not a playlist key: {playlist_key!r}")
         start_ms = to_ms(start_time)
         lease_ms = seconds_to_ms(lease_seconds)
         try:
             with self._write() as conn:
-                sid = self._ensure_stream(conn, app_id, entry_point, stream_name)
+                sid = self._ensure_stream(conn, stream)
                 now = self._now_ms()
                 pk = conn.execute(
                     insert(recordings).values(
@@ -217,16 +227,15 @@ class RecordingsRepo(RepoBase):
                         created_ms=now,
                     )
                 )
-        except IntegrityError:
+        except ConflictError:
             raise ConflictError(
-                f"playlist name {playlist_name!r} is already used in "
-                f"record/{entry_point}/{stream_name}/"
+                f"playlist name {playlist_name!r} is already used in {stream.folder}"
             ) from None
         return Recording(
             id=int(pk[0]),
-            app_id=app_id,
-            entry_point=entry_point,
-            stream_name=stream_name,
+            app_id=stream.app_id,
+            entry_point=stream.entry_point,
+            stream_name=stream.stream_name,
             region=region,
             session_id=session_id,
             playlist_key=playlist_key,
@@ -249,10 +258,10 @@ class RecordingsRepo(RepoBase):
         discontinuity: bool,
     ) -> Segment:
         """Catalogue a durable segment of an open recording: advances the recording's
-        end_time and renews its lease. CatalogError if the recording is closed (another
+        end_time and renews its lease. LeaseLostError if the recording is closed (another
         node closed it after this node's lease expired), ConflictError for a repeated seq."""
         if seq < 0 or size < 0 or not 0 <= duration < 1e7 or not key or len(key) > 1024:
-            raise CatalogError("segment seq, size, duration or key out of range")
+            raise InvalidValueError("segment seq, size, duration or key out of range")
         start_ms = to_ms(start_time)
         end_ms = start_ms + seconds_to_ms(duration)
         with self._write() as conn:
@@ -272,7 +281,7 @@ class RecordingsRepo(RepoBase):
                 ).scalar_one_or_none()
                 if state is None:
                     raise NotFoundError(f"recording {recording_id} does not exist")
-                raise CatalogError(f"recording {recording_id} is {state}, not open")
+                raise LeaseLostError(f"recording {recording_id} is {state}, not open")
             stream_id, rec_start, rec_end = row
             try:
                 pk = conn.execute(
@@ -348,7 +357,7 @@ class RecordingsRepo(RepoBase):
             ).one_or_none()
         if row is None:
             raise NotFoundError(f"recording {recording_id} does not exist")
-        return _recording(row)
+        return _recording(row._mapping)
 
     def segments_of(self, recording_id: int) -> list[Segment]:
         with self._read() as conn:
@@ -357,7 +366,7 @@ class RecordingsRepo(RepoBase):
                 .where(segments.c.recording_id == recording_id)
                 .order_by(segments.c.seq)
             ).all()
-        return [_segment(row) for row in rows]
+        return [_segment(row._mapping) for row in rows]
 
     def delete_recording(self, recording_id: int) -> None:
         """Forget a recording, its segments and its playlist name (for a recording that
@@ -372,70 +381,50 @@ class RecordingsRepo(RepoBase):
     # -- time-range queries -----------------------------------------------------------------
 
     def recordings_overlapping(
-        self,
-        app_id: str,
-        entry_point: str,
-        stream_name: str,
-        start: datetime,
-        end: datetime,
-        *,
-        region: str | None = None,
+        self, stream: StreamRef, start: datetime, end: datetime
     ) -> list[Recording]:
-        """Recordings with at least one segment whose [start_time, end_time] overlaps
-        [start, end] (both ends inclusive), ascending by start_time. Unknown names: []."""
-        stmt = overlapping_statement(
-            app_id, entry_point, stream_name, to_ms(start), to_ms(end), region
-        )
+        """Recordings of `stream` in its region with at least one segment, overlapping
+        [start, end] (`overlapping`), ascending by start_time. Unknown names: []."""
+        stmt = overlapping_statement(stream, to_ms(start), to_ms(end))
         with self._read() as conn:
             rows = conn.execute(stmt).all()
-        return [_recording(row) for row in rows]
+        return [_recording(row._mapping) for row in rows]
 
-    def latest_recording(
-        self, app_id: str, entry_point: str, stream_name: str, *, region: str | None = None
-    ) -> Recording | None:
-        """The latest-starting recording of the stream that has a segment."""
+    def latest_recording(self, stream: StreamRef) -> Recording | None:
+        """The latest-starting recording of `stream` in its region that has a segment."""
         stmt = (
             _select_recordings()
             .where(
                 and_(
-                    recordings.c.stream_id
-                    == self._stream_id_subquery(app_id, entry_point, stream_name),
+                    recordings.c.stream_id == self._stream_id_subquery(stream),
                     recordings.c.segment_count > 0,
+                    recordings.c.region == stream.region,
                 )
             )
             .order_by(recordings.c.start_ms.desc(), recordings.c.id.desc())
             .limit(1)
         )
-        if region is not None:
-            stmt = stmt.where(recordings.c.region == region)
         with self._read() as conn:
             row = conn.execute(stmt).one_or_none()
-        return None if row is None else _recording(row)
+        return None if row is None else _recording(row._mapping)
 
     def segments_between(
-        self,
-        app_id: str,
-        entry_point: str,
-        stream_name: str,
-        start: datetime,
-        end: datetime,
-        *,
-        region: str | None = None,
+        self, stream: StreamRef, start: datetime, end: datetime
     ) -> list[tuple[Recording, Segment]]:
-        """Every segment whose [start_time, end_time) overlaps [start, end], in time order,
-        with its recording (one Recording object per recording)."""
-        stmt = segments_between_statement(
-            app_id, entry_point, stream_name, to_ms(start), to_ms(end), region
-        )
+        """Every segment of `stream` in its region that overlaps [start, end]
+        (`overlapping`), in time order, with its recording (one Recording object per
+        recording)."""
+        stmt = segments_between_statement(stream, to_ms(start), to_ms(end))
         with self._read() as conn:
             rows = conn.execute(stmt).all()
         seen: dict[int, Recording] = {}
         out: list[tuple[Recording, Segment]] = []
         for row in rows:
-            recording = seen.get(row[0])
+            rec_id = int(row._mapping["rec_id"])
+            recording = seen.get(rec_id)
             if recording is None:
-                recording = seen[row[0]] = _recording(row)
-            out.append((recording, _segment(row[_N_REC:])))
+                recording = seen[rec_id] = _recording(row._mapping)
+            out.append((recording, _segment(row._mapping)))
         return out
 
     # -- leases -------------------------------------------------------------------------------
@@ -446,7 +435,7 @@ class RecordingsRepo(RepoBase):
             stmt = stmt.where(recordings.c.node_id == node_id)
         with self._read() as conn:
             rows = conn.execute(stmt.order_by(recordings.c.id)).all()
-        return [_recording(row) for row in rows]
+        return [_recording(row._mapping) for row in rows]
 
     def renew_leases(self, node_id: str, lease_seconds: float) -> None:
         """The node's heartbeat: extend the leases on its open recordings and live streams."""
@@ -471,7 +460,7 @@ class RecordingsRepo(RepoBase):
         )
         with self._read() as conn:
             rows = conn.execute(stmt.order_by(recordings.c.id)).all()
-        return [_recording(row) for row in rows]
+        return [_recording(row._mapping) for row in rows]
 
     def claim_recording(
         self, recording_id: int, node_id: str, lease_seconds: float, *, force: bool = False

@@ -4,44 +4,42 @@ the stream folder `record/{entry_point}/{stream_name}/` (clips, snapshots, playl
 from __future__ import annotations
 
 from sqlalchemy import and_, delete, exists, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from liverec.catalog._base import RepoBase
 from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import seconds_to_ms
 from liverec.catalog.names import check_file_name, check_node_id
 from liverec.catalog.schema import entry_points, files, projects, streams
-from liverec.errors import CatalogError, ConflictError, NotFoundError
+from liverec.errors import ConflictError, InvalidValueError, NotFoundError
+from liverec.layout import StreamRef
 from liverec.media.names import CLIP_EXTENSIONS, SNAPSHOT_EXTENSIONS
 
 # The kinds of file a user names, and the extensions each must have.
 FILE_KINDS = {"clip": CLIP_EXTENSIONS, "snapshot": SNAPSHOT_EXTENSIONS}
 
 
-def folder(entry_point: str, stream_name: str) -> str:
-    return f"record/{entry_point}/{stream_name}/"
-
-
 class StreamsRepo(RepoBase):
     # -- the recording switch -----------------------------------------------------------------
 
-    def set_stream_recording(
-        self, app_id: str, entry_point: str, stream_name: str, enabled: bool | None
-    ) -> None:
-        """Turn standard recording on or off for one stream (None: follow the entry point)."""
+    def set_stream_recording(self, stream: StreamRef, enabled: bool | None) -> None:
+        """Turn standard recording on or off for one stream (None: follow the entry point).
+        Per-stream state is the same in every region: `stream.region` is not used."""
         with self._write() as conn:
-            pid = self._project_id(conn, app_id)
+            pid = self._project_id(conn, stream.app_id)
             found = conn.execute(
                 select(entry_points.c.id).where(
-                    and_(entry_points.c.project_id == pid, entry_points.c.name == entry_point)
+                    and_(
+                        entry_points.c.project_id == pid,
+                        entry_points.c.name == stream.entry_point,
+                    )
                 )
             ).first()
             if found is None:
-                raise NotFoundError(f"entry point {entry_point!r} does not exist")
-            sid = self._ensure_stream(conn, app_id, entry_point, stream_name)
+                raise NotFoundError(f"entry point {stream.entry_point!r} does not exist")
+            sid = self._ensure_stream(conn, stream)
             conn.execute(update(streams).where(streams.c.id == sid).values(record_enabled=enabled))
 
-    def stream_recording_enabled(self, app_id: str, entry_point: str, stream_name: str) -> bool:
+    def stream_recording_enabled(self, stream: StreamRef) -> bool:
         """The entry point's record_enabled, unless the stream has its own setting."""
         with self._read() as conn:
             row = conn.execute(
@@ -53,32 +51,31 @@ class StreamsRepo(RepoBase):
                     and_(
                         streams.c.project_id == entry_points.c.project_id,
                         streams.c.entry_point == entry_points.c.name,
-                        streams.c.name == stream_name,
+                        streams.c.name == stream.stream_name,
                     ),
                 )
-                .where(and_(projects.c.app_id == app_id, entry_points.c.name == entry_point))
+                .where(
+                    and_(
+                        projects.c.app_id == stream.app_id,
+                        entry_points.c.name == stream.entry_point,
+                    )
+                )
             ).one_or_none()
             if row is None:
-                self._project_id(conn, app_id)
-                raise NotFoundError(f"entry point {entry_point!r} does not exist")
-        ep_enabled, stream_enabled = row
+                self._project_id(conn, stream.app_id)
+                raise NotFoundError(f"entry point {stream.entry_point!r} does not exist")
+        ep_enabled = row._mapping[entry_points.c.record_enabled]
+        stream_enabled = row._mapping[streams.c.record_enabled]
         return bool(ep_enabled if stream_enabled is None else stream_enabled)
 
     # -- one live publisher per stream, across nodes --------------------------------------------
 
-    def try_acquire_live(
-        self,
-        app_id: str,
-        entry_point: str,
-        stream_name: str,
-        node_id: str,
-        lease_seconds: float,
-    ) -> bool:
+    def try_acquire_live(self, stream: StreamRef, node_id: str, lease_seconds: float) -> bool:
         """Take the stream's live lease for this node: False while another publisher (on any
         node, this one included) holds an unexpired lease. Renewed by renew_leases."""
         check_node_id(node_id)
         with self._write() as conn:
-            sid = self._ensure_stream(conn, app_id, entry_point, stream_name)
+            sid = self._ensure_stream(conn, stream)
             taken = conn.execute(
                 update(streams)
                 .where(
@@ -97,14 +94,14 @@ class StreamsRepo(RepoBase):
             ).rowcount
         return taken == 1
 
-    def release_live(self, app_id: str, entry_point: str, stream_name: str, node_id: str) -> None:
+    def release_live(self, stream: StreamRef, node_id: str) -> None:
         """Give the live lease back (only if this node holds it)."""
         with self._write() as conn:
             conn.execute(
                 update(streams)
                 .where(
                     and_(
-                        streams.c.id == self._stream_id_subquery(app_id, entry_point, stream_name),
+                        streams.c.id == self._stream_id_subquery(stream),
                         streams.c.live_node_id == node_id,
                     )
                 )
@@ -123,13 +120,13 @@ class StreamsRepo(RepoBase):
                 ).rowcount
             )
 
-    def live_holder(self, app_id: str, entry_point: str, stream_name: str) -> str | None:
+    def live_holder(self, stream: StreamRef) -> str | None:
         """The node holding an unexpired live lease on the stream, if any."""
         with self._read() as conn:
             holder = conn.execute(
                 select(streams.c.live_node_id).where(
                     and_(
-                        streams.c.id == self._stream_id_subquery(app_id, entry_point, stream_name),
+                        streams.c.id == self._stream_id_subquery(stream),
                         streams.c.live_expires_ms >= db_now_ms(),
                     )
                 )
@@ -138,18 +135,16 @@ class StreamsRepo(RepoBase):
 
     # -- names in the stream folder ---------------------------------------------------------
 
-    def reserve_file(
-        self, app_id: str, entry_point: str, stream_name: str, file_name: str, kind: str
-    ) -> None:
+    def reserve_file(self, stream: StreamRef, file_name: str, kind: str) -> None:
         """Take `file_name` in the stream folder for a clip or snapshot. ConflictError when the
         name is taken (by a clip, a snapshot or a recording's playlist); of two racing
         requests exactly one wins (the database's unique key decides)."""
         if kind not in FILE_KINDS:
-            raise CatalogError(f"file kind must be one of {tuple(FILE_KINDS)}, not {kind!r}")
+            raise InvalidValueError(f"file kind must be one of {tuple(FILE_KINDS)}, not {kind!r}")
         check_file_name(file_name, FILE_KINDS[kind])
         try:
             with self._write() as conn:
-                sid = self._ensure_stream(conn, app_id, entry_point, stream_name)
+                sid = self._ensure_stream(conn, stream)
                 conn.execute(
                     insert(files).values(
                         stream_id=sid,
@@ -158,36 +153,32 @@ class StreamsRepo(RepoBase):
                         created_ms=self._now_ms(),
                     )
                 )
-        except IntegrityError:
+        except ConflictError:
             raise ConflictError(
-                f"fileName {file_name!r} is already used in {folder(entry_point, stream_name)}"
+                f"fileName {file_name!r} is already used in {stream.folder}"
             ) from None
 
-    def release_file(self, app_id: str, entry_point: str, stream_name: str, file_name: str) -> None:
+    def release_file(self, stream: StreamRef, file_name: str) -> None:
         """Free a clip or snapshot name (a recording's playlist name stays taken)."""
         with self._write() as conn:
             conn.execute(
                 delete(files).where(
                     and_(
-                        files.c.stream_id
-                        == self._stream_id_subquery(app_id, entry_point, stream_name),
+                        files.c.stream_id == self._stream_id_subquery(stream),
                         files.c.file_name == file_name,
                         files.c.kind.in_(tuple(FILE_KINDS)),
                     )
                 )
             )
 
-    def file_reserved(
-        self, app_id: str, entry_point: str, stream_name: str, file_name: str
-    ) -> bool:
+    def file_reserved(self, stream: StreamRef, file_name: str) -> bool:
         with self._read() as conn:
             return bool(
                 conn.execute(
                     select(
                         exists().where(
                             and_(
-                                files.c.stream_id
-                                == self._stream_id_subquery(app_id, entry_point, stream_name),
+                                files.c.stream_id == self._stream_id_subquery(stream),
                                 files.c.file_name == file_name,
                             )
                         )

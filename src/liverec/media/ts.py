@@ -1,4 +1,6 @@
-"""A small MPEG-TS muxer (ISO 13818-1) for HLS: one program, H.264 and/or ADTS AAC.
+"""MPEG-TS (ISO 13818-1) for HLS: a small muxer (one program, H.264 and/or ADTS AAC), and
+the few reads of TS bytes the rest of liverec needs (a segment's first DTS, continuity
+counters). Every TS packet liverec parses or writes is handled here.
 
 Pure and fast: each PES is built once and cut into 188-byte packets by joining precomputed
 4-byte headers with memoryview slices, so payload bytes are copied exactly once."""
@@ -16,6 +18,8 @@ VIDEO_PID = 0x100
 AUDIO_PID = 0x101
 STREAM_TYPE_H264 = 0x1B
 STREAM_TYPE_AAC = 0x0F  # ADTS
+# A packet on the null PID (0x1FFF): padding that every demuxer skips.
+NULL_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
 
 _WRAP = 1 << 33
 # A PCR is repeated once this much (90 kHz) has passed since the last, so that even at 60 fps
@@ -194,3 +198,68 @@ class TsMuxer:
         ) + _timestamp(0x2, pts)
         pcr = self._want_pcr(AUDIO_PID, pts, False)
         return self._packetize(AUDIO_PID, head + adts, 0, pcr)
+
+
+# -- reading TS bytes --------------------------------------------------------------------
+
+
+def first_dts(head: bytes) -> int:
+    """The DTS (or PTS when it has none) of the first PES in these TS bytes."""
+    for pos in range(0, len(head) - PACKET_SIZE + 1, PACKET_SIZE):
+        pkt = head[pos : pos + PACKET_SIZE]
+        if pkt[0] != 0x47 or not pkt[1] & 0x40:  # not a sync byte / no payload unit start
+            continue
+        afc = (pkt[3] >> 4) & 0x3
+        if not afc & 0x1:
+            continue
+        start = 4 + (1 + pkt[4] if afc & 0x2 else 0)
+        pes = pkt[start:]
+        # PSI sections start with a pointer field and a table id (00 00 b0 / 00 02 b0), a
+        # PES with 00 00 01 and an audio or video stream id.
+        if len(pes) < 19 or pes[:3] != b"\x00\x00\x01" or not 0xC0 <= pes[3] <= 0xEF:
+            continue
+        flags = pes[7] >> 6
+        if flags == 0b11:
+            return _read_timestamp(pes[14:19])
+        if flags == 0b10:
+            return _read_timestamp(pes[9:14])
+        raise MediaError("the segment's first PES has no timestamp")
+    raise MediaError("no PES found at the start of the segment")
+
+
+def _read_timestamp(b: bytes) -> int:
+    return ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
+
+
+def continuity(ts: bytes) -> tuple[dict[int, int], dict[int, int]]:
+    """The first and the last continuity counter of each PID in these TS bytes."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for pos in range(0, len(ts) - PACKET_SIZE + 1, PACKET_SIZE):
+        pid = ((ts[pos + 1] & 0x1F) << 8) | ts[pos + 2]
+        cc = ts[pos + 3] & 0x0F
+        first.setdefault(pid, cc)
+        last[pid] = cc
+    return first, last
+
+
+def renumber(ts: bytes, first: dict[int, int] | None, last: dict[int, int] | None) -> bytes:
+    """Rewrite the continuity counters of each PID so that they start at first[pid], or
+    end at last[pid]; PIDs not named keep theirs. Every packet we mux carries a payload, so
+    each one counts."""
+    out = bytearray(ts)
+    positions: dict[int, list[int]] = {}
+    for pos in range(0, len(out) - PACKET_SIZE + 1, PACKET_SIZE):
+        pid = ((out[pos + 1] & 0x1F) << 8) | out[pos + 2]
+        positions.setdefault(pid, []).append(pos)
+    for pid, where in positions.items():
+        if first is not None and pid in first:
+            cc = first[pid]
+        elif last is not None and pid in last:
+            cc = last[pid] - len(where) + 1
+        else:
+            continue
+        for pos in where:
+            out[pos + 3] = (out[pos + 3] & 0xF0) | (cc & 0x0F)
+            cc += 1
+    return bytes(out)

@@ -18,14 +18,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from liverec.catalog import Catalog, Recording, Segment
+from liverec.catalog import Recording, Segment
 from liverec.errors import NotFoundError
+from liverec.layout import StreamRef, file_part
 from liverec.media.m3u8 import PLAYLIST_TYPE, MediaPlaylist, SegmentEntry, format_time, render
 from liverec.media.ts import TS_TYPE
+from liverec.postprocess.index import SegmentIndex
 from liverec.postprocess.precise import Cut, cut_segment
 from liverec.postprocess.reserve import reserved_file
 from liverec.postprocess.timing import SegmentMedia, open_segment
-from liverec.storage import BlobStore, project_key, stream_folder
+from liverec.storage import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -42,45 +44,43 @@ class ClipResult:
     precise: bool
 
 
-def make_clip(
-    catalog: Catalog,
-    store: BlobStore,
-    *,
-    app_id: str,
-    region: str,
-    entry_point: str,
-    stream_name: str,
-    file_name: str,
-    start: datetime,
-    end: datetime | None,
-    precise: bool = False,
-) -> ClipResult:
-    """Write the clip playlist record/{entry_point}/{stream_name}/{file_name} covering
-    [start, end] (end None: up to the end of the stream's latest recorded media, also while
-    it is live).
+class ClipWriter:
+    """Makes clips of recorded streams (api/context.py's ClipMaker)."""
 
-    The name is reserved first (ConflictError when it is taken) and released again, with any
-    segment written for it, if anything fails afterwards. NotFoundError when no recorded
-    segment overlaps the range."""
-    folder = stream_folder(entry_point, stream_name)
-    with reserved_file(catalog, app_id, entry_point, stream_name, file_name, "clip"):
-        job = _Job(catalog, store, app_id, region, entry_point, stream_name, folder, file_name)
-        try:
-            return job.run(start, end, precise)
-        except BaseException:
-            job.delete_written()
-            raise
+    def __init__(self, catalog: SegmentIndex, store: BlobStore) -> None:
+        self.catalog = catalog
+        self.store = store
+
+    def __call__(
+        self,
+        stream: StreamRef,
+        *,
+        file_name: str,
+        start: datetime,
+        end: datetime | None,
+        precise: bool = False,
+    ) -> ClipResult:
+        """Write the clip playlist record/{entry_point}/{stream_name}/{file_name} covering
+        [start, end] (end None: up to the end of the stream's latest recorded media, also
+        while it is live).
+
+        The name is reserved first (ConflictError when it is taken) and released again,
+        with any segment written for it, if anything fails afterwards. NotFoundError when
+        no recorded segment overlaps the range."""
+        with reserved_file(self.catalog, stream, file_name, "clip"):
+            job = _Job(self.catalog, self.store, stream, file_name)
+            try:
+                return job.run(start, end, precise)
+            except BaseException:
+                job.delete_written()
+                raise
 
 
 @dataclass
 class _Job:
-    catalog: Catalog
+    catalog: SegmentIndex
     store: BlobStore
-    app_id: str
-    region: str
-    entry_point: str
-    stream_name: str
-    folder: str  # record/{ep}/{stream}/
+    stream: StreamRef
     file_name: str
 
     def __post_init__(self) -> None:
@@ -89,11 +89,11 @@ class _Job:
     def run(self, start: datetime, end: datetime | None, precise: bool) -> ClipResult:
         if end is None:
             end = self._latest_end(start)
-        pairs = self.catalog.segments_between(
-            self.app_id, self.entry_point, self.stream_name, start, end, region=self.region
-        )
+        pairs = self.catalog.segments_between(self.stream, start, end)
         if not pairs:
-            raise NotFoundError(f"no recording of {self.stream_name} at {format_time(start)}")
+            raise NotFoundError(
+                f"no recording of {self.stream.stream_name} at {format_time(start)}"
+            )
         if precise:
             entries, first, last = self._precise(pairs, start, end)
         else:
@@ -102,7 +102,7 @@ class _Job:
         text = render(MediaPlaylist(segments=entries, playlist_type="VOD", endlist=True))
         self._put(self.file_name, text.encode(), PLAYLIST_TYPE)
         return ClipResult(
-            file_name=self.folder + self.file_name,
+            file_name=self.stream.file(self.file_name),
             start=first,
             end=last,
             duration=round(sum(e.duration for e in entries), 6),
@@ -118,16 +118,16 @@ class _Job:
                 log.exception("could not delete %s", key)
 
     def _put(self, name: str, data: bytes, content_type: str) -> None:
-        key = project_key(self.region, self.app_id, self.folder + name)
+        key = self.stream.key(self.stream.file(name))
         self.written.append(key)
         self.store.put(key, data, content_type)
 
     def _latest_end(self, start: datetime) -> datetime:
-        rec = self.catalog.latest_recording(
-            self.app_id, self.entry_point, self.stream_name, region=self.region
-        )
+        rec = self.catalog.latest_recording(self.stream)
         if rec is None:
-            raise NotFoundError(f"no recording of {self.stream_name} at {format_time(start)}")
+            raise NotFoundError(
+                f"no recording of {self.stream.stream_name} at {format_time(start)}"
+            )
         return rec.end_time
 
     # -- precise ----------------------------------------------------------------------------
@@ -140,9 +140,7 @@ class _Job:
 
             def load(seg: Segment) -> SegmentMedia:
                 if seg.id not in opened:
-                    opened[seg.id] = stack.enter_context(
-                        open_segment(self.store, self.region, self.app_id, seg)
-                    )
+                    opened[seg.id] = stack.enter_context(open_segment(self.store, self.stream, seg))
                 return opened[seg.id]
 
             pairs = list(pairs)
@@ -167,7 +165,7 @@ class _Job:
                 tail = tail_media.last_shown(end)
             if tail is None or (len(pairs) == 1 and tail < head):
                 raise NotFoundError(
-                    f"no video frame of {self.stream_name} between "
+                    f"no video frame of {self.stream.stream_name} between "
                     f"{format_time(start)} and {format_time(end)}"
                 )
             return self._cut(pairs, head_media, head, tail_media, tail)
@@ -217,9 +215,7 @@ class _Job:
         if seg.seq == 0 or seg.discontinuity:
             return None
         before = seg.start_time - _MS
-        for other in self.catalog.segments_between(
-            self.app_id, self.entry_point, self.stream_name, before, before, region=self.region
-        ):
+        for other in self.catalog.segments_between(self.stream, before, before):
             if other[0].id == rec.id and other[1].seq == seg.seq - 1:
                 return other
         return None
@@ -233,7 +229,7 @@ def _entries(pairs: list[tuple[Recording, Segment]]) -> list[SegmentEntry]:
         crossing = previous is not None and (rec.id != previous or seg.discontinuity)
         entries.append(
             SegmentEntry(
-                uri=seg.key.rsplit("/", 1)[-1],
+                uri=file_part(seg.key),
                 duration=seg.duration,
                 program_date_time=seg.start_time,
                 discontinuity=crossing,

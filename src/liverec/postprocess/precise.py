@@ -27,12 +27,10 @@ from typing import Any
 import av
 
 from liverec.errors import MediaError
-from liverec.media.ts import TsMuxer
+from liverec.media.ts import NULL_PACKET, PACKET_SIZE, TsMuxer, continuity, renumber
 from liverec.postprocess.timing import PTS_HZ, SegmentMedia, frame_rate
 
 AUD = b"\x00\x00\x00\x01\x09\xf0"
-_TS_PACKET = 188
-_NULL_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
 _MIN_PACKETS = 16
 _X264_OPTIONS = {
     "preset": "veryfast",
@@ -91,7 +89,7 @@ def cut_segment(media: SegmentMedia, head: int | None, tail: int | None) -> Cut:
     data = b"".join(parts)
     # FFmpeg's TS probe wants 10 packets before it calls a file MPEG-TS; a cut of a frame or
     # two of small pictures can be shorter, so pad it with null packets.
-    data += _NULL_PACKET * max(0, _MIN_PACKETS - len(data) // _TS_PACKET)
+    data += NULL_PACKET * max(0, _MIN_PACKETS - len(data) // PACKET_SIZE)
     if (head is None) != (tail is None):
         # Players read a playlist's segments as one TS stream: keep the continuity counters
         # running on from the recorded segment before a tail / into the one after a head.
@@ -205,37 +203,3 @@ def _reencode(media: SegmentMedia, start: int, wanted: list[int], delay: int) ->
             _Out(media.clock.offset(dts), True, pkt.pts, dts, AUD + data, bool(pkt.is_keyframe))
         )
     return out
-
-
-def continuity(ts: bytes) -> tuple[dict[int, int], dict[int, int]]:
-    """The first and the last continuity counter of each PID in these TS bytes."""
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for pos in range(0, len(ts) - _TS_PACKET + 1, _TS_PACKET):
-        pid = ((ts[pos + 1] & 0x1F) << 8) | ts[pos + 2]
-        cc = ts[pos + 3] & 0x0F
-        first.setdefault(pid, cc)
-        last[pid] = cc
-    return first, last
-
-
-def renumber(ts: bytes, first: dict[int, int] | None, last: dict[int, int] | None) -> bytes:
-    """Rewrite the continuity counters of each PID so that they start at first[pid], or
-    end at last[pid]; PIDs not named keep theirs. Every packet we mux carries a payload, so
-    each one counts."""
-    out = bytearray(ts)
-    positions: dict[int, list[int]] = {}
-    for pos in range(0, len(out) - _TS_PACKET + 1, _TS_PACKET):
-        pid = ((out[pos + 1] & 0x1F) << 8) | out[pos + 2]
-        positions.setdefault(pid, []).append(pos)
-    for pid, where in positions.items():
-        if first is not None and pid in first:
-            cc = first[pid]
-        elif last is not None and pid in last:
-            cc = last[pid] - len(where) + 1
-        else:
-            continue
-        for pos in where:
-            out[pos + 3] = (out[pos + 3] & 0xF0) | (cc & 0x0F)
-            cc += 1
-    return bytes(out)

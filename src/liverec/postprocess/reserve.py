@@ -5,36 +5,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
-from liverec.catalog import Catalog
+from liverec.layout import StreamRef
 
 log = logging.getLogger(__name__)
 
 
+class FileNames(Protocol):
+    """The stream folder's namespace of file names, as the catalog keeps it."""
+
+    def reserve_file(self, stream: StreamRef, file_name: str, kind: str) -> None: ...
+
+    def release_file(self, stream: StreamRef, file_name: str) -> None: ...
+
+
 @contextmanager
-def reserved_file(
-    catalog: Catalog,
-    app_id: str,
-    entry_point: str,
-    stream_name: str,
-    file_name: str,
-    kind: str,
-) -> Iterator[None]:
+def reserved_file(names: FileNames, stream: StreamRef, file_name: str, kind: str) -> Iterator[None]:
     """Reserve `file_name` (a clip or snapshot `kind`) in the stream folder on entry
     (ConflictError when it is taken), and release it again if the block fails, so that a
     failed request does not use the name up."""
-    catalog.reserve_file(app_id, entry_point, stream_name, file_name, kind)
+    names.reserve_file(stream, file_name, kind)
     try:
         yield
     except BaseException:
         try:
-            catalog.release_file(app_id, entry_point, stream_name, file_name)
+            names.release_file(stream, file_name)
         except Exception:
-            log.exception(
-                "could not release %s name record/%s/%s/%s",
-                kind,
-                entry_point,
-                stream_name,
-                file_name,
-            )
+            log.exception("could not release %s name %s", kind, stream.file(file_name))
         raise

@@ -15,13 +15,15 @@ from typing import Any
 
 import av
 
-from liverec.catalog import Catalog, Segment
+from liverec.catalog import Segment
 from liverec.errors import MediaError, NotFoundError
+from liverec.layout import StreamRef
 from liverec.media.m3u8 import format_time
 from liverec.media.names import JPEG_TYPE
+from liverec.postprocess.index import SegmentIndex
 from liverec.postprocess.reserve import reserved_file
 from liverec.postprocess.timing import open_segment
-from liverec.storage import BlobStore, project_key, stream_folder
+from liverec.storage import BlobStore
 
 # mjpeg's quantiser pinned at 2 (what `ffmpeg -q:v 2` gives): ~51 dB PSNR at 720p, ~75 kB.
 _JPEG_OPTIONS = {"qmin": "2", "qmax": "2"}
@@ -36,29 +38,29 @@ class SnapshotResult:
     height: int
 
 
-def make_snapshot(
-    catalog: Catalog,
-    store: BlobStore,
-    *,
-    app_id: str,
-    region: str,
-    entry_point: str,
-    stream_name: str,
-    file_name: str,
-    time: datetime | None,
-) -> SnapshotResult:
-    """Write the JPEG of the frame shown at `time` (None: the latest recorded frame, also
-    while the stream is live) to record/{entry_point}/{stream_name}/{file_name}.
+class SnapshotWriter:
+    """Makes snapshots of recorded streams (api/context.py's SnapshotMaker)."""
 
-    The name is reserved first (ConflictError when it is taken) and released again if
-    anything fails afterwards. NotFoundError when no recording holds `time` or the recording
-    has no video there."""
-    name = stream_folder(entry_point, stream_name) + file_name
-    with reserved_file(catalog, app_id, entry_point, stream_name, file_name, "snapshot"):
-        finder = _Finder(catalog, store, app_id, region, entry_point, stream_name)
-        jpeg, frame_time, width, height = finder.snapshot(time)
-        store.put(project_key(region, app_id, name), jpeg, JPEG_TYPE)
-    return SnapshotResult(file_name=name, time=frame_time, width=width, height=height)
+    def __init__(self, catalog: SegmentIndex, store: BlobStore) -> None:
+        self.catalog = catalog
+        self.store = store
+
+    def __call__(
+        self, stream: StreamRef, *, file_name: str, time: datetime | None
+    ) -> SnapshotResult:
+        """Write the JPEG of the frame shown at `time` (None: the latest recorded frame,
+        also while the stream is live) to record/{entry_point}/{stream_name}/{file_name}.
+
+        The name is reserved first (ConflictError when it is taken) and released again if
+        anything fails afterwards. NotFoundError when no recording holds `time` or the
+        recording has no video there."""
+        name = stream.file(file_name)
+        with reserved_file(self.catalog, stream, file_name, "snapshot"):
+            jpeg, frame_time, width, height = _Finder(self.catalog, self.store, stream).snapshot(
+                time
+            )
+            self.store.put(stream.key(name), jpeg, JPEG_TYPE)
+        return SnapshotResult(file_name=name, time=frame_time, width=width, height=height)
 
 
 def encode_jpeg(frame: Any) -> bytes:
@@ -79,12 +81,13 @@ def encode_jpeg(frame: Any) -> bytes:
 
 @dataclass
 class _Finder:
-    catalog: Catalog
+    catalog: SegmentIndex
     store: BlobStore
-    app_id: str
-    region: str
-    entry_point: str
-    stream_name: str
+    stream: StreamRef
+
+    @property
+    def stream_name(self) -> str:
+        return self.stream.stream_name
 
     def snapshot(self, time: datetime | None) -> tuple[bytes, datetime, int, int]:
         segment = self._latest_segment() if time is None else self._segment_at(time)
@@ -104,26 +107,17 @@ class _Finder:
         return found
 
     def _segment_at(self, time: datetime) -> Segment:
-        pairs = self.catalog.segments_between(
-            self.app_id, self.entry_point, self.stream_name, time, time, region=self.region
-        )
+        pairs = self.catalog.segments_between(self.stream, time, time)
         holding = [seg for _, seg in pairs if seg.start_time <= time]
         if not holding:
             raise NotFoundError(f"no recording of {self.stream_name} at {format_time(time)}")
         return holding[-1]
 
     def _latest_segment(self) -> Segment:
-        rec = self.catalog.latest_recording(
-            self.app_id, self.entry_point, self.stream_name, region=self.region
-        )
+        rec = self.catalog.latest_recording(self.stream)
         if rec is not None:
             pairs = self.catalog.segments_between(
-                self.app_id,
-                self.entry_point,
-                self.stream_name,
-                rec.end_time - 1000 * _MS,
-                rec.end_time,
-                region=self.region,
+                self.stream, rec.end_time - 1000 * _MS, rec.end_time
             )
             own = [seg for r, seg in pairs if r.id == rec.id]
             if own:
@@ -132,9 +126,7 @@ class _Finder:
 
     def _previous(self, segment: Segment) -> Segment | None:
         before = segment.start_time - _MS
-        pairs = self.catalog.segments_between(
-            self.app_id, self.entry_point, self.stream_name, before, before, region=self.region
-        )
+        pairs = self.catalog.segments_between(self.stream, before, before)
         for _, seg in pairs:
             if seg.recording_id == segment.recording_id and seg.seq == segment.seq - 1:
                 return seg
@@ -145,7 +137,7 @@ class _Finder:
     ) -> tuple[bytes, datetime, int, int] | None:
         """JPEG, wall clock and size of the last frame of `segment` not after `time`; None
         if its first frame is after `time`."""
-        with open_segment(self.store, self.region, self.app_id, segment, audio=False) as media:
+        with open_segment(self.store, self.stream, segment, audio=False) as media:
             if not media.video:
                 raise NotFoundError(f"no video in the recording of {self.stream_name}")
             frames = media.frames()

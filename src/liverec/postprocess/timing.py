@@ -27,13 +27,14 @@ import av
 
 from liverec.catalog import Segment
 from liverec.errors import MediaError, StorageError
-from liverec.storage import BlobStore, ObjectNotFoundError, project_key
+from liverec.layout import StreamRef
+from liverec.media.ts import PACKET_SIZE, first_dts
+from liverec.storage import BlobStore, ObjectNotFoundError
 
 PTS_HZ = 90_000
 _WRAP = 1 << 33
 _HALF = 1 << 32
-_TS_PACKET = 188
-_HEAD_BYTES = _TS_PACKET * 32  # PAT, PMT, then the first PES: a few packets in
+_HEAD_BYTES = PACKET_SIZE * 32  # PAT, PMT, then the first PES: a few packets in
 # Demuxer probing is the slow part of opening a 2 s segment (it decodes to find stream
 # parameters); the PMT names both streams and the SPS rides in the keyframe, so a small
 # probe finds everything. Cuts av.open from ~8 ms to ~3.5 ms at 720p.
@@ -43,34 +44,6 @@ _OPEN_OPTIONS = {"probesize": "32768", "analyzeduration": "0", "fpsprobesize": "
 def ticks_between(a: int, b: int) -> int:
     """b - a in 90 kHz ticks, across a 33-bit wrap (and PyAV's unwrapped values)."""
     return (b - a + _HALF) % _WRAP - _HALF
-
-
-def first_dts(head: bytes) -> int:
-    """The DTS (or PTS when it has none) of the first PES in these TS bytes."""
-    for pos in range(0, len(head) - _TS_PACKET + 1, _TS_PACKET):
-        pkt = head[pos : pos + _TS_PACKET]
-        if pkt[0] != 0x47 or not pkt[1] & 0x40:  # not a sync byte / no payload unit start
-            continue
-        afc = (pkt[3] >> 4) & 0x3
-        if not afc & 0x1:
-            continue
-        start = 4 + (1 + pkt[4] if afc & 0x2 else 0)
-        pes = pkt[start:]
-        # PSI sections start with a pointer field and a table id (00 00 b0 / 00 02 b0), a
-        # PES with 00 00 01 and an audio or video stream id.
-        if len(pes) < 19 or pes[:3] != b"\x00\x00\x01" or not 0xC0 <= pes[3] <= 0xEF:
-            continue
-        flags = pes[7] >> 6
-        if flags == 0b11:
-            return _read_timestamp(pes[14:19])
-        if flags == 0b10:
-            return _read_timestamp(pes[9:14])
-        raise MediaError("the segment's first PES has no timestamp")
-    raise MediaError("no PES found at the start of the segment")
-
-
-def _read_timestamp(b: bytes) -> int:
-    return ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
 
 
 @dataclass(frozen=True)
@@ -197,13 +170,14 @@ class SegmentMedia:
 
 @contextmanager
 def open_segment(
-    store: BlobStore, region: str, app_id: str, segment: Segment, *, audio: bool = True
+    store: BlobStore, stream: StreamRef, segment: Segment, *, audio: bool = True
 ) -> Iterator[SegmentMedia]:
-    """Open a catalogued segment and read its packets (video, and audio if asked).
+    """Open a catalogued segment of `stream` and read its packets (video, and audio if
+    asked).
 
     A local store's file is opened by path (no copy through Python); other stores' bytes are
     fetched once."""
-    key = project_key(region, app_id, segment.key)
+    key = stream.key(segment.key)
     path = store.local_path(key)
     source: str | bytes
     try:

@@ -11,14 +11,14 @@ from datetime import datetime
 from typing import Protocol
 
 from liverec.catalog.models import Recording, Segment
+from liverec.layout import file_part
 from liverec.media.m3u8 import PLAYLIST_TYPE, SegmentEntry
 from liverec.recorder.hls import BlobWriter, render_playlist
-from liverec.storage import project_key
 
 log = logging.getLogger(__name__)
 
 
-class RecordingCatalog(Protocol):
+class ClosingCatalog(Protocol):
     def segments_of(self, recording_id: int) -> list[Segment]: ...
 
     def close_recording(self, recording_id: int, end_time: datetime | None = None) -> None: ...
@@ -30,7 +30,7 @@ def playlist_for(segments: list[Segment], *, ended: bool) -> str:
     return render_playlist(
         [
             SegmentEntry(
-                uri=seg.key.rsplit("/", 1)[-1],
+                uri=file_part(seg.key),
                 duration=seg.duration,
                 program_date_time=seg.start_time,
                 discontinuity=seg.discontinuity,
@@ -41,14 +41,14 @@ def playlist_for(segments: list[Segment], *, ended: bool) -> str:
     )
 
 
-def finalize_recording(catalog: RecordingCatalog, store: BlobWriter, rec: Recording) -> None:
+def finalize_recording(catalog: ClosingCatalog, store: BlobWriter, rec: Recording) -> None:
     segments = catalog.segments_of(rec.id)
     if not segments:
         catalog.delete_recording(rec.id)
         log.info("dropped recording %s: no segment was stored", rec.playlist_key)
         return
     store.put(
-        project_key(rec.region, rec.app_id, rec.playlist_key),
+        rec.stream.key(rec.playlist_key),
         playlist_for(segments, ended=True).encode(),
         PLAYLIST_TYPE,
     )

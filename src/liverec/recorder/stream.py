@@ -7,17 +7,19 @@ tracks the stream has, then feeds the segmenter and hands finished segments to t
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from liverec.errors import RefusedError
+from liverec.layout import StreamRef
 from liverec.media import flv
 from liverec.media.aac import AacConfig
 from liverec.media.h264 import AvcConfig, access_unit_annexb
-from liverec.recorder.hls import BlobWriter, HlsWriter, RecordingEvents
+from liverec.recorder.events import Listener, MediaInfo
+from liverec.recorder.hls import BlobWriter, HlsWriter
 from liverec.recorder.segmenter import SegmentData, Segmenter
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,8 @@ class Clock(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StreamSettings:
-    folder: str  # record/{entry_point}/{stream_name}
-    key_prefix: str
-    session_id: str
+    stream: StreamRef
+    session_id: str  # FLS's sessionid: every recording of this publish carries it
     target_duration: float
     max_file_duration: float
 
@@ -58,7 +59,8 @@ class StreamRecorder:
         settings: StreamSettings,
         *,
         store: BlobWriter,
-        events: RecordingEvents,
+        journal: Listener,
+        listeners: Sequence[Listener] = (),
         clock: Clock,
         on_closed: Callable[[], Awaitable[None]] | None = None,
         executor: Executor | None = None,
@@ -67,11 +69,11 @@ class StreamRecorder:
         self.clock = clock
         self.on_closed = on_closed
         self.writer = HlsWriter(
-            folder=settings.folder,
+            stream=settings.stream,
             session_id=settings.session_id,
-            key_prefix=settings.key_prefix,
             store=store,
-            events=events,
+            journal=journal,
+            listeners=listeners,
             max_file_duration=settings.max_file_duration,
             executor=executor,
         )
@@ -79,6 +81,7 @@ class StreamRecorder:
         self.aac: AacConfig | None = None
         self.expect_video: bool | None = None  # from onMetaData, when the publisher sent it
         self.expect_audio: bool | None = None
+        self.metadata: dict[str, Any] = {}
         self.segmenter: Segmenter | None = None
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
@@ -86,8 +89,6 @@ class StreamRecorder:
         self._first_arrival = datetime.min
         self._have_video = False  # among the pending frames
         self._have_audio = False
-        self.frames_in = 0
-        self.frames_dropped = 0
         self._closed = False
 
     # -- MediaSink ---------------------------------------------------------------------
@@ -97,6 +98,7 @@ class StreamRecorder:
         acodec = metadata.get("audiocodecid")
         if self.segmenter is not None:
             return
+        self.metadata = metadata
         if vcodec is not None and vcodec != "":
             if vcodec not in VIDEO_CODEC_NAMES:
                 raise RefusedError(REJECTED, f"video codec {vcodec!r} is not supported: use H.264")
@@ -120,12 +122,8 @@ class StreamRecorder:
         if tag.packet_type == 0:
             self.avc = AvcConfig.parse(tag.body)
             return
-        if tag.packet_type != 1 or not tag.body:
-            return
-        self.frames_in += 1
-        if self.avc is None:
-            self.frames_dropped += 1  # no decoder configuration yet: undecodable
-            return
+        if tag.packet_type != 1 or not tag.body or self.avc is None:
+            return  # without a decoder configuration a frame is undecodable: not kept
         annexb = access_unit_annexb(tag.body, self.avc, tag.keyframe)
         self._frame(
             _Pending(True, timestamp, (tag.cts, tag.keyframe, annexb), self.clock.now()),
@@ -141,11 +139,7 @@ class StreamRecorder:
         if tag.packet_type == 0:
             self.aac = AacConfig.parse(tag.body)
             return
-        if not tag.body:
-            return
-        self.frames_in += 1
-        if self.aac is None:
-            self.frames_dropped += 1
+        if not tag.body or self.aac is None:
             return
         adts = self.aac.adts_header(len(tag.body)) + tag.body
         frame_ms = max(1, round(1024_000 / self.aac.sample_rate))
@@ -177,8 +171,7 @@ class StreamRecorder:
             self._first_ts = frame.ts
             self._first_arrival = frame.arrived
         if frame.video and not frame.payload[1] and not self._have_video:
-            self.frames_dropped += 1  # video must start on a keyframe
-            return
+            return  # video must start on a keyframe
         self._pending.append(frame)
         self._pending_bytes += size
         if frame.video:
@@ -218,6 +211,7 @@ class StreamRecorder:
             self._pending.clear()
             return
         self.segmenter = Segmenter(self.settings.target_duration, video=video, audio=audio)
+        self.writer.submit_info(self._media_info())
         pending, self._pending, self._pending_bytes = self._pending, [], 0
         for frame in pending:
             self._feed(frame)
@@ -228,17 +222,44 @@ class StreamRecorder:
         now = frame.arrived
         if frame.video:
             if not seg.has_video:
-                self.frames_dropped += 1
                 return
             cts, keyframe, annexb = frame.payload
             self._emit(seg.video(frame.ts, cts, keyframe, annexb, now))
         else:
             if not seg.has_audio:
-                self.frames_dropped += 1
                 return
             adts, frame_ms = frame.payload
             self._emit(seg.audio(frame.ts, adts, frame_ms, now))
 
+    def _media_info(self) -> MediaInfo:
+        seg = self.segmenter
+        assert seg is not None
+        avc = self.avc if seg.has_video else None
+        aac = self.aac if seg.has_audio else None
+        return MediaInfo(
+            stream=self.settings.stream,
+            video_codec="H264" if avc else None,
+            audio_codec="AAC" if aac else None,
+            width=avc.width or None if avc else None,
+            height=avc.height or None if avc else None,
+            fps=_number(self.metadata.get("framerate")) if avc else None,
+            # onMetaData's videodatarate is in kbit/s.
+            video_bitrate=_bits(self.metadata.get("videodatarate")) if avc else None,
+            sample_rate=aac.sample_rate if aac else None,
+            channels=aac.channels if aac else None,
+        )
+
     def _emit(self, segments: list[SegmentData]) -> None:
         for seg in segments:
             self.writer.submit(seg)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1e6:
+        return float(value)
+    return None
+
+
+def _bits(kbits: Any) -> int | None:
+    number = _number(kbits)
+    return None if number is None else round(number * 1000)

@@ -1,4 +1,9 @@
-"""Blob storage: the BlobStore protocol, the local-disk store, and safe keys."""
+"""Blob storage: the BlobStore protocol, the local-disk store, the S3 store (storage.s3,
+loaded only for an s3:// URL), and the safety check every key passes (keys.check_key).
+
+Owns: how bytes are kept and fetched, and translating its drivers' errors (OSError,
+botocore) into StorageError and its subclasses. Which key names what is layout's, not
+storage's. May import: errors, media.names. Nothing above storage imports botocore."""
 
 from __future__ import annotations
 
@@ -11,9 +16,6 @@ from liverec.storage.keys import (
     check_key,
     check_name,
     check_prefix,
-    project_key,
-    project_prefix,
-    stream_folder,
 )
 from liverec.storage.local import LocalStore
 
@@ -25,9 +27,6 @@ __all__ = [
     "check_name",
     "check_prefix",
     "open_store",
-    "project_key",
-    "project_prefix",
-    "stream_folder",
 ]
 
 

@@ -63,21 +63,3 @@ def check_name(name: str, extensions: Sequence[str]) -> str:
     if problem is not None:
         raise InvalidKeyError(problem)
     return name
-
-
-def stream_folder(entry_point: str, stream_name: str) -> str:
-    """`record/{entry_point}/{stream_name}/`, the folder of a stream's recordings, clips and
-    snapshots, relative to the project's root."""
-    return check_prefix(f"record/{entry_point}/{stream_name}/")
-
-
-def project_prefix(region: str, app_id: str) -> str:
-    """`{region}/{app_id}/`, a project's root in the store: each region and each project
-    has its own."""
-    return check_prefix(f"{region}/{app_id}/")
-
-
-def project_key(region: str, app_id: str, name: str) -> str:
-    """The store key of `name` (a key relative to the project's root, such as
-    `record/live/cam1/x.m3u8`)."""
-    return check_key(project_prefix(region, app_id) + name)

@@ -1,0 +1,166 @@
+"""Who may publish, and the leases that keep each stream's publish and each open recording
+on one node at a time, across nodes.
+
+- `admit`: the project by push host, the entry point, FLS's push signature, then the
+  stream's live lease (a second publisher is refused on any node, recorded or not), and
+  whether the stream is recorded. `release` gives the live lease back.
+- Leases on open recordings: `Admission` is a recorder listener (recorder/events.py), so
+  it knows which open recordings this node's writers hold. `renew` is the heartbeat: it
+  extends this node's leases, then sweeps: it closes other nodes' recordings whose lease
+  ran out (claimed with a compare-and-set first), and this node's own that no writer holds
+  and that have had no segment for a lease period (their close failed).
+- `recover`, at start: close what a crash of this node left open.
+
+The catalog decides: leases are compared and set on the database's clock, and a writer
+whose recording was taken over learns it from the catalog (LeaseLostError)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from liverec.catalog import Catalog, EntryPoint, Recording
+from liverec.errors import NotFoundError, RefusedError
+from liverec.layout import StreamRef
+from liverec.recorder import RecorderEvent, RecordingEnded, RecordingStarted, finalize_recording
+from liverec.recorder.hls import BlobWriter
+from liverec.rtmp.pushauth import BAD_NAME, check_push_signature, check_stream_name
+from liverec.rtmp.session import PublishRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A publish that may go ahead; its stream's live lease is held until `release`."""
+
+    stream: StreamRef
+    entry_point: EntryPoint
+    record: bool  # standard recording is on for the stream
+
+
+class Admission:
+    """Publish admission and this node's leases. Its calls are synchronous (the catalog's
+    are); `keep_leases` runs the heartbeat on a running loop."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: BlobWriter,
+        *,
+        node_id: str,
+        region: str,
+        lease_seconds: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.node_id = node_id
+        self.region = region
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self._held: set[tuple[str, str]] = set()  # (app_id, playlist name) being written
+        self._lock = threading.Lock()
+
+    # -- admission ------------------------------------------------------------------------
+
+    def admit(self, request: PublishRequest) -> Admitted:
+        """Check the publish against the catalog and take the stream's live lease; raise
+        RefusedError (with the RTMP status to send) if it may not go ahead."""
+        name = check_stream_name(request.stream_name)
+        project = self.catalog.project_for_host(request.host)
+        if project is None:
+            raise RefusedError(BAD_NAME, f"no project takes pushes for host {request.host!r}")
+        try:
+            ep = self.catalog.get_entry_point(project.app_id, request.app)
+        except NotFoundError:
+            raise RefusedError(BAD_NAME, f"unknown entry point {request.app[:64]!r}") from None
+        if ep.auth_key:
+            check_push_signature(ep.auth_key, ep.name, name, request.query)
+        stream = StreamRef(project.app_id, self.region, ep.name, name)
+        # A second publisher is refused whether or not the stream is recorded.
+        if not self.catalog.try_acquire_live(stream, self.node_id, self.lease_seconds):
+            raise RefusedError(BAD_NAME, f"stream {stream} is already being published")
+        record = self.catalog.stream_recording_enabled(stream)
+        if not record:
+            log.info("publish %s: recording is off for it", stream)
+        return Admitted(stream, ep, record)
+
+    def release(self, stream: StreamRef) -> None:
+        """The publish of `stream` ended: its live lease is free for the next publisher."""
+        self.catalog.release_live(stream, self.node_id)
+
+    # -- which recordings this node's writers hold (a recorder listener) ------------------
+
+    def __call__(self, event: RecorderEvent) -> None:
+        if isinstance(event, RecordingStarted | RecordingEnded):
+            key = (event.stream.app_id, event.recording.playlist)
+            with self._lock:
+                if isinstance(event, RecordingStarted):
+                    self._held.add(key)
+                else:
+                    self._held.discard(key)
+
+    def holds(self, rec: Recording) -> bool:
+        """Whether a writer of this node is writing `rec`."""
+        with self._lock:
+            return (rec.app_id, rec.playlist_key) in self._held
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """At start: close the recordings a crash left open (ours, and any whose lease has
+        expired) at their last catalogued segment, and give back our live leases."""
+        self.catalog.release_node_live(self.node_id)
+        candidates: dict[int, Recording] = {
+            rec.id: rec for rec in self.catalog.open_recordings(self.node_id)
+        }
+        for rec in self.catalog.expired_open_recordings():
+            if self.catalog.claim_recording(rec.id, self.node_id, self.lease_seconds):
+                candidates[rec.id] = rec
+        for rec in candidates.values():
+            finalize_recording(self.catalog, self.store, rec)
+        if candidates:
+            log.info("closed %d recording(s) left open by a stopped node", len(candidates))
+        return len(candidates)
+
+    def renew(self) -> int:
+        """The heartbeat: extend this node's leases, then sweep. Returns how many
+        recordings the sweep closed."""
+        self.catalog.renew_leases(self.node_id, self.lease_seconds)
+        return self.sweep()
+
+    def sweep(self) -> int:
+        """Close recordings nobody writes any more: other nodes' whose lease expired, and
+        this node's own that no writer holds (their close failed) and that have had no new
+        segment for a lease period (a recording just being opened is not yet held)."""
+        closed = 0
+        for rec in self.catalog.expired_open_recordings():
+            if rec.node_id != self.node_id and self.catalog.claim_recording(
+                rec.id, self.node_id, self.lease_seconds
+            ):
+                finalize_recording(self.catalog, self.store, rec)
+                log.info("closed recording %s of stopped node %s", rec.playlist_key, rec.node_id)
+                closed += 1
+        stale = self.clock() - timedelta(seconds=self.lease_seconds)
+        for rec in self.catalog.open_recordings(self.node_id):
+            if not self.holds(rec) and rec.end_time < stale:
+                finalize_recording(self.catalog, self.store, rec)
+                log.info("closed recording %s that no writer held", rec.playlist_key)
+                closed += 1
+        return closed
+
+    async def keep_leases(self, executor: Executor | None = None) -> None:
+        """Renew every third of a lease until cancelled; a failure is logged, not fatal."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await loop.run_in_executor(executor, self.renew)
+            except Exception:
+                log.exception("lease renewal failed")

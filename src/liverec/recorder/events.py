@@ -1,0 +1,97 @@
+"""What the recorder tells the rest of liverec: its one outward interface.
+
+A publish's writer emits, in order and one at a time, from a worker thread:
+
+    MediaInfo            once the stream's tracks are known (again if they change)
+    RecordingStarted     a recording's first segment is about to be stored
+    SegmentStored        a segment is durable in the store
+    RecordingEnded       the recording is over (the publish ended, or it rolled over)
+
+Every event goes first to the *journal* (the catalog writer): an event the journal has not
+accepted did not happen, so the recorder retries it through an outage, and a
+LeaseLostError from it ends the recording (another node closed it; the recorder goes on in
+a new one). Then it goes to each *listener* (callbacks, MP4 files, periodic snapshots,
+metrics, the lease keeper), which cannot refuse it: a listener's error is logged and the
+recording goes on. RecordingEnded reaches the listeners even when the journal failed to
+record it: the recording is over all the same.
+
+The recorder knows nothing of who listens; service.py wires them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from liverec.layout import RecordingPath, StreamRef
+
+__all__ = [
+    "Listener",
+    "MediaInfo",
+    "RecorderEvent",
+    "RecordingEnded",
+    "RecordingStarted",
+    "SegmentStored",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    """What the publish carries, as far as the recorder knows it."""
+
+    stream: StreamRef
+    video_codec: str | None  # "H264", or None for an audio-only stream
+    audio_codec: str | None  # "AAC", or None for a video-only stream
+    width: int | None
+    height: int | None
+    fps: float | None  # from the publisher's onMetaData, when it sent one
+    video_bitrate: int | None  # bits/s, from onMetaData, when it sent one
+    sample_rate: int | None
+    channels: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStarted:
+    recording: RecordingPath  # its stream, session ID and start; its file names
+
+    @property
+    def stream(self) -> StreamRef:
+        return self.recording.stream
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentStored:
+    recording: RecordingPath
+    seq: int  # within the recording, from 0
+    name: str  # record/{ep}/{stream}/{sessionid}_{sessiondate}_{seq}.ts
+    start_time: datetime  # wall clock of its first frame
+    duration: float  # seconds
+    size: int  # bytes
+    discontinuity: bool
+    data: bytes  # the segment itself, for listeners that remux or decode it
+
+    @property
+    def stream(self) -> StreamRef:
+        return self.recording.stream
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingEnded:
+    recording: RecordingPath
+    end_time: datetime  # the end of its last segment (its start when it has none)
+    segments: int  # segments stored and journaled
+    lost: bool = False  # another node closed it (LeaseLostError): it ended there
+
+    @property
+    def stream(self) -> StreamRef:
+        return self.recording.stream
+
+
+RecorderEvent = MediaInfo | RecordingStarted | SegmentStored | RecordingEnded
+
+
+class Listener(Protocol):
+    """Told every event of every publish, in a worker thread of the recorder's pool; must
+    return quickly (hand slow work to a queue of its own)."""
+
+    def __call__(self, event: RecorderEvent) -> None: ...
