@@ -1,15 +1,16 @@
 """Who may publish, and the leases that keep each stream's publish and each open recording
 on one node at a time, across nodes.
 
-- `admit`: the project by push host, the entry point, FLS's push signature, then the
-  stream's live lease (a second publisher is refused on any node, recorded or not), and
+- `admit`: the project by push host, the entry point, FLS's push signature, a ban, then
+  the stream's live lease (a second publisher is refused on any node, recorded or not), and
   whether the stream is recorded. `release` gives the live lease back.
 - Leases on open recordings: `Admission` is a recorder listener (recorder/events.py), so
   it knows which open recordings this node's writers hold. `renew` is the heartbeat: it
   extends this node's leases, then sweeps: it closes other nodes' recordings whose lease
   ran out (claimed with a compare-and-set first), and this node's own that no writer holds
   and that have had no segment for a lease period (their close failed).
-- `recover`, at start: close what a crash of this node left open.
+- `recover`, at start: close what a crash of this node left open (recordings, publishes).
+  The sweep also ends the publishes of nodes whose live lease ran out.
 
 The catalog decides: leases are compared and set on the database's clock, and a writer
 whose recording was taken over learns it from the catalog (LeaseLostError)."""
@@ -31,6 +32,8 @@ from liverec.recorder import RecorderEvent, RecordingEnded, RecordingStarted, fi
 from liverec.recorder.hls import BlobWriter
 from liverec.rtmp.pushauth import BAD_NAME, check_push_signature, check_stream_name
 from liverec.rtmp.session import PublishRequest
+
+REJECTED = "NetStream.Publish.Rejected"
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,11 @@ class Admission:
         if ep.auth_key:
             check_push_signature(ep.auth_key, ep.name, name, request.query)
         stream = StreamRef(project.app_id, self.region, ep.name, name)
+        banned = self.catalog.banned_until(stream)
+        if banned is not None:
+            raise RefusedError(
+                REJECTED, f"stream {stream} is banned until {banned.isoformat(timespec='seconds')}"
+            )
         # A second publisher is refused whether or not the stream is recorded.
         if not self.catalog.try_acquire_live(stream, self.node_id, self.lease_seconds):
             raise RefusedError(BAD_NAME, f"stream {stream} is already being published")
@@ -117,6 +125,7 @@ class Admission:
         """At start: close the recordings a crash left open (ours, and any whose lease has
         expired) at their last catalogued segment, and give back our live leases."""
         self.catalog.release_node_live(self.node_id)
+        self.catalog.end_node_publishes(self.node_id, self.clock())
         candidates: dict[int, Recording] = {
             rec.id: rec for rec in self.catalog.open_recordings(self.node_id)
         }
@@ -147,6 +156,7 @@ class Admission:
                 finalize_recording(self.catalog, self.store, rec)
                 log.info("closed recording %s of stopped node %s", rec.playlist_key, rec.node_id)
                 closed += 1
+        self.catalog.end_orphan_publishes()
         stale = self.clock() - timedelta(seconds=self.lease_seconds)
         for rec in self.catalog.open_recordings(self.node_id):
             if not self.holds(rec) and rec.end_time < stale:

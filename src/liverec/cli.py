@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
-from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine, migrate
-from liverec.config import REGIONS, Settings, load_settings
-from liverec.errors import LiverecError
+from liverec.catalog import Catalog, SecretBox, check_schema, make_engine, migrate
+from liverec.catalog.secrets import KEY_FILE_NAME
+from liverec.config import REGIONS, Settings, check_tls_files, is_wildcard, load_settings
+from liverec.errors import ConfigError, LiverecError
 from liverec.rtmp.pushauth import signed_push_query
 
 SETTING_OPTIONS = {
@@ -24,6 +27,12 @@ SETTING_OPTIONS = {
     "--storage-url": "media store URL: file://... (default, in the data dir)",
     "--region": f"region this node records into: {', '.join(REGIONS)} (default na)",
     "--log-level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+    "--tls-cert": "PEM certificate (chain) file: serve HTTPS instead of HTTP (with --tls-key)",
+    "--tls-key": "the certificate's unencrypted PEM private key file",
+    "--public-url": "base URL clients reach the API at, e.g. https://rec.example.com/liverec: "
+    "the base of every signed url returned (default: the request's own)",
+    "--public-rtmp-url": "rtmp://HOST[:PORT] publishers reach this node at, for printed push "
+    "URLs (default: from --rtmp)",
 }
 
 
@@ -41,10 +50,47 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _catalog(settings: Settings) -> Catalog:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """The existing catalog, for the admin commands, which never create anything: run from
+    the wrong directory (the data dir defaults to ./liverec-data) they would otherwise make
+    an empty catalog and a new secret key there and report success on them. Only `serve`
+    creates the data dir, the catalog and the key; `migrate` updates the schema."""
+    _require_catalog(settings)
+    box = _secret_box(settings)
     engine = make_engine(settings.effective_database_url)
-    ensure_schema(engine)
-    return Catalog(engine, SecretBox.from_settings(settings))
+    check_schema(engine)
+    return Catalog(engine, box)
+
+
+def _require_catalog(settings: Settings) -> None:
+    """ConfigError unless the SQLite catalog file exists. A PostgreSQL catalog lives on its
+    server, so it needs no data dir (an empty database is refused by its schema check)."""
+    path = settings.sqlite_path
+    if path is None:
+        return
+    if not settings.database_url and not settings.data_dir.is_dir():
+        raise ConfigError(
+            f"data directory {settings.data_dir.absolute()} does not exist: give the server's "
+            "--data-dir (or LIVEREC_DATA_DIR); `liverec serve` creates it"
+        )
+    if not path.is_file():
+        raise ConfigError(f"no catalog at {path}: `liverec serve` creates it on its first start")
+
+
+def _secret_box(settings: Settings) -> SecretBox:
+    """The key the servers seal the catalog's secrets with: LIVEREC_SECRET_KEY, else the
+    data dir's key file, which must exist: a new key would seal new secrets (credentials,
+    auth keys) that no server can open. So on PostgreSQL without LIVEREC_SECRET_KEY the
+    data dir is still needed, for its key file."""
+    if settings.secret_key:
+        return SecretBox(settings.secret_key)
+    path = settings.data_dir / KEY_FILE_NAME
+    if not path.is_file():
+        raise ConfigError(
+            f"no secret key: LIVEREC_SECRET_KEY is not set and {path.absolute()} does not "
+            "exist; set LIVEREC_SECRET_KEY to the servers' key or give the --data-dir of a "
+            "server that holds it"
+        )
+    return SecretBox.from_key_file(path)
 
 
 def _default_app(catalog: Catalog, app_id: str | None) -> str:
@@ -60,12 +106,18 @@ def _default_app(catalog: Catalog, app_id: str | None) -> str:
 def cmd_serve(args: argparse.Namespace) -> None:
     from liverec.service import run
 
-    run(_settings(args))
+    settings = _settings(args)
+    if settings.tls:
+        # First, before the data dir, the catalog or the first start's one-time secret.
+        check_tls_files(settings.tls_cert, settings.tls_key)
+    run(settings)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # SQLite: only an existing catalog (`serve` makes one, at head). PostgreSQL: an empty
+    # database too, which is how a cluster is set up.
+    _require_catalog(settings)
     migrate(make_engine(settings.effective_database_url))
     print("catalog schema is up to date")
 
@@ -98,16 +150,40 @@ def _ep_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
-def _print_signed(
-    settings: Settings, host: str, ep: str, key: str, stream: str, expires_in: int
-) -> None:
-    port = settings.rtmp_addr[1]
+def push_url_base(settings: Settings, host: str | None = None) -> str:
+    """`rtmp://HOST[:PORT]`, where publishers reach this deployment, for the push URLs the
+    admin commands print: `public_rtmp_url` when set (a load balancer's address), else the
+    `rtmp` listen address. A wildcard listen host (0.0.0.0, ::) reaches nothing, so it
+    becomes `public_url`'s host, else this machine's name. `host` (the commands' --host)
+    replaces the host however it was found."""
+    if settings.public_rtmp_url:
+        parts = urlsplit(settings.public_rtmp_url)
+        scheme, found, port = parts.scheme, parts.hostname or "", parts.port
+    else:
+        scheme, (found, port) = "rtmp", settings.rtmp_addr
+        if port == 0:
+            raise ConfigError(
+                f"the RTMP port is chosen at start (--rtmp {settings.rtmp}): give "
+                "--public-rtmp-url for the push URL"
+            )
+        if is_wildcard(found):
+            public = urlsplit(settings.public_url).hostname if settings.public_url else None
+            found = public or socket.gethostname()
+    host = host or found
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address
+    return f"{scheme}://{host}" if port is None else f"{scheme}://{host}:{port}"
+
+
+def _print_signed(base: str, ep: str, key: str, stream: str, expires_in: int) -> None:
     query = signed_push_query(key, ep, stream, int(time.time()) + expires_in)
-    print(f"signed push URL: rtmp://{host}:{port}/{ep}/{stream}?{query}")
+    print(f"signed push URL: {base}/{ep}/{stream}?{query}")
 
 
 def cmd_entry_points(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    # `sign` exists to print a push URL: a setting that makes one impossible fails it
+    # before anything else.
+    base = push_url_base(settings, args.host) if args.action == "sign" else None
     catalog = _catalog(settings)
     app_id = _default_app(catalog, args.app)
     if args.action == "list":
@@ -134,7 +210,14 @@ def cmd_entry_points(args: argparse.Namespace) -> None:
     if ep.auth_key:
         if args.action != "sign":
             print(f"push auth key: {ep.auth_key}")
-        _print_signed(settings, args.host, ep.name, ep.auth_key, args.stream, args.expires)
+        if base is None:
+            try:
+                base = push_url_base(settings, args.host)
+            except ConfigError as exc:
+                # The change is made and the key shown: say why there is no URL, and succeed.
+                print(f"liverec: no signed push URL: {exc}", file=sys.stderr)
+                return
+        _print_signed(base, ep.name, ep.auth_key, args.stream, args.expires)
     elif args.action == "sign":
         raise LiverecError(f"entry point {ep.name} has no auth key: pushes need no signature")
 
@@ -217,7 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
         if action in ("add", "set", "sign"):
             p.add_argument("--stream", default="stream1", help="stream name for the signed URL")
             p.add_argument("--expires", type=int, default=3600, help="signed URL lifetime, s")
-            p.add_argument("--host", default="localhost", help="host for the signed URL")
+            p.add_argument(
+                "--host",
+                help="host for the signed URL (default: from --public-rtmp-url, --rtmp or "
+                "--public-url, else this machine's name)",
+            )
         p.set_defaults(func=cmd_entry_points)
 
     creds = sub.add_parser("credentials", help="manage API credentials").add_subparsers(

@@ -6,16 +6,24 @@ the TOML config file (`--config` / `LIVEREC_CONFIG`), then the embedded defaults
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from liverec.errors import ConfigError
 
 REGIONS = ("na", "eu", "ap", "cn")
+CATALOG_FILE = "catalog.db"  # the default SQLite catalog, in the data dir
 
 
 def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
@@ -37,6 +45,91 @@ def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ConfigError(f"port out of range in {value!r}")
     return host or "0.0.0.0", port  # noqa: S104 - listening on all interfaces is the default
+
+
+def is_wildcard(host: str) -> bool:
+    """True for an address that means every interface (`0.0.0.0`, `::`): one can listen
+    on it but not connect to it, so no URL handed to a client may carry it."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def public_base_url(name: str, value: str, schemes: tuple[str, ...], *, path: bool) -> str:
+    """`value` checked as the base URL clients reach liverec at, normalised: scheme and
+    host required, scheme lower-cased, no user, query or fragment, no trailing slash (the
+    API appends `/files/...`). A path prefix (`https://example.com/liverec`) is kept when
+    `path` is true, refused otherwise. ConfigError, naming the setting, if it is not one."""
+    text = value.strip()
+    if any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in text):
+        raise ConfigError(f"{name} must not contain spaces or control characters: {value!r}")
+    wanted = " or ".join(f"{s}://" for s in schemes)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or too big
+    except ValueError:
+        raise ConfigError(f"{name} is not a valid URL: {value!r}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in schemes:
+        raise ConfigError(f"{name} must start with {wanted}: {value!r}")
+    if not parts.hostname:
+        raise ConfigError(f"{name} must name a host: {value!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{name} must not carry a user or password: {value!r}")
+    if parts.query or parts.fragment or "?" in text or "#" in text:
+        raise ConfigError(f"{name} must not have a query or fragment: {value!r}")
+    prefix = parts.path.rstrip("/")
+    if prefix and not path:
+        raise ConfigError(f"{name} must not have a path: {value!r}")
+    return urlunsplit((scheme, parts.netloc, prefix, "", ""))
+
+
+def check_tls_files(cert_file: str, key_file: str) -> None:
+    """Raise ConfigError unless `cert_file` holds a PEM certificate (a chain: the server's
+    own first) and `key_file` the unencrypted PEM private key that matches it.
+
+    These are the checks OpenSSL makes when the HTTPS server loads the pair, made first and
+    one by one so that a wrong file is one line that names it, not a traceback from inside
+    the server; `serve` makes them before it touches the data dir or the catalog. An
+    encrypted key is refused rather than prompted for: a service has no terminal."""
+    cert_pem = _read_tls_file(cert_file, "certificate")
+    key_pem = _read_tls_file(key_file, "key")
+    try:
+        cert = x509.load_pem_x509_certificates(cert_pem)[0]
+    except ValueError:
+        raise ConfigError(f"TLS certificate {cert_file} holds no PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:
+        raise ConfigError(
+            f"TLS key {key_file} is encrypted: give an unencrypted key (readable by liverec's "
+            "user only)"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError(f"TLS key {key_file} holds no PEM private key") from None
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+        raise ConfigError(f"TLS key {key_file} does not match the certificate in {cert_file}")
+    # Then OpenSSL itself, which will serve with them: anything it still refuses. A password
+    # callback that refuses, so that OpenSSL never prompts on a terminal.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert_file, key_file, password=_no_password)
+    except OSError as exc:
+        raise ConfigError(f"TLS certificate {cert_file} and key {key_file}: {exc}") from None
+
+
+def _no_password() -> str:
+    raise ConfigError("the TLS key is encrypted: give an unencrypted key")
+
+
+def _read_tls_file(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read TLS {what} file {path}: {exc.strerror or exc}") from None
 
 
 @dataclass(frozen=True)
@@ -66,6 +159,17 @@ class Settings:
     rtmp_read_timeout: float = 30.0  # seconds without any byte from a publisher
     rtmp_max_connections: int = 1000
     rtmp_max_message_size: int = 8 * 1024 * 1024
+    # HTTPS: a PEM certificate (chain) and its unencrypted key, both or neither; empty:
+    # plain HTTP. One server, one port: the API and the file URLs alike.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # The base URL clients reach the HTTP API at (a proxy's or load balancer's, path prefix
+    # kept), for every signed `url` the API returns; empty: the request's own base URL.
+    # Normalised by load_settings: no trailing slash.
+    public_url: str = ""
+    # `rtmp://HOST[:PORT]` publishers reach this node at, for the push URLs the admin
+    # commands print; empty: from `rtmp` (and `public_url`'s host for a wildcard address).
+    public_rtmp_url: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,10 +181,28 @@ class Settings:
         return parse_hostport(self.rtmp, 1935)
 
     @property
+    def tls(self) -> bool:
+        """HTTPS instead of HTTP (load_settings ensures the key comes with the cert)."""
+        return bool(self.tls_cert)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The catalog's SQLite file (`sqlite:///PATH`, by default in the data dir), None
+        when the catalog is not SQLite or the URL names no file."""
+        if not self.database_url:
+            return (self.data_dir / CATALOG_FILE).resolve()
+        scheme, sep, rest = self.database_url.partition("://")
+        if not sep or scheme.split("+")[0].lower() != "sqlite":
+            return None
+        # sqlite:///PATH is an empty host, then the path (absolute: sqlite:////PATH).
+        path = rest.partition("?")[0]
+        return Path(path[1:]) if path.startswith("/") and len(path) > 1 else None
+
+    @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / CATALOG_FILE).resolve()}"
 
     @property
     def effective_storage_url(self) -> str:
@@ -150,4 +272,25 @@ def load_settings(
         raise ConfigError(f"region must be one of {', '.join(REGIONS)}, not {settings.region!r}")
     settings.http_addr  # noqa: B018 - validate early, with a clear error
     settings.rtmp_addr  # noqa: B018
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError(
+            "HTTPS needs both --tls-cert and --tls-key (LIVEREC_TLS_CERT, LIVEREC_TLS_KEY); "
+            "give neither for plain HTTP"
+        )
+    # The files themselves are checked by `serve` only (check_tls_files): admin commands,
+    # which may run as another user, do not read them.
+    if settings.public_url:
+        settings = dataclasses.replace(
+            settings,
+            public_url=public_base_url(
+                "--public-url", settings.public_url, ("http", "https"), path=True
+            ),
+        )
+    if settings.public_rtmp_url:
+        settings = dataclasses.replace(
+            settings,
+            public_rtmp_url=public_base_url(
+                "--public-rtmp-url", settings.public_rtmp_url, ("rtmp", "rtmps"), path=False
+            ),
+        )
     return settings

@@ -4,6 +4,7 @@ its own.
     catalog + store        the catalog (SQLite or PostgreSQL) and the blob store
     Admission              who may publish; this node's leases (admission.py)
     Recorders              a recorder per recorded publish; its listeners (recorder/)
+    Publishing             this node's live publishes: figures, bans, recording switches
     RtmpServer             ingest; asks `start_publish` below for each publish
     ClipWriter, SnapshotWriter, the FastAPI app on uvicorn
 
@@ -18,7 +19,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -28,10 +29,13 @@ import uvicorn
 from liverec.admission import Admission
 from liverec.api.app import create_app
 from liverec.api.context import ApiContext
+from liverec.api.viewers import Viewers, keep_flushing
 from liverec.bootstrap import bootstrap, persistent_node_id
 from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
-from liverec.config import Settings
+from liverec.config import Settings, check_tls_files
+from liverec.livemedia import LiveMedia
 from liverec.postprocess import ClipWriter, SnapshotWriter
+from liverec.publishing import Publishing
 from liverec.recorder import Recorders
 from liverec.rtmp.server import Limits, RtmpServer
 from liverec.rtmp.session import MediaSink, PublishRequest
@@ -43,25 +47,6 @@ log = logging.getLogger("liverec")
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class DiscardSink:
-    """A publish whose recording is switched off: accepted, nothing stored."""
-
-    def __init__(self, on_closed: Callable[[], Awaitable[None]]) -> None:
-        self.on_closed = on_closed
-
-    def on_metadata(self, metadata: dict[str, Any]) -> None:
-        pass
-
-    def on_audio(self, timestamp: int, payload: bytes) -> None:
-        pass
-
-    def on_video(self, timestamp: int, payload: bytes) -> None:
-        pass
-
-    async def close(self) -> None:
-        await self.on_closed()
 
 
 class Service:
@@ -100,6 +85,18 @@ class Service:
             executor=self.io_pool,
             listeners=[self.admission],
         )
+        self.viewers = Viewers(self.clock.now)
+        self.publishing = Publishing(
+            self.catalog,
+            self.recorders,
+            node_id=self.node_id,
+            clock=self.clock.now,
+            executor=self.io_pool,
+        )
+        self.node_key = self.box.derive("node-rpc")
+        self.live_media = LiveMedia(
+            self.publishing, self.catalog, node_id=self.node_id, key=self.node_key
+        )
         self.rtmp = RtmpServer(
             self,
             Limits(
@@ -121,14 +118,22 @@ class Service:
         async def on_closed() -> None:
             await asyncio.to_thread(self.admission.release, admitted.stream)
 
-        if not admitted.record:
-            return DiscardSink(on_closed)
-        return self.recorders.start(
-            admitted.stream,
-            target_duration=admitted.entry_point.target_duration,
-            max_file_duration=admitted.entry_point.max_file_duration,
-            on_closed=on_closed,
-        )
+        try:
+            return await self.publishing.start(admitted, request, on_closed)
+        except BaseException:
+            await on_closed()
+            raise
+
+    def node_url(self) -> str:
+        """Where other nodes reach this node's API (a live-edge snapshot of a stream this
+        node records is answered here)."""
+        host = self.settings.http_addr[0]
+        if host in ("", "0.0.0.0", "::"):  # noqa: S104 (a wildcard is not an address)
+            host = socket.gethostname()
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self.settings.tls else "http"
+        return f"{scheme}://{host}:{self.http_port}"
 
     def api_context(self) -> ApiContext:
         return ApiContext(
@@ -138,9 +143,13 @@ class Service:
             url_key=self.box.derive("file-urls"),
             clock=self.clock.now,
             make_clip=ClipWriter(self.catalog, self.store),
-            make_snapshot=SnapshotWriter(self.catalog, self.store),
+            make_snapshot=SnapshotWriter(self.catalog, self.store, self.live_media),
             node_id=self.node_id,
             redirect_downloads=self.settings.s3_redirect,
+            public_url=self.settings.public_url,
+            viewers=self.viewers,
+            local_live=self.publishing,
+            node_key=self.node_key,
         )
 
     # -- running -------------------------------------------------------------------------
@@ -151,19 +160,32 @@ class Service:
         host, port = self.settings.rtmp_addr
         await self.rtmp.start(host, port)
         await self._start_http()
+        await asyncio.to_thread(self.catalog.register_node, self.node_id, self.node_url())
         self._tasks.append(
             asyncio.create_task(self.admission.keep_leases(self.io_pool), name="heartbeat")
         )
-        # Always shown, whatever the log level: scripts and tests wait for this line.
+        self._tasks.append(asyncio.create_task(self.publishing.watch(), name="live controls"))
+        self._tasks.append(
+            asyncio.create_task(keep_flushing(self.viewers, self.catalog), name="viewers")
+        )
+        # Always shown, whatever the log level: scripts and tests wait for this line. New
+        # fields go last, so parsers of the older line keep working.
         print(
             f"liverec ready: rtmp={host}:{self.rtmp.port} "
             f"http={self.settings.http_addr[0]}:{self.http_port} "
-            f"region={self.settings.region} data={self.settings.data_dir}",
+            f"region={self.settings.region} data={self.settings.data_dir} "
+            f"tls={'on' if self.settings.tls else 'off'}",
             flush=True,
         )
 
     async def _start_http(self) -> None:
+        """Serve the API and the files on the `http` address: HTTPS only when a certificate
+        is configured (one server, one port, no plain-HTTP fallback), else plain HTTP."""
         host, port = self.settings.http_addr
+        if self.settings.tls:
+            # Before binding: a bad pair is a ConfigError naming the file (`serve` checked
+            # it already; this guards a Service started some other way).
+            check_tls_files(self.settings.tls_cert, self.settings.tls_key)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -176,10 +198,17 @@ class Service:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            ssl_certfile=self.settings.tls_cert or None,
+            ssl_keyfile=self.settings.tls_key or None,
         )
+        # Loaded here rather than in the serving task, where a failure (the TLS files
+        # changed since the check) would leave a node that is "ready" without HTTP.
+        config.load()
         self.http = _EmbeddedServer(config)
         self._tasks.append(asyncio.create_task(self.http.serve(sockets=[sock]), name="http"))
-        log.info("HTTP listening on %s:%d", host, self.http_port)
+        log.info(
+            "%s listening on %s:%d", "HTTPS" if self.settings.tls else "HTTP", host, self.http_port
+        )
 
     async def stop(self) -> None:
         """Close every open recording (playlists get EXT-X-ENDLIST), then stop serving."""

@@ -131,6 +131,44 @@ async def test_hmac_signs_the_query_string(client: httpx.AsyncClient, clock: Fak
     assert "signature does not match" in assert_error(resp, 401)
 
 
+async def test_hmac_may_sign_the_path_without_its_query(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    # The docs leave it open; Agora's Postman script signs the path alone.
+    bare = signed(clock, "GET", "/whoami")
+    assert (await client.get("/whoami?a=1", headers=bare)).status_code == 200
+    # Nothing looser: another path, or a query signed that was not sent, is refused.
+    other = signed(clock, "GET", "/whoam")
+    assert_error(await client.get("/whoami?a=1", headers=other), 401)
+    extra = signed(clock, "GET", "/whoami?a=1")
+    assert_error(await client.get("/whoami", headers=extra), 401)
+
+
+@pytest.mark.parametrize(
+    ("sent", "signed_as", "ok"),
+    [
+        ("testserver:8080", "testserver", True),  # the Postman script drops the port
+        ("testserver", "testserver:80", True),  # a client that adds the default port
+        ("testserver:80", "testserver", True),
+        ("[::1]:8080", "[::1]", True),
+        ("testserver", "testserver:8080", False),  # not the default port
+        ("testserver:8080", "testserver:8081", False),
+        ("testserver", "otherserver", False),
+        ("testserver:8080", "otherserver", False),
+    ],
+)
+async def test_hmac_host_with_or_without_the_default_port(
+    client: httpx.AsyncClient, clock: FakeClock, sent: str, signed_as: str, ok: bool
+) -> None:
+    headers = hmac_authorization(CUSTOMER, SECRET, "GET", "/whoami", signed_as, clock.now)
+    headers["Host"] = sent
+    resp = await client.get("/whoami", headers=headers)
+    if ok:
+        assert resp.status_code == 200, resp.text
+    else:
+        assert "signature does not match" in assert_error(resp, 401)
+
+
 async def test_hmac_with_the_wrong_secret_is_401(
     client: httpx.AsyncClient, clock: FakeClock
 ) -> None:

@@ -112,3 +112,47 @@ async def test_any_fls_region_is_a_filter(client: httpx.AsyncClient) -> None:
         base("xx") + "/preview_list", params={**params, "stream_name": "cam"}, headers=AUTH
     )
     assert_error(resp, 400, "invalid_region")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "text/plain; charset=utf-8", "application/json"],
+)
+async def test_a_json_body_is_json_whatever_its_content_type(
+    client: httpx.AsyncClient, content_type: str | None
+) -> None:
+    # Agora's Python HMAC sample sends no Content-Type, its Java sample Java's form type.
+    body = b'{"startTime": "2026-11-23T11:00:00Z", "fileName": "x.m3u8"}'
+    headers = {**AUTH, **({"Content-Type": content_type} if content_type else {})}
+    if content_type is None:
+        headers["Content-Type"] = ""  # httpx would add none anyway; an empty one is sent
+    resp = await client.post(base() + "/cutting/cam", content=body, headers=headers)
+    # Parsed and validated as JSON: the stream has no recording, which is a 404.
+    assert_error(resp, 404, "no_recording")
+    resp = await client.post(base() + "/cutting/cam", content=b"startTime=x", headers=headers)
+    assert "not valid JSON" in assert_error(resp, 400, "invalid_parameter")
+
+
+async def test_preview_list_may_end_in_the_future(
+    client: httpx.AsyncClient, ctx: ApiContext
+) -> None:
+    # The common call: the whole of today, during today.
+    today = ctx.clock().date().isoformat()
+    resp = await client.get(
+        base() + "/preview_list",
+        params={
+            "start_time": f"{today}T00:00:00Z",
+            "end_time": f"{today}T23:59:59Z",
+            "stream_name": "cam",
+        },
+        headers=AUTH,
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"list": []}
+
+
+async def test_entry_points_list_has_the_documented_shape(client: httpx.AsyncClient) -> None:
+    resp = await client.get(f"/v1/projects/{APP}/fls/entry_points", headers=AUTH)
+    assert resp.status_code == 200, resp.text
+    items = resp.json()["entryPointList"]
+    assert [item["name"] for item in items] == ["live"]

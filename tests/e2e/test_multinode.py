@@ -13,11 +13,18 @@ import httpx
 import pytest
 
 from liverec.catalog import SecretBox
-from support.api import base_path, client, z
+from support.api import base_path, client, jpeg_frame, z
 from support.mediagen import decode_frames, make_media
 from support.pg import PG_ADMIN_URL, PgServer
 from support.s3server import S3Server, create_bucket
-from support.server import CUSTOMER_ID, CUSTOMER_SECRET, LiverecProcess, push, start_push
+from support.server import (
+    APP_ID,
+    CUSTOMER_ID,
+    CUSTOMER_SECRET,
+    LiverecProcess,
+    push,
+    start_push,
+)
 
 pytestmark = pytest.mark.slow  # real `liverec serve` processes, real ffmpeg pushes
 
@@ -147,6 +154,47 @@ def test_push_to_a_read_through_b_live_and_after(cluster: Cluster, media: dict[s
     second = listing(a, "cam")[1]
     wait_until(lambda: "#EXT-X-ENDLIST" in httpx.get(str(second["url"])).text)
     assert [n for _, n in decode_frames(str(second["url"]))] == list(range(2000, 2000 + 4 * FPS))
+
+
+def test_live_edge_snapshot_and_ban_through_the_other_node(
+    cluster: Cluster, media: dict[str, Path], tmp_path: Path
+) -> None:
+    a, b = cluster.a, cluster.b
+    ep = f"/v1/projects/{APP_ID}/fls/entry_points/live"
+    proc = start_push(a.url(stream="edge"), media["av12"])
+    try:
+        wait_until(lambda: len(listing(b, "edge")) == 1)
+        with client(b) as c:
+            online = c.get(ep + "/reports/online_streams").json()["streamList"]
+            assert [s["name"] for s in online] == ["edge"] and online[0]["nodeId"]
+            # An instant inside the segment A is writing: B gets A's live media.
+            when = datetime.now(UTC) - timedelta(milliseconds=500)
+            shot = c.post(BASE + "/snapshot/edge", json={"time": z(when), "fileName": "e.jpg"})
+            assert shot.status_code == 200, shot.text
+            answered = datetime.fromisoformat(shot.json()["time"].replace("Z", "+00:00"))
+            assert when - timedelta(milliseconds=41) <= answered <= when
+            jpeg = httpx.get(shot.json()["url"], follow_redirects=True)
+            number, width, _ = jpeg_frame(jpeg.content, tmp_path)
+            assert width == 320
+            # A ban asked of B ends the publish on A.
+            assert c.patch(ep + "/admin/banned_streams/edge").status_code == 200
+        proc.wait(4.0)
+        assert proc.returncode != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    a.wait_for_log(r"publish live/edge ended: stream live/edge is banned")
+    wait_until(lambda: "#EXT-X-ENDLIST" in httpx.get(str(listing(b, "edge")[0]["url"])).text)
+    [rec] = listing(b, "edge")
+    # The live-edge snapshot is the frame recorded at the time it answered: frame n is
+    # shown n / 25 s after the first, which comes 23 ms after the recording's start (AAC
+    # priming puts audio first). The exact check is in test_streams.py, on local files.
+    start = datetime.fromisoformat(str(rec["startTime"]).replace("Z", "+00:00"))
+    expected = ((answered - start).total_seconds() - 0.023) * FPS
+    assert abs(number - expected) < 1.1, (number, expected)
+    with client(b) as c:
+        assert c.delete(ep + "/admin/banned_streams/edge").status_code == 200
 
 
 def test_two_nodes_racing_for_one_clip_name(cluster: Cluster, media: dict[str, Path]) -> None:

@@ -494,3 +494,124 @@ def test_precise_clip_on_a_missing_segment_cleans_up(rec: Recorded) -> None:
         clip(rec, T0 + timedelta(seconds=1.1), None, precise=True, stream="broken", name="b.m3u8")
     assert not rec.catalog.file_reserved(CAM1.with_stream("broken"), "b.m3u8")
     assert not list(rec.folder("broken").glob("b*"))
+
+
+# -- precise clips: the answer's times and the media agree ------------------------------------
+
+FRAME = timedelta(milliseconds=40)  # 25 fps in every video stream here
+AAC_FRAME = 1024 / 44100  # seconds of one AAC frame
+
+
+@dataclass(frozen=True)
+class Opening:
+    """How a clip's playlist starts, as FFmpeg's HLS demuxer (what players build on) reads
+    it: all times in seconds of the media's own 90 kHz timeline."""
+
+    start: float  # where the demuxer says the playlist's media starts (its earliest PTS)
+    first_frame: float  # presentation time of the first video frame decoded
+    video_start: float  # the video stream's start_time
+    first_audio: float | None  # presentation time of the first audio packet
+    audio_frame: float  # duration of that audio packet
+
+
+def opening(rec: Recorded, result: ClipResult) -> Opening:
+    path = str(rec.store.root / REGION / APP / result.file_name)
+    container: Any = av.open(path, options={"protocol_whitelist": "file"})
+    with container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        first_audio: float | None = None
+        audio_frame = AAC_FRAME
+        first_frame: float | None = None
+        for pkt in container.demux():
+            if pkt.pts is None:
+                continue
+            time = float(pkt.pts * pkt.time_base)
+            # The first one read: audio is in order, and after an EXT-X-DISCONTINUITY the
+            # next recording's timestamps may be anywhere.
+            if pkt.stream == audio and first_audio is None:
+                first_audio = time
+                audio_frame = float(pkt.duration * pkt.time_base) if pkt.duration else AAC_FRAME
+            if pkt.stream == video:
+                for frame in video.codec_context.decode(pkt):
+                    if first_frame is None:
+                        first_frame = float(frame.pts * frame.time_base)
+        assert first_frame is not None
+        return Opening(
+            container.start_time / av.time_base,
+            first_frame,
+            float(video.start_time * video.time_base),
+            first_audio,
+            audio_frame,
+        )
+
+
+# Cuts of both streams: `bcam` has B-frames (2, so a 80 ms reorder delay), `cam1` none.
+CUTS = [
+    ("cam1", 13, 162),
+    ("cam1", 60, 70),
+    ("cam1", 0, 199),  # the whole recording: audio before frame 0 and after frame 199
+    ("cam1", 50, 99),
+    ("cam1", 74, 76),
+    ("cam1", 170, 1030),  # across recordings
+    ("bcam", 20, 140),
+    ("bcam", 3, 47),
+    ("bcam", 60, 98),
+    ("bcam", 50, 99),  # a B-frame segment's first frame is shown after it starts
+    ("bcam", 20, 99),  # ...and its last ones after it ends
+    ("bcam", 48, 49),  # frames of segment 0 shown after segment 1 starts
+    ("bcam", 49, 51),
+    ("bcam", 49, 140),
+    ("bcam", 0, 149),  # the whole recording
+]
+
+
+def precise_clip(
+    rec: Recorded, stream: str, first: int, last: int
+) -> tuple[ClipResult, list[int], bool]:
+    """A precise clip from frame `first` to frame `last` (asked for 5 ms into each), checked
+    to play exactly those frames; the frames; and whether it crosses recordings."""
+    times = rec.cam if stream == "cam1" else rec.bcam
+    result = clip(rec, times[first] + 5 * MS, times[last] + 5 * MS, precise=True, stream=stream)
+    assert (result.start, result.end) == (times[first], times[last])
+    crossing = last >= 1000 > first
+    frames = played(rec, result, quiet=not crossing)
+    assert frames == [n for n in range(first, last + 1) if n in times]
+    return result, frames, crossing
+
+
+@pytest.mark.parametrize(("stream", "first", "last"), CUTS)
+def test_precise_clip_duration_runs_from_first_frame_to_end_of_last(
+    rec: Recorded, stream: str, first: int, last: int
+) -> None:
+    result, frames, crossing = precise_clip(rec, stream, first, last)
+    # The answer's duration runs from the first frame to the end of the last one's display:
+    # endTime - startTime plus the last frame's own display time, never the 0.1-0.2 s more
+    # of a head segment timed from its first DTS.
+    frame = FRAME.total_seconds()
+    if not crossing:
+        span = (result.end - result.start).total_seconds()
+        assert result.duration == pytest.approx(span + frame, abs=0.002)
+    else:
+        # Across recordings endTime - startTime spans the gap; the clip plays each one's
+        # media, and the recorded segments it references whole also hold the audio muxed
+        # around a recording's first and last frames (less than one frame here).
+        assert abs(result.duration - len(frames) * frame) < frame
+    playlist = parse((rec.store.root / REGION / APP / result.file_name).read_text())
+    assert playlist.segments[0].program_date_time == result.start
+    assert sum(e.duration for e in playlist.segments) == pytest.approx(result.duration, abs=0.003)
+    assert all(e.duration > 0 for e in playlist.segments)
+
+
+@pytest.mark.parametrize(("stream", "first", "last"), CUTS)
+def test_precise_clip_plays_nothing_before_its_first_frame(
+    rec: Recorded, stream: str, first: int, last: int
+) -> None:
+    result, _, _ = precise_clip(rec, stream, first, last)
+    head = opening(rec, result)
+    # The first frame is shown at the start of the playlist's media: no audio under a blank
+    # picture before it (at most part of one audio frame, the one playing at that instant).
+    assert head.first_frame == head.video_start
+    assert head.start == pytest.approx(head.first_frame, abs=2e-6)  # microseconds there
+    if head.first_audio is not None:
+        assert head.first_audio > head.first_frame - head.audio_frame

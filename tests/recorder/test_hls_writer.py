@@ -13,7 +13,7 @@ import pytest
 
 from liverec.errors import CatalogUnavailableError, LeaseLostError, StorageError
 from liverec.layout import StreamRef
-from liverec.media.m3u8 import parse
+from liverec.media.m3u8 import SegmentEntry, parse
 from liverec.recorder import (
     Listener,
     MediaInfo,
@@ -22,7 +22,7 @@ from liverec.recorder import (
     RecordingStarted,
     SegmentStored,
 )
-from liverec.recorder.hls import HlsWriter
+from liverec.recorder.hls import HlsWriter, render_playlist
 from liverec.recorder.segmenter import SegmentData
 from liverec.storage import LocalStore
 
@@ -75,16 +75,19 @@ class Events:
             self.ended.append(self.number(event.recording.playlist))
 
 
-def segment(seq: int, *, keyframe: bool = True) -> SegmentData:
+def segment(
+    seq: int, *, keyframe: bool = True, duration: float = 4.0, playlist_target: int = 12
+) -> SegmentData:
     return SegmentData(
         seq=seq,
         start_ms=seq * 4000,
         wall_start=T0 + timedelta(seconds=4 * seq),
-        duration=4.0,
+        duration=duration,
         data=b"\x47" + bytes([seq]) * 187,
         discontinuity=False,
         keyframe_start=keyframe,
         video_frames=100,
+        playlist_target=playlist_target,
     )
 
 
@@ -240,3 +243,48 @@ async def test_listeners_hear_a_recording_end_the_journal_failed_and_one_lost(
         (events.started[1].recording.playlist, False),  # told although the journal failed
     ]
     assert events.ended == []
+
+
+class TappedStore(FlakyStore):
+    """Keeps every version of every playlist it stores, in order."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.playlists: list[str] = []
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        super().put(key, data, content_type)
+        if key.endswith(".m3u8"):
+            self.playlists.append(data.decode())
+
+
+async def test_every_playlist_version_declares_the_same_target_duration(
+    tmp_path: Path,
+) -> None:
+    store, events = TappedStore(tmp_path), Events()
+    w = writer(store, events, max_file_duration=20.0)
+    durations = [0.5, 4.0, 12.0, 2.0, 11.5, 4.0, 1.0]  # a rollover after 18.5 s
+    for i, d in enumerate(durations):
+        w.submit(segment(i, duration=d))
+    await w.close()
+    assert len(events.started) == 2
+    versions = [parse(text) for text in store.playlists]
+    assert len(versions) == len(durations) + 2  # one per segment, and one final each
+    # The first version, with only a 0.5 s segment, declares 12 s already.
+    assert {v.target_duration for v in versions} == {12}
+    assert all(e.duration <= 12 for v in versions for e in v.segments)
+    assert [v.endlist for v in versions].count(True) == 2
+
+
+def test_render_playlist_declares_the_target_it_is_given(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entries = [SegmentEntry("0.ts", 4.0, T0), SegmentEntry("1.ts", 2.4, T0)]
+    assert parse(render_playlist(entries, ended=False, target_duration=12)).target_duration == 12
+    # Unknown: the smallest that fits (EXTINF rounded to the nearest integer).
+    assert parse(render_playlist(entries, ended=True, target_duration=None)).target_duration == 4
+    # A segment past the target (which the segmenter rules out): raised to fit, and logged.
+    long = [*entries, SegmentEntry("2.ts", 12.6, T0)]
+    with caplog.at_level("ERROR"):
+        assert parse(render_playlist(long, ended=True, target_duration=12)).target_duration == 13
+    assert "exceeds the target duration 12 s" in caplog.text

@@ -1,12 +1,17 @@
-"""The segmenter on synthetic frames: keyframe cuts, durations, wall clock, jumps."""
+"""The segmenter on synthetic frames: keyframe cuts, durations, wall clock, jumps, and the
+playlist target duration it never exceeds, pauses included."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from liverec.recorder.segmenter import SegmentData, Segmenter
+from liverec.media.m3u8 import target_duration_for
+from liverec.media.ts import PACKET_SIZE, VIDEO_PID, first_dts
+from liverec.recorder.segmenter import SegmentData, Segmenter, playlist_target_duration
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 AU = b"\x00\x00\x00\x01\x09\xf0" + b"\x00\x00\x00\x01\x65" + b"\x88" * 50
@@ -87,12 +92,13 @@ def test_small_backward_jitter_is_not_a_jump() -> None:
 
 
 def test_stream_without_keyframes_is_still_cut() -> None:
-    seg = Segmenter(1.0, video=True, audio=False)
+    seg = Segmenter(1.0, video=True, audio=False)  # limit 9 s: cut 1 s before it
     done = seg.video(0, 0, True, AU, T0)
     for i in range(1, 1000):  # 40 s without another keyframe
         done += seg.video(i * 40, 0, False, AU, T0)
-    assert len(done) == 1 and done[0].duration == pytest.approx(20.0)
-    assert not done[0].discontinuity
+    assert [d.duration for d in done] == [8.0] * 4
+    assert [d.keyframe_start for d in done] == [True, False, False, False]
+    assert not any(d.discontinuity for d in done)
 
 
 def test_second_track_on_a_far_clock_starts_where_media_is() -> None:
@@ -113,3 +119,170 @@ def test_audio_only_segments_can_start_a_new_recording() -> None:
     for i in range(100):
         done += seg.audio(i * 23, ADTS, 23, T0)
     assert done and all(d.keyframe_start for d in done)
+
+
+# -- the playlist target duration: fixed, and never exceeded ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [(4.0, 12), (2.0, 10), (1.0, 9), (0.5, 9), (6.0, 14), (7.5, 16), (10.0, 20), (600.0, 1200)],
+)
+def test_playlist_target_duration_rule(target: float, expected: int) -> None:
+    assert playlist_target_duration(target) == expected
+    seg = Segmenter(target, video=True, audio=False)
+    assert seg.playlist_target == expected and seg.limit_ms == expected * 1000
+
+
+def video_dts(data: bytes) -> list[int]:
+    """The DTS (PTS when alone) of every video PES in a segment, in file order."""
+    out = []
+    for pos in range(0, len(data), PACKET_SIZE):
+        pkt = data[pos : pos + PACKET_SIZE]
+        if ((pkt[1] & 0x1F) << 8 | pkt[2]) != VIDEO_PID or not pkt[1] & 0x40:
+            continue
+        start = 4 + (1 + pkt[4] if pkt[3] & 0x20 else 0)
+        pes = pkt[start:]
+        field = pes[14:19] if pes[7] >> 6 == 0b11 else pes[9:14]
+        out.append(
+            (field[0] >> 1 & 7) << 30
+            | field[1] << 22
+            | (field[2] >> 1) << 15
+            | field[3] << 7
+            | field[4] >> 1
+        )
+    return out
+
+
+def check_playlist_rules(done: list[SegmentData], video_raw: list[int]) -> None:
+    """What every recording must keep: one target duration, no EXTINF past it, segments
+    that end where the next starts unless it is marked, and every video frame's wall
+    clock, by the rule post-processing reads it with, equal to the server's clock when it
+    arrived (the tests send each frame at T0 + its timestamp)."""
+    assert {d.playlist_target for d in done} == {done[0].playlist_target}
+    limit = done[0].playlist_target
+    assert all(0 < d.duration <= limit for d in done)
+    assert target_duration_for(d.duration for d in done) <= limit
+    for a, b in itertools.pairwise(done):
+        end = a.wall_start + timedelta(seconds=a.duration)
+        assert end == b.wall_start if not b.discontinuity else end <= b.wall_start
+    walls = []
+    for d in done:
+        first = first_dts(d.data)
+        walls += [
+            d.wall_start + timedelta(milliseconds=(v - first) / 90) for v in video_dts(d.data)
+        ]
+    assert walls == [T0 + timedelta(milliseconds=t) for t in video_raw]
+
+
+def feed_av(
+    seg: Segmenter,
+    end: int,
+    *,
+    keyframe: Callable[[int], bool],
+    skip: Callable[[int], bool] = lambda t: False,
+    skip_video: Callable[[int], bool] = lambda t: False,
+) -> tuple[list[SegmentData], list[int]]:
+    """Video every 40 ms and audio every 23 ms up to `end` ms, each sent at T0 + its
+    timestamp; frames at a skipped time are never sent (the publisher paused)."""
+    out: list[SegmentData] = []
+    sent: list[int] = []
+    audio = 0
+    for t in range(0, end, 40):
+        while audio <= t:
+            if not skip(audio):
+                out += seg.audio(audio, ADTS, 23, T0 + timedelta(milliseconds=audio))
+            audio += 23
+        if skip(t) or skip_video(t):
+            continue
+        out += seg.video(t, 0, keyframe(t), AU, T0 + timedelta(milliseconds=t))
+        sent.append(t)
+    return out + seg.flush(), sent
+
+
+def test_long_encoder_default_gops_still_cut_on_keyframes() -> None:
+    # x264's default keyint of 250 frames at 24 fps: a keyframe every 10.417 s.
+    seg = Segmenter(4.0, video=True, audio=False)
+    done: list[SegmentData] = []
+    stamps = [round(i * 1000 / 24) for i in range(1500)]  # 62.5 s
+    for i, t in enumerate(stamps):
+        done += seg.video(t, 0, i % 250 == 0, AU, T0 + timedelta(milliseconds=t))
+    done += seg.flush()
+    assert all(d.keyframe_start for d in done)
+    assert [d.duration for d in done[:-1]] == pytest.approx([10.417] * 5, abs=0.001)
+    check_playlist_rules(done, stamps)
+
+
+def test_a_keyframe_cuts_early_when_the_next_would_pass_the_limit() -> None:
+    # 10 s GOPs, and one extra keyframe 3 s into a segment (a scene cut): waiting past it
+    # for the next, 10 s later, would make a 13 s segment.
+    keyframes = {0, 10_000, 13_000, 23_000, 33_000}
+    seg = Segmenter(4.0, video=True, audio=True)
+    done, sent = feed_av(seg, 40_000, keyframe=keyframes.__contains__)
+    assert [d.duration for d in done] == pytest.approx([10.0, 3.0, 10.0, 10.0, 7.0], abs=0.03)
+    assert all(d.keyframe_start for d in done[1:])  # the first starts with audio
+    check_playlist_rules(done, sent)
+
+
+def test_gops_longer_than_the_limit_are_cut_without_keyframes() -> None:
+    seg = Segmenter(4.0, video=True, audio=False)
+    done: list[SegmentData] = []
+    stamps = list(range(0, 60_000, 40))
+    for t in stamps:
+        done += seg.video(t, 0, t % 20_000 == 0, AU, T0 + timedelta(milliseconds=t))
+    done += seg.flush()
+    # Cut at 11 s (1 s before the limit), then back on the next keyframe.
+    assert [d.duration for d in done] == [11.0, 9.0, 11.0, 9.0, 11.0, 9.0]
+    assert [d.keyframe_start for d in done] == [True, False] * 3
+    assert not any(d.discontinuity for d in done)
+    check_playlist_rules(done, stamps)
+
+
+@pytest.mark.parametrize(
+    ("pause_at", "pause", "split"),
+    [
+        (5_000, 7_000, False),  # the pause fits in its segment (4-12 s + the next keyframe)
+        (5_000, 9_000, False),
+        (8_000, 8_000, False),  # the segment (from 4 s) reaches the 12 s limit exactly
+        (7_900, 8_200, True),  # it would take the segment past the limit
+        (7_500, 9_000, True),
+        (5_000, 14_000, True),  # longer than JUMP_FORWARD_MS: the clock is re-anchored
+    ],
+)
+def test_a_paused_publisher_keeps_the_target_duration_and_the_wall_clock(
+    pause_at: int, pause: int, split: bool
+) -> None:
+    seg = Segmenter(4.0, video=True, audio=True)
+    done, sent = feed_av(
+        seg,
+        40_000,
+        keyframe=lambda t: t % 2000 == 0,
+        skip=lambda t: pause_at <= t < pause_at + pause,
+    )
+    assert any(d.discontinuity for d in done) == split
+    assert done[0].playlist_target == 12
+    check_playlist_rules(done, sent)
+    if split:
+        # The segment before the pause ends with its media, not with the pause; the one
+        # after it, which starts on whatever frame came first, ends at the first keyframe.
+        after = next(i for i, d in enumerate(done) if d.discontinuity)
+        end = done[after - 1].wall_start + timedelta(seconds=done[after - 1].duration)
+        assert end - T0 < timedelta(milliseconds=pause_at + 40)
+        assert not done[after].keyframe_start and done[after + 1].keyframe_start
+
+
+def test_a_stalled_video_track_is_no_jump() -> None:
+    # The camera freezes for 14 s while the microphone goes on: the frames that follow
+    # are still on the publisher's clock, and the segment is cut before the limit.
+    seg = Segmenter(4.0, video=True, audio=True)
+    done, sent = feed_av(
+        seg,
+        40_000,
+        keyframe=lambda t: t % 2000 == 0,
+        skip_video=lambda t: 5_000 <= t < 19_000,
+    )
+    assert not any(d.discontinuity for d in done)
+    assert max(d.duration for d in done) <= 11.05
+    check_playlist_rules(done, sent)
+    # After the stall, segments are cut on keyframes at the target again.
+    assert [d.duration for d in done[-4:]] == pytest.approx([4.0, 4.0, 4.0, 4.0], abs=0.03)

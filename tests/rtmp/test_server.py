@@ -13,14 +13,17 @@ from typing import Any
 
 import pytest
 
+from liverec.errors import RefusedError
 from liverec.media import amf0
 from liverec.rtmp import messages as m
 from liverec.rtmp.chunk import ChunkReader, ChunkWriter, Message
-from liverec.rtmp.server import RtmpServer
+from liverec.rtmp.server import Limits, RtmpServer
 from liverec.rtmp.session import PublishRequest
 
 MIB = 1024 * 1024
 VIDEO_CODECS = {7.0, "avc1"}
+IDLE = 0.5  # idle_timeout of the `short_idle` server
+REFUSED = "video codec On2 VP6 is not supported: liverec records H.264 video and AAC audio"
 
 
 class Sink:
@@ -40,6 +43,8 @@ class Sink:
         self.media.append((m.AUDIO, timestamp, payload))
 
     def on_video(self, timestamp: int, payload: bytes) -> None:
+        if self.name == "refuse":  # as the recorder refuses a codec
+            raise RefusedError("NetStream.Publish.Rejected", REFUSED)
         self.media.append((m.VIDEO, timestamp, payload))
 
     async def close(self) -> None:
@@ -137,6 +142,15 @@ class Client:
 @pytest.fixture
 async def server() -> AsyncIterator[RtmpServer]:
     srv = RtmpServer(Handler())
+    await srv.start("127.0.0.1", 0)
+    yield srv
+    await srv.close(grace=5)
+
+
+@pytest.fixture
+async def short_idle() -> AsyncIterator[RtmpServer]:
+    """Connections must publish within IDLE seconds of connecting or of a publish ending."""
+    srv = RtmpServer(Handler(), Limits(idle_timeout=IDLE))
     await srv.start("127.0.0.1", 0)
     yield srv
     await srv.close(grace=5)
@@ -289,3 +303,81 @@ async def test_closing_the_server_ends_every_publish(server: RtmpServer) -> None
     for i, client in enumerate(clients):
         assert await client.closed_by_server()
         assert sink_of(server, f"s{i}").closed == 1
+
+
+async def publish_past_idle_timeout(srv: RtmpServer, client: Client, name: str) -> None:
+    """Publish for twice the idle timeout, then unpublish as ffmpeg does."""
+    assert (await client.publish(name))["code"] == "NetStream.Publish.Start"
+    await asyncio.sleep(2 * IDLE)
+    await still_records(client, srv, name)
+    client.command("FCUnpublish", 4.0, None, name)
+    client.command("deleteStream", 5.0, None, 1.0)
+    await client.ping()  # answered: the server has handled the unpublish and gone round its loop
+    assert sink_of(srv, name).closed == 1
+
+
+async def test_a_long_publish_ends_quietly_and_the_connection_may_publish_again(
+    short_idle: RtmpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await Client.open(short_idle.port)
+    await publish_past_idle_timeout(short_idle, client, "first")
+    # More than the idle timeout after connecting, within it of the first publish's end.
+    client.command("createStream", 6.0, None)
+    client.command("publish", 7.0, None, "second", "live", stream_id=1)
+    assert (await client.status())["code"] == "NetStream.Publish.Start"
+    await still_records(client, short_idle, "second")
+    client.close()
+    await short_idle.close(grace=5)  # every connection has ended and said why
+    assert sink_of(short_idle, "second").closed == 1
+    assert "did not publish" not in caplog.text
+
+
+async def test_the_idle_timeout_restarts_when_a_publish_ends(
+    short_idle: RtmpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "liverec.rtmp.server")
+    client = await Client.open(short_idle.port)
+    await publish_past_idle_timeout(short_idle, client, "once")
+    # It does not publish again: closed one idle timeout after the end, and that is no fault.
+    assert await client.closed_by_server()
+    assert f"no new publish within {IDLE:g} s of the last one ending" in caplog.text
+    assert "did not publish" not in caplog.text
+
+
+async def test_a_connection_that_never_publishes_is_closed_with_a_warning(
+    short_idle: RtmpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await Client.open(short_idle.port)
+    client.command("connect", 1.0, {"app": "live", "tcUrl": "rtmp://127.0.0.1/live"})
+    assert await client.closed_by_server()
+    [record] = [r for r in caplog.records if "did not publish" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().endswith(f"did not publish within {IDLE:g} s")
+
+
+async def test_a_refused_publisher_can_read_the_status_while_it_still_sends_media(
+    server: RtmpServer,
+) -> None:
+    client = await honest(server, "refuse")
+    client.send(Message(m.VIDEO, 1, 0, b"\x14" + bytes(100)), 6)  # On2 VP6
+    msg = await client.wait_for(
+        lambda x: x.type_id == m.COMMAND_AMF0 and m.parse_command(x)[0] == "onStatus"
+    )
+    info = m.parse_command(msg)[2][1]
+    assert isinstance(info, dict)
+    assert (info["level"], info["code"], info["description"]) == (
+        "error",
+        "NetStream.Publish.Rejected",
+        REFUSED,
+    )
+    assert msg.stream_id == 1  # the publish's message stream, where clients look for it
+    assert await client.closed_by_server()  # nothing follows the status: the server half-closes
+    # A publisher still writes media after the refusal: ffmpeg reads what the server sent
+    # only between its writes. The server reads on, so those writes do not fail (a reset
+    # would make them fail with "Broken pipe" before the status is read) ...
+    for i in range(32):
+        client.send(Message(m.VIDEO, 1, 40 * i, bytes(64 * 1024)), 6)
+        await client.writer.drain()
+        await asyncio.sleep(0.01)  # room for a reset to arrive, were there one
+    client.close()  # ... until it hangs up, having read the status
+    assert sink_of(server, "refuse").closed == 1

@@ -57,17 +57,13 @@ async def project_scope(
     return appid
 
 
-async def stream_scope(
-    request: Request,
-    appid: str,
-    entry_point: str,
-    region: str,
-    customer_id: Annotated[str, Depends(authenticate)],
+async def _scope(
+    request: Request, customer_id: str, appid: str, entry_point: str, region: str | None
 ) -> Scope:
-    """The project, entry point and region of a standard-recording call, all checked."""
     if not appid or not entry_point:
         raise ApiError(400, "invalid_parameter", "appid and entry_point must not be empty")
-    check_region(region)
+    if region is not None:
+        check_region(region)
     await require_project(request, customer_id, appid)
     ctx = get_context(request)
     try:
@@ -76,4 +72,31 @@ async def stream_scope(
         raise ApiError(
             404, "entry_point_not_found", f"entry point {entry_point[:64]!r} does not exist"
         ) from None
-    return Scope(customer_id=customer_id, app_id=appid, entry_point=entry_point, region=region)
+    return Scope(
+        customer_id=customer_id,
+        app_id=appid,
+        entry_point=entry_point,
+        region=ctx.region if region is None else region,
+    )
+
+
+async def stream_scope(
+    request: Request,
+    appid: str,
+    entry_point: str,
+    region: str,
+    customer_id: Annotated[str, Depends(authenticate)],
+) -> Scope:
+    """The project, entry point and region of a standard-recording call, all checked."""
+    return await _scope(request, customer_id, appid, entry_point, region)
+
+
+async def entry_point_scope(
+    request: Request,
+    appid: str,
+    entry_point: str,
+    customer_id: Annotated[str, Depends(authenticate)],
+) -> Scope:
+    """The project and entry point of a stream-management or report call (no region in
+    the path: streams are named per entry point; the node's region is used), checked."""
+    return await _scope(request, customer_id, appid, entry_point, None)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from liverec.api.access import Scope, project_scope, stream_scope
 from liverec.api.auth import get_context
@@ -19,15 +20,17 @@ ENTRY_POINTS = "/v1/projects/{appid}/fls/entry_points"
 
 
 class EntryPointInfo(BaseModel):
-    id: str
-    recordEnabled: bool
-    targetDuration: float
-    maxFileDuration: float
-    pushAuth: bool
+    name: str
+    recordEnabled: bool = Field(description="liverec extension: standard recording is on")
+    targetDuration: float = Field(description="liverec extension: segment length, seconds")
+    maxFileDuration: float = Field(
+        description="liverec extension: a push longer than this continues in a new recording"
+    )
+    pushAuth: bool = Field(description="liverec extension: pushes need an FLS signature")
 
 
 class EntryPointList(BaseModel):
-    entryPoints: list[EntryPointInfo]
+    entryPointList: list[EntryPointInfo]
 
 
 class Enabled(BaseModel):
@@ -45,9 +48,9 @@ async def list_entry_points(
 ) -> EntryPointList:
     eps = await asyncio.to_thread(get_context(request).catalog.list_entry_points, appid)
     return EntryPointList(
-        entryPoints=[
+        entryPointList=[
             EntryPointInfo(
-                id=ep.name,
+                name=ep.name,
                 recordEnabled=ep.record_enabled,
                 targetDuration=ep.target_duration,
                 maxFileDuration=ep.max_file_duration,
@@ -112,9 +115,15 @@ async def entry_point_recording(
     return Ok(message=f"standard recording {'on' if body.enabled else 'off'}")
 
 
+# A task covers a stream that is live or starts publishing within this (FLS's 24 hours).
+TASK_LIFETIME = timedelta(hours=24)
+
+
 async def _stream_switch(request: Request, scope: Scope, stream_name: str, on: bool) -> Ok:
+    ctx = get_context(request)
     stream = scope.stream(stream_name)
-    await asyncio.to_thread(get_context(request).catalog.set_stream_recording, stream, on)
+    until = ctx.clock() + TASK_LIFETIME if on else None
+    await asyncio.to_thread(ctx.catalog.set_stream_recording, stream, on, until=until)
     return Ok(message=f"standard recording {'on' if on else 'off'} for {stream_name}")
 
 
@@ -124,7 +133,9 @@ async def enable_stream(
     scope: Annotated[Scope, Depends(stream_scope)],
     id: Annotated[str, Query(description="the stream name")],
 ) -> Ok:
-    """Record this stream even when its entry point's standard recording is off."""
+    """Record this stream even when its entry point's standard recording is off: at once
+    (from its next keyframe) if it is live, else its publishes that start within 24 hours.
+    A publish that started in time is recorded to its end."""
     return await _stream_switch(request, scope, id, True)
 
 
@@ -134,7 +145,7 @@ async def disable_stream(
     scope: Annotated[Scope, Depends(stream_scope)],
     id: Annotated[str, Query(description="the stream name")],
 ) -> Ok:
-    """Do not record this stream (from its next publish on)."""
+    """Do not record this stream: a recording of it that is live now ends at once."""
     return await _stream_switch(request, scope, id, False)
 
 

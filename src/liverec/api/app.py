@@ -10,9 +10,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from liverec import __version__
-from liverec.api import admin, files, fls
+from liverec.api import admin, files, fls, internal, streams
 from liverec.api.context import ApiContext
 from liverec.api.errors import install_error_handlers
+from liverec.api.jsonbody import JsonBodies
 from liverec.api.limits import MAX_BODY_BYTES, BodyLimit
 
 DESCRIPTION = """\
@@ -23,7 +24,8 @@ management calls for what is recorded, and the recorded files.
 Authentication: HTTP Basic with a customer ID and secret, or Agora's HMAC-SHA256 scheme.
 Times: RFC 3339 with an offset in requests; UTC with milliseconds in answers.
 Errors: a JSON body `{"message": ..., "reason": ...}` on every non-200 answer.
-Request bodies: at most 64 KiB (413 `body_too_large` beyond).
+Request bodies: JSON whatever the Content-Type says (Agora's samples send none, or a form
+type); at most 64 KiB (413 `body_too_large` beyond).
 """
 
 # An FLS path with an empty appid or entry point does not match any route; FLS answers
@@ -38,6 +40,8 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(fls.router)
     app.include_router(admin.router)
+    app.include_router(streams.router)
+    app.include_router(internal.router)
     app.include_router(files.router)
 
     @app.middleware("http")
@@ -58,6 +62,7 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "node": ctx.node_id if ctx else ""}
 
+    app.add_middleware(JsonBodies)
     # Added last, so it runs first: nothing reads a body before it is bounded.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     return app

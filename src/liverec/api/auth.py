@@ -156,13 +156,33 @@ def _check_digest(value: str, body: bytes) -> None:
         raise unauthorized("the Digest header does not match the body")
 
 
-def _request_line(request: Request, version: str) -> str:
+def _request_lines(request: Request, version: str) -> list[str]:
+    """The request line as signed: with its query string, and without it (the docs leave
+    open which; Agora's Postman script signs the path alone)."""
     raw_path = request.scope.get("raw_path")
     path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
     query = request.scope.get("query_string", b"")
+    lines = [f"{request.method} {path} HTTP/{version}"]
     if query:
-        path += "?" + query.decode("latin-1")
-    return f"{request.method} {path} HTTP/{version}"
+        lines.insert(0, f"{request.method} {path}?{query.decode('latin-1')} HTTP/{version}")
+    return lines
+
+
+def _hosts(request: Request, host: str) -> list[str]:
+    """The Host as sent, and the same host with its port taken off or, when it has none,
+    with the scheme's default port: Agora's Postman script signs the host without a port.
+    Never another host name."""
+    if host.startswith("["):  # an IPv6 literal: [::1]:8080
+        end = host.find("]") + 1
+        name, rest = (host[:end], host[end:]) if end else (host, "")
+    else:
+        name = host.partition(":")[0]
+        rest = host[len(name) :]
+    if rest.startswith(":") and rest[1:].isdigit():
+        return [host, name]
+    if not rest:
+        return [host, f"{host}:{443 if request.url.scheme == 'https' else 80}"]
+    return [host]
 
 
 async def _verify_hmac(ctx: ApiContext, request: Request, text: str) -> str:
@@ -205,10 +225,14 @@ async def _verify_hmac(ctx: ApiContext, request: Request, text: str) -> str:
     actual = str(request.scope.get("http_version", "1.1"))
     if actual != "1.1":
         versions.append(actual)
+    hosts = _hosts(request, values["host"]) if "host" in values else [""]
     for version in versions:
-        text = signing_string(signed, values, _request_line(request, version))
-        if hmac.compare_digest(signature, _mac(secret, text)):
-            return customer_id
+        for line in _request_lines(request, version):
+            for host in hosts:
+                variant = {**values, "host": host} if "host" in values else values
+                text = signing_string(signed, variant, line)
+                if hmac.compare_digest(signature, _mac(secret, text)):
+                    return customer_id
     raise unauthorized("the signature does not match")
 
 

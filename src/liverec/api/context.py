@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from liverec.api.viewers import Viewers
+
+if TYPE_CHECKING:
+    from liverec.api.internal import LocalLive
 from liverec.catalog import Catalog
 from liverec.layout import StreamRef
 from liverec.storage import BlobStore
@@ -79,3 +83,9 @@ class ApiContext:
     hmac_skew: float = 300.0  # seconds a signed request's Date may be off
     url_ttl: float = 3600.0  # lifetime of the signed `url` fields we hand out
     redirect_downloads: bool = False  # object storage: 307 to a presigned URL
+    # The base of the signed `url` fields (scheme, host, optional path prefix, no trailing
+    # slash) when clients reach the API through a proxy; empty: the request's base URL.
+    public_url: str = ""
+    viewers: Viewers | None = None  # counts who fetches playlists and segments
+    local_live: LocalLive | None = None  # this node's live media, for other nodes
+    node_key: bytes = b""  # signs calls between nodes (api/internal.py)

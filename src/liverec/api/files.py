@@ -30,7 +30,7 @@ from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError
 from liverec.api.signing import SIGNED_PREFIX, stream_folder_of, verify
 from liverec.errors import InvalidKeyError, StorageError
-from liverec.layout import file_part, project_root
+from liverec.layout import file_part, parse_name, project_root
 from liverec.media.m3u8 import PLAYLIST_TYPE
 from liverec.media.names import JPEG_TYPE
 from liverec.media.ts import TS_TYPE
@@ -258,6 +258,19 @@ class Presigner(Protocol):
     ) -> str: ...
 
 
+def _count_viewer(
+    request: Request, ctx: ApiContext, app_id: str, region: str, file_name: str, media_type: str
+) -> None:
+    """A playlist or segment fetched: its stream has a viewer this minute."""
+    if ctx.viewers is None or media_type not in (PLAYLIST_TYPE, TS_TYPE):
+        return
+    parsed = parse_name(file_name)
+    address = request.client.host if request.client else ""
+    ctx.viewers.saw(
+        parsed.stream(app_id, region), address, request.headers.get("user-agent", "")[:256]
+    )
+
+
 async def deliver(request: Request, ctx: ApiContext, key: str, media_type: str) -> Response:
     """Stream the file, or (object storage, when configured) redirect to a presigned URL so
     the bytes do not pass through this node. Playlists are always served here: a player
@@ -285,6 +298,7 @@ async def get_signed_file(
     verify(ctx, expires, sig, app_id, region, file_name)
     check_region(region)
     response = await deliver(request, ctx, _key(region, app_id, file_name), media_type)
+    _count_viewer(request, ctx, app_id, region, file_name, media_type)
     # A web player on another origin fetches these links.
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
@@ -301,7 +315,9 @@ async def get_file(
     await require_project(request, customer_id, app_id)
     check_region(region)
     media_type = _media_type(file_name)
-    return await deliver(request, ctx, _key(region, app_id, file_name), media_type)
+    response = await deliver(request, ctx, _key(region, app_id, file_name), media_type)
+    _count_viewer(request, ctx, app_id, region, file_name, media_type)
+    return response
 
 
 # The signed route goes first: `{expires:int}` keeps an app named "s" reachable below.

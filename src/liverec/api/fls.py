@@ -77,8 +77,11 @@ def _file_name(name: str, extensions: tuple[str, ...]) -> str:
 
 
 def _url(request: Request, ctx: ApiContext, stream: StreamRef, file_name: str) -> str:
+    """The signed URL of `file_name`, under the configured public URL when there is one:
+    behind a proxy or load balancer the request's own base URL is the node's address,
+    which the client cannot reach (the public URL's path prefix is kept)."""
     path = sign_url(ctx, stream.app_id, stream.region, file_name)
-    return str(request.base_url).rstrip("/") + path
+    return (ctx.public_url or str(request.base_url).rstrip("/")) + path
 
 
 @router.get("/preview_list", response_model=PreviewList)
@@ -94,9 +97,8 @@ async def preview_list(
     start = parse_time(start_time, "start_time")
     end = parse_time(end_time, "end_time")
     stream = scope.stream(stream_name)
-    now = ctx.clock()
-    not_in_future(start, now, "start_time")
-    not_in_future(end, now, "end_time")
+    # Only cutting's endTime and snapshot's time are limited to "not after now": a whole-day
+    # query during that day answers what exists so far.
     if end < start:
         raise ApiError(400, "invalid_time", "end_time is before start_time")
     recs = await asyncio.to_thread(ctx.catalog.recordings_overlapping, stream, start, end)

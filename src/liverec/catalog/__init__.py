@@ -20,8 +20,10 @@ from liverec.catalog.models import (
     to_ms,
 )
 from liverec.catalog.projects import DEFAULT_ENTRY_POINT, UNSET
+from liverec.catalog.publishes import PlayPoint, Publish, QualityPoint, viewer_id
 from liverec.catalog.repo import Catalog
 from liverec.catalog.secrets import SecretBox
+from liverec.catalog.streams import LiveControl
 
 __all__ = [
     "DEFAULT_ENTRY_POINT",
@@ -30,7 +32,11 @@ __all__ = [
     "Clock",
     "Credential",
     "EntryPoint",
+    "LiveControl",
+    "PlayPoint",
     "Project",
+    "Publish",
+    "QualityPoint",
     "Recording",
     "SecretBox",
     "Segment",
@@ -42,4 +48,5 @@ __all__ = [
     "migrate",
     "to_ms",
     "utc_now",
+    "viewer_id",
 ]

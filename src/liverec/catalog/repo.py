@@ -8,13 +8,15 @@ from sqlalchemy import Engine
 from liverec.catalog._base import Clock, utc_now
 from liverec.catalog.credentials import CredentialsRepo
 from liverec.catalog.projects import ProjectsRepo
+from liverec.catalog.publishes import PublishesRepo
 from liverec.catalog.recordings import RecordingsRepo
 from liverec.catalog.secrets import SecretBox
 from liverec.catalog.streams import StreamsRepo
 
 
-class Catalog(ProjectsRepo, CredentialsRepo, StreamsRepo, RecordingsRepo):
-    """Projects, credentials, entry points, streams, recordings, segments and file names.
+class Catalog(ProjectsRepo, CredentialsRepo, StreamsRepo, RecordingsRepo, PublishesRepo):
+    """Projects, credentials, entry points, streams, recordings, segments, file names,
+    publishes and their reports.
 
     `clock` gives the current UTC time for creation times; tests pass their own. Leases
     are written and compared by the database's clock (catalog/dbclock.py), so that nodes

@@ -13,6 +13,12 @@ Layout, and why:
 - `files` is the UNIQUE (stream_id, file_name) namespace of a stream folder: recording
   playlists, clips and snapshots all take their name there, so a race is settled by the
   database, not by check-then-insert.
+- `publishes` is one row per publish (admitted push), open while it is live (end_ms NULL):
+  online streams, publish history, and the media the publisher sent. `publish_quality`
+  keeps one point a minute per live publish; `play_minutes` the distinct viewers of a
+  stream per minute, as each node counted them.
+- `nodes` is where each node's HTTP API is reached, for requests one node must answer for
+  another (a snapshot at the live edge of a stream another node is recording).
 - Times are BIGINT epoch milliseconds UTC."""
 
 from __future__ import annotations
@@ -147,6 +153,11 @@ streams = Table(
     Column("max_segment_ms", BigInteger, nullable=False, server_default=text("0")),
     Column("live_node_id", String(64), nullable=True),
     Column("live_expires_ms", BigInteger, nullable=True),
+    # A recording task (PUT tasks) turns record_enabled on until this instant, unless the
+    # stream is live by then; None: the switch has no end (DELETE, or the CLI).
+    Column("task_until_ms", BigInteger, nullable=True),
+    # Banned: publishes are refused, and a live one ended, until this instant.
+    Column("ban_resume_ms", BigInteger, nullable=True),
     UniqueConstraint("project_id", "entry_point", "name"),
 )
 Index("ix_streams_live_node_id", streams.c.live_node_id)
@@ -211,4 +222,61 @@ files = Table(
     Column("created_ms", BigInteger, nullable=False),
     PrimaryKeyConstraint("stream_id", "file_name"),
     CheckConstraint("kind IN ('recording', 'clip', 'snapshot')", name="kind"),
+)
+
+publishes = Table(
+    "publishes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("stream_id", BigId, ForeignKey("streams.id"), nullable=False),
+    Column("node_id", String(64), nullable=False),
+    Column("region", String(8), nullable=False),
+    Column("client_ip", String(64), nullable=False),
+    Column("domain", String(253), nullable=False),  # the host the publisher connected to
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=True),  # NULL while live
+    Column("video_codec", String(16), nullable=True),
+    Column("audio_codec", String(16), nullable=True),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("fps", Float, nullable=True),
+    Column("bitrate", BigInteger, nullable=True),  # bits/s over the last minute
+)
+Index("ix_publishes_stream_start", publishes.c.stream_id, publishes.c.start_ms)
+Index("ix_publishes_end", publishes.c.end_ms)
+Index("ix_publishes_node_live", publishes.c.node_id, publishes.c.end_ms)
+
+publish_quality = Table(
+    "publish_quality",
+    metadata,
+    Column(
+        "publish_id",
+        BigId,
+        ForeignKey("publishes.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("stream_id", BigId, ForeignKey("streams.id"), nullable=False),
+    Column("minute_ms", BigInteger, nullable=False),  # the minute's start
+    Column("bitrate", BigInteger, nullable=False),  # bits/s, audio and video
+    Column("frame_rate", Float, nullable=False),  # video frames/s
+    PrimaryKeyConstraint("publish_id", "minute_ms"),
+)
+Index("ix_publish_quality_minute", publish_quality.c.minute_ms)
+
+play_minutes = Table(
+    "play_minutes",
+    metadata,
+    Column("stream_id", BigId, ForeignKey("streams.id"), nullable=False),
+    Column("minute_ms", BigInteger, nullable=False),
+    Column("viewer", String(32), nullable=False),  # a hash of the viewer's address and agent
+    PrimaryKeyConstraint("stream_id", "minute_ms", "viewer"),
+)
+Index("ix_play_minutes_minute", play_minutes.c.minute_ms)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(64), primary_key=True),
+    Column("api_url", String(255), nullable=False),  # where other nodes reach its API
+    Column("seen_ms", BigInteger, nullable=False),  # by the database's clock
 )

@@ -3,11 +3,15 @@ the stream folder `record/{entry_point}/{stream_name}/` (clips, snapshots, playl
 
 from __future__ import annotations
 
-from sqlalchemy import and_, delete, exists, insert, or_, select, update
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, delete, exists, insert, or_, select, update
 
 from liverec.catalog._base import RepoBase
 from liverec.catalog.dbclock import db_now_ms
-from liverec.catalog.models import seconds_to_ms
+from liverec.catalog.models import from_ms, seconds_to_ms, to_ms
 from liverec.catalog.names import check_file_name, check_node_id
 from liverec.catalog.schema import entry_points, files, projects, streams
 from liverec.errors import ConflictError, InvalidValueError, NotFoundError
@@ -18,12 +22,41 @@ from liverec.media.names import CLIP_EXTENSIONS, SNAPSHOT_EXTENSIONS
 FILE_KINDS = {"clip": CLIP_EXTENSIONS, "snapshot": SNAPSHOT_EXTENSIONS}
 
 
+@dataclass(frozen=True, slots=True)
+class LiveControl:
+    """What the catalog says of a stream a node is publishing (see live_controls)."""
+
+    app_id: str
+    entry_point: str
+    stream_name: str
+    # True: record it (its own switch or task is on, or it has none and the entry point
+    # records); False: its own switch is off; None: nothing says to change what it does (a
+    # task ran out while it was live: the live push goes on as it is).
+    record: bool | None
+    banned_until: datetime | None
+
+
+def _own_switch() -> Any:
+    """The stream's own recording switch, NULL when it has none or its task has run out."""
+    return case(
+        (
+            or_(streams.c.task_until_ms.is_(None), streams.c.task_until_ms >= db_now_ms()),
+            streams.c.record_enabled,
+        ),
+        else_=None,
+    )
+
+
 class StreamsRepo(RepoBase):
     # -- the recording switch -----------------------------------------------------------------
 
-    def set_stream_recording(self, stream: StreamRef, enabled: bool | None) -> None:
-        """Turn standard recording on or off for one stream (None: follow the entry point).
-        Per-stream state is the same in every region: `stream.region` is not used."""
+    def set_stream_recording(
+        self, stream: StreamRef, enabled: bool | None, *, until: datetime | None = None
+    ) -> None:
+        """Turn standard recording on or off for one stream (None: follow the entry point),
+        until `until` (a recording task covers pushes that start before then; a push live at
+        that moment goes on being recorded) or for good. Per-stream state is the same in
+        every region: `stream.region` is not used."""
         with self._write() as conn:
             pid = self._project_id(conn, stream.app_id)
             found = conn.execute(
@@ -37,13 +70,24 @@ class StreamsRepo(RepoBase):
             if found is None:
                 raise NotFoundError(f"entry point {stream.entry_point!r} does not exist")
             sid = self._ensure_stream(conn, stream)
-            conn.execute(update(streams).where(streams.c.id == sid).values(record_enabled=enabled))
+            conn.execute(
+                update(streams)
+                .where(streams.c.id == sid)
+                .values(
+                    record_enabled=enabled,
+                    task_until_ms=None if until is None else to_ms(until),
+                )
+            )
 
     def stream_recording_enabled(self, stream: StreamRef) -> bool:
-        """The entry point's record_enabled, unless the stream has its own setting."""
+        """The entry point's record_enabled, unless the stream has its own setting (and, for
+        a recording task, the task has not run out by the database's clock)."""
         with self._read() as conn:
             row = conn.execute(
-                select(entry_points.c.record_enabled, streams.c.record_enabled)
+                select(
+                    entry_points.c.record_enabled,
+                    _own_switch().label("stream_enabled"),
+                )
                 .select_from(entry_points)
                 .join(projects, projects.c.id == entry_points.c.project_id)
                 .outerjoin(
@@ -64,9 +108,112 @@ class StreamsRepo(RepoBase):
             if row is None:
                 self._project_id(conn, stream.app_id)
                 raise NotFoundError(f"entry point {stream.entry_point!r} does not exist")
-        ep_enabled = row._mapping[entry_points.c.record_enabled]
-        stream_enabled = row._mapping[streams.c.record_enabled]
+        ep_enabled = row._mapping["record_enabled"]
+        stream_enabled = row._mapping["stream_enabled"]
         return bool(ep_enabled if stream_enabled is None else stream_enabled)
+
+    # -- bans -------------------------------------------------------------------------------
+
+    def ban_stream(self, stream: StreamRef, resume: datetime) -> None:
+        """Refuse publishes of the stream (and end a live one) until `resume`."""
+        with self._write() as conn:
+            sid = self._ensure_stream(conn, stream)
+            conn.execute(
+                update(streams).where(streams.c.id == sid).values(ban_resume_ms=to_ms(resume))
+            )
+
+    def unban_stream(self, stream: StreamRef) -> bool:
+        """Lift a ban; False if the stream was not banned (or its ban had run out)."""
+        with self._write() as conn:
+            lifted = conn.execute(
+                update(streams)
+                .where(
+                    and_(
+                        streams.c.id == self._stream_id_subquery(stream),
+                        streams.c.ban_resume_ms > db_now_ms(),
+                    )
+                )
+                .values(ban_resume_ms=None)
+            ).rowcount
+            conn.execute(
+                update(streams)
+                .where(streams.c.id == self._stream_id_subquery(stream))
+                .values(ban_resume_ms=None)
+            )
+        return bool(lifted)
+
+    def banned_until(self, stream: StreamRef) -> datetime | None:
+        """When the stream's ban runs out, if it is banned now (by the database's clock)."""
+        with self._read() as conn:
+            resume = conn.execute(
+                select(streams.c.ban_resume_ms).where(
+                    and_(
+                        streams.c.id == self._stream_id_subquery(stream),
+                        streams.c.ban_resume_ms > db_now_ms(),
+                    )
+                )
+            ).scalar_one_or_none()
+        return None if resume is None else from_ms(resume)
+
+    def banned_streams(self, app_id: str, entry_point: str) -> list[tuple[str, datetime]]:
+        """(stream name, resume time) of the entry point's streams banned now, by name."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(streams.c.name, streams.c.ban_resume_ms)
+                .join(projects, projects.c.id == streams.c.project_id)
+                .where(
+                    and_(
+                        projects.c.app_id == app_id,
+                        streams.c.entry_point == entry_point,
+                        streams.c.ban_resume_ms > db_now_ms(),
+                    )
+                )
+                .order_by(streams.c.name)
+            ).all()
+        return [(row.name, from_ms(row.ban_resume_ms)) for row in rows]
+
+    def live_controls(self, node_id: str) -> list[LiveControl]:
+        """For each stream this node holds the live lease of: whether it is to be recorded
+        now and whether it is banned now. One statement; polled every second or so, so that
+        a ban or a recording task reaches the live publish on whichever node holds it."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(
+                    projects.c.app_id,
+                    streams.c.entry_point,
+                    streams.c.name,
+                    entry_points.c.record_enabled,
+                    _own_switch().label("stream_enabled"),
+                    case((streams.c.ban_resume_ms > db_now_ms(), streams.c.ban_resume_ms)).label(
+                        "banned_ms"
+                    ),
+                )
+                .select_from(streams)
+                .join(projects, projects.c.id == streams.c.project_id)
+                .outerjoin(
+                    entry_points,
+                    and_(
+                        entry_points.c.project_id == streams.c.project_id,
+                        entry_points.c.name == streams.c.entry_point,
+                    ),
+                )
+                .where(streams.c.live_node_id == node_id)
+            ).all()
+        out = []
+        for row in rows:
+            m = row._mapping
+            own, ep_on = m["stream_enabled"], m["record_enabled"]
+            record = bool(own) if own is not None else (True if ep_on else None)
+            out.append(
+                LiveControl(
+                    app_id=m["app_id"],
+                    entry_point=m["entry_point"],
+                    stream_name=m["name"],
+                    record=record,
+                    banned_until=None if m["banned_ms"] is None else from_ms(m["banned_ms"]),
+                )
+            )
+        return out
 
     # -- one live publisher per stream, across nodes --------------------------------------------
 

@@ -34,7 +34,9 @@ class SegmentEntry:
 @dataclass
 class MediaPlaylist:
     segments: list[SegmentEntry] = field(default_factory=list)
-    target_duration: int | None = None  # None: computed from the segments
+    # None: the smallest that fits the segments, for a playlist that never changes (a clip);
+    # a growing playlist must keep one value (RFC 8216 6.2.1), so it passes it (recorder/hls.py)
+    target_duration: int | None = None
     media_sequence: int = 0
     discontinuity_sequence: int = 0
     playlist_type: str | None = None  # 'EVENT' | 'VOD'

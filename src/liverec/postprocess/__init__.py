@@ -7,6 +7,13 @@ May import: catalog (records, and the narrow SegmentIndex Protocol it needs of i
 storage, layout, media, errors. PyAV does the decoding and encoding."""
 
 from liverec.postprocess.clip import ClipResult, ClipWriter
-from liverec.postprocess.snapshot import SnapshotResult, SnapshotWriter
+from liverec.postprocess.snapshot import LiveSegment, LiveSource, SnapshotResult, SnapshotWriter
 
-__all__ = ["ClipResult", "ClipWriter", "SnapshotResult", "SnapshotWriter"]
+__all__ = [
+    "ClipResult",
+    "ClipWriter",
+    "LiveSegment",
+    "LiveSource",
+    "SnapshotResult",
+    "SnapshotWriter",
+]

@@ -9,13 +9,16 @@ is one index range scan returning only the segments in range.
 A precise clip replaces the boundary segments with new ones cut to the frame (precise.py):
 `{clipbase}_head.ts` and `{clipbase}_tail.ts` beside the playlist (one `_head.ts` when both
 ends fall in one segment). A boundary segment that the cut would not change stays
-referenced as it is."""
+referenced as it is. The clip's first EXT-X-PROGRAM-DATE-TIME is its first frame's wall clock
+(its PTS, not the earlier DTS a B-frame stream has), its first segment holds nothing shown
+before that frame, and its EXTINFs add up to the time from that frame to the end of the last
+frame's display: endTime - startTime of the answer plus the last frame's own display time."""
 
 from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from liverec.catalog import Recording, Segment
@@ -24,9 +27,9 @@ from liverec.layout import StreamRef, file_part
 from liverec.media.m3u8 import PLAYLIST_TYPE, MediaPlaylist, SegmentEntry, format_time, render
 from liverec.media.ts import TS_TYPE
 from liverec.postprocess.index import SegmentIndex
-from liverec.postprocess.precise import Cut, cut_segment
+from liverec.postprocess.precise import Cut, cut_segment, shown_until
 from liverec.postprocess.reserve import reserved_file
-from liverec.postprocess.timing import SegmentMedia, open_segment
+from liverec.postprocess.timing import PTS_HZ, SegmentMedia, open_segment
 from liverec.storage import BlobStore
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,9 @@ class ClipResult:
     file_name: str  # record/{entry_point}/{stream_name}/{fileName}
     start: datetime  # plain: the first segment's start; precise: the first frame's time
     end: datetime  # plain: the last segment's end; precise: the last frame's time
-    duration: float  # seconds of media the playlist plays (the sum of its EXTINFs)
+    # Seconds of media the playlist plays (the sum of its EXTINFs); precise: from the first
+    # frame to the end of the last one's display, end - start + one frame (within a recording).
+    duration: float
     segments: int  # entries in the playlist
     precise: bool
 
@@ -168,33 +173,60 @@ class _Job:
                     f"no video frame of {self.stream.stream_name} between "
                     f"{format_time(start)} and {format_time(end)}"
                 )
-            return self._cut(pairs, head_media, head, tail_media, tail)
+            first = head_media.clock.time_of(head_media.frames()[head].pts)
+            lead: tuple[SegmentMedia, int] | None = None
+            if len(pairs) > 1 and _after_end(head_media, head):
+                # The first frame is shown only once the next segment has started (B-frame
+                # reorder): a head cut of its own segment would have no playlist time (its
+                # EXTINF would be <= 0) and the next segment's audio would play before it.
+                # So it leads a cut of the next segment (precise.py).
+                lead = (head_media, head)
+                pairs.pop(0)
+                head_media = load(pairs[0][1])
+            return self._cut(
+                pairs, head_media, head if lead is None else None, lead, tail_media, tail, first
+            )
 
     def _cut(
         self,
         pairs: list[tuple[Recording, Segment]],
         head_media: SegmentMedia,
-        head: int,
+        head: int | None,
+        lead: tuple[SegmentMedia, int] | None,
         tail_media: SegmentMedia,
         tail: int,
+        first: datetime,
     ) -> tuple[list[SegmentEntry], datetime, datetime]:
+        """Entries for `pairs` with the boundary segments cut where the cut changes them.
+
+        Their EXTINFs add up to the time from the first frame's start to the end of the last
+        frame's display: one frame (the last one's display time) more than last - first, the
+        answer's endTime - startTime. The first EXT-X-PROGRAM-DATE-TIME is `first`, the first
+        frame's wall clock, and nothing of the first segment plays before that frame."""
         base = self.file_name.removesuffix(".m3u8")
         entries = _entries(pairs)
-        head_frames = head_media.frames()
         tail_frames = tail_media.frames()
-        first = head_media.clock.time_of(head_frames[head].pts)
         last = tail_media.clock.time_of(tail_frames[tail].pts)
-        cut_head = head_media.clock.offset(head_frames[head].pts) > 0
+        # Not cut only when the segment starts with the first frame (nothing before it).
+        cut_head = lead is not None or (
+            head is not None and head_media.clock.offset(head_media.frames()[head].pts) > 0
+        )
         cut_tail = tail < len(tail_frames) - 1
+        if not cut_tail:
+            # A whole recorded segment ends the clip: it plays on until its last frame stops
+            # being shown, which with B-frames is after its (DTS-based) end, and at a
+            # recording's end is before the audio muxed after that frame ends.
+            until = shown_until(tail_media, tail_frames, tail) / PTS_HZ
+            entries[-1] = replace(entries[-1], duration=until)
         if len(pairs) == 1:
             if cut_head or cut_tail:
-                cut = cut_segment(
-                    head_media, head if cut_head else None, tail if cut_tail else None
-                )
+                # One segment cut at both ends: it ends with the last frame's display even
+                # when that is its last frame (no recorded segment follows it in the clip).
+                cut = cut_segment(head_media, head if cut_head else None, tail, lead=lead)
                 entries[0] = self._store_cut(f"{base}_head.ts", cut, entries[0])
             return entries, first, last
         if cut_head:
-            cut = cut_segment(head_media, head, None)
+            cut = cut_segment(head_media, head, None, lead=lead)
             entries[0] = self._store_cut(f"{base}_head.ts", cut, entries[0])
         if cut_tail:
             cut = cut_segment(tail_media, None, tail)
@@ -219,6 +251,13 @@ class _Job:
             if other[0].id == rec.id and other[1].seq == seg.seq - 1:
                 return other
         return None
+
+
+def _after_end(media: SegmentMedia, index: int) -> bool:
+    """Whether frames()[index] is shown only at or after the segment's end (the next
+    segment's start): with B-frames, one of the frames after the next segment's keyframe in
+    decode order but before it in presentation order."""
+    return media.clock.offset(media.frames()[index].pts) >= media.end_offset()
 
 
 def _entries(pairs: list[tuple[Recording, Segment]]) -> list[SegmentEntry]:

@@ -6,11 +6,26 @@ is decoded from its keyframe and re-encoded with libx264 (same size, keyframe fi
 veryfast, no B-frames); from that keyframe on the packets are copied as they are. At the tail,
 packets up to E are copied, unless a kept frame comes after a dropped one in decode order
 (B-frames referring to a frame after E): then the last GOP is re-encoded up to E. Audio
-packets from S's instant up to the end of E's display are copied.
+packets from S's instant up to the end of E's display are copied: none before S, so the
+first thing a player meets is S itself, not a stretch of audio under a blank picture.
 
 Every packet keeps its original 90 kHz PTS, so the new segment's timestamps run on exactly
 into the recorded segments the clip references next. Re-encoded frames get DTS = PTS - d,
 with d the reorder delay of the copied keyframe that follows them, so DTS stays monotonic.
+
+Timing. A cut's EXT-X-PROGRAM-DATE-TIME and EXTINF run in presentation time: a head cut
+starts at S's PTS (with B-frames its DTS, and the segment's first DTS in file order, are up to
+the reorder delay earlier; counting from there put a blank lead-in of 0.1-0.2 s before S)
+and a cut ending at E ends where E stops being shown (`shown_until`). A cut that runs to the
+segment's end ends where the segment does, which is where the next recorded segment's
+EXT-X-PROGRAM-DATE-TIME takes over (the recorder's DTS-based start_time, timing.py). So a
+clip's EXTINFs add up to the time from S's start to E's end, one frame more than E - S.
+
+With B-frames the last frames of a segment (in presentation order) are shown only after the
+next segment starts: its keyframe is shown a reorder delay after its DTS. A clip starting on
+one of them has no time of its own before the next segment's start, so those frames are cut
+as the `lead` of the next segment instead: re-encoded at the front of it, with the next
+segment's audio from S on.
 
 Muxed with media/ts.py's TsMuxer rather than PyAV's mpegts muxer: it writes the very layout
 the recorder writes (PIDs, PAT/PMT first, PCR on keyframes, AUD-led access units), takes
@@ -43,14 +58,15 @@ _X264_OPTIONS = {
 @dataclass(frozen=True)
 class Cut:
     data: bytes  # the new MPEG-TS segment
-    start_time: datetime  # its EXT-X-PROGRAM-DATE-TIME: wall clock of its first frame
-    duration: float  # its EXTINF, seconds
+    # Its EXT-X-PROGRAM-DATE-TIME: the wall clock of its first frame's PTS (a cut with no head
+    # or lead: the segment's start_time).
+    start_time: datetime
+    duration: float  # its EXTINF, seconds: to where its last frame stops being shown
     reencoded: int  # video frames re-encoded (the others were copied)
 
 
 @dataclass(frozen=True, slots=True)
 class _Out:
-    order: int  # DTS as ticks from the segment's start (wrap-safe), to sort by
     video: bool
     pts: int
     dts: int
@@ -58,26 +74,69 @@ class _Out:
     keyframe: bool
 
 
-def cut_segment(media: SegmentMedia, head: int | None, tail: int | None) -> Cut:
+def shown_until(media: SegmentMedia, frames: list[Any], index: int) -> int:
+    """Offset (ticks from the segment's start) where frames[index] stops being shown: the next
+    frame's PTS; after a segment's last frame, one frame step (the median), which is where the
+    next segment's first frame is shown.
+
+    Unlike SegmentMedia.frame_end this is never stretched to the segment's end: a clip ending
+    on a recording's last frame ends with that frame, not with the audio muxed after it."""
+    if index + 1 < len(frames):
+        return media.clock.offset(frames[index + 1].pts)
+    step = round(PTS_HZ / frame_rate(frames, media.clock))
+    return media.clock.offset(frames[index].pts) + step
+
+
+def cut_segment(
+    media: SegmentMedia,
+    head: int | None,
+    tail: int | None,
+    *,
+    lead: tuple[SegmentMedia, int] | None = None,
+) -> Cut:
     """The part of `media` from frames()[head] to frames()[tail] (indices in presentation
-    order; None: from the segment's start / to its end) as a new segment."""
+    order; None: from the segment's start / to its end) as a new segment.
+
+    `lead` = (the previous segment of the same recording, an index into its frames()): start
+    with that frame instead, which with B-frames is shown only after `media` starts (head must
+    be None then). Its frames from there on are re-encoded in front of all of `media`'s.
+
+    The cut starts at its first frame's PTS (with no head or lead: at the segment's start)
+    and ends where frames()[tail] stops being shown (no tail: at the segment's end); its
+    audio is kept within those bounds."""
     clock = media.clock
     frames = media.frames()
     if not frames:
         raise MediaError(f"{media.segment.key} has no frames to cut")
-    lo = clock.offset(frames[head].pts) if head is not None else None
+    if lead is not None and head is not None:
+        raise ValueError("a cut starts at its head or at its lead, not both")
+    start_time = clock.start_time
+    lo: int | None = None  # the first frame's offset: nothing before it is kept
+    if lead is not None:
+        lead_media, first = lead
+        first_pts = lead_media.frames()[first].pts
+        start_time = lead_media.clock.time_of(first_pts)  # that frame's own clock, as snapshots
+        lo = clock.offset(first_pts)
+    elif head is not None:
+        start_time = clock.time_of(frames[head].pts)
+        lo = clock.offset(frames[head].pts)
     hi = clock.offset(frames[tail].pts) if tail is not None else None
-    hi_end = media.frame_end(frames, tail) if tail is not None else None
+    hi_end = shown_until(media, frames, tail) if tail is not None else None
     out: list[_Out] = []
     reencoded = 0
-    if media.video:
-        video, reencoded = _video(media, lo, hi)
+    if lead is not None and media.video:
+        video, reencoded = _lead(lead[0], lead[1], _reorder(media, 0))
         out += video
-    for pkt in media.audio:
+    if media.video:
+        video, count = _video(media, lo if lead is None else None, hi)
+        out += video
+        reencoded += count
+    audio = list(lead[0].audio) + media.audio if lead is not None else media.audio
+    for pkt in audio:
         off = clock.offset(pkt.pts)
         if (lo is None or off >= lo) and (hi_end is None or off < hi_end):
-            out.append(_Out(clock.offset(pkt.dts), False, pkt.pts, pkt.dts, bytes(pkt), True))
-    out.sort(key=lambda o: (o.order, not o.video))
+            out.append(_Out(False, pkt.pts, pkt.dts, bytes(pkt), True))
+    out.sort(key=lambda o: (clock.offset(o.dts), not o.video))
     has_audio = any(not o.video for o in out)  # a cut of a frame or two may have none
     mux = TsMuxer(video=bool(media.video), audio=has_audio)
     parts = [mux.segment_header()]
@@ -90,21 +149,32 @@ def cut_segment(media: SegmentMedia, head: int | None, tail: int | None) -> Cut:
     # FFmpeg's TS probe wants 10 packets before it calls a file MPEG-TS; a cut of a frame or
     # two of small pictures can be shorter, so pad it with null packets.
     data += NULL_PACKET * max(0, _MIN_PACKETS - len(data) // PACKET_SIZE)
-    if (head is None) != (tail is None):
+    if (lo is None) != (tail is None):
         # Players read a playlist's segments as one TS stream: keep the continuity counters
         # running on from the recorded segment before a tail / into the one after a head.
         first_cc, last_cc = continuity(media.raw())
-        data = renumber(data, first_cc if head is None else None, last_cc if tail is None else None)
-    # As in the recorder, a segment starts at its first DTS (for a head cut: S's, or a bit
-    # earlier with B-frames) and a tail ends where E stops being shown.
-    start_off = out[0].order if head is not None and out else 0
+        data = renumber(data, first_cc if lo is None else None, last_cc if tail is None else None)
+    start_off = lo if lo is not None else 0
     end_off = hi_end if hi_end is not None else media.end_offset()
     return Cut(
         data=data,
-        start_time=clock.time_of(clock.first_dts + start_off),
+        start_time=start_time,
         duration=max(0, end_off - start_off) / PTS_HZ,
         reencoded=reencoded,
     )
+
+
+def _lead(media: SegmentMedia, first: int, delay: int) -> tuple[list[_Out], int]:
+    """Re-encoded video of `media` from frames()[first] on: the frames shown after the next
+    segment starts. `delay` is the reorder delay of that segment's first (key)frame, so their
+    DTS stay below its DTS."""
+    offs = [media.clock.offset(p.pts) for p in media.video]
+    lo = media.clock.offset(media.frames()[first].pts)
+    wanted = [i for i in range(len(media.video)) if offs[i] >= lo]
+    if not wanted:
+        return [], 0
+    out = _reencode(media, media.keyframe_before(min(wanted)), wanted, delay)
+    return out, len(wanted)
 
 
 def _video(media: SegmentMedia, lo: int | None, hi: int | None) -> tuple[list[_Out], int]:
@@ -149,9 +219,7 @@ def _video(media: SegmentMedia, lo: int | None, hi: int | None) -> tuple[list[_O
         tail = [i for i in rest if i >= k2]
     for i in copied:
         pkt = vids[i]
-        out.append(
-            _Out(clock.offset(pkt.dts), True, pkt.pts, pkt.dts, bytes(pkt), bool(pkt.is_keyframe))
-        )
+        out.append(_Out(True, pkt.pts, pkt.dts, bytes(pkt), bool(pkt.is_keyframe)))
     if tail:
         out += _reencode(media, tail[0], tail, _reorder(media, tail[0]))
         reencoded += len(tail)
@@ -199,7 +267,5 @@ def _reencode(media: SegmentMedia, start: int, wanted: list[int], delay: int) ->
     for pkt in packets:
         dts = pkt.pts - delay
         data = bytes(pkt)
-        out.append(
-            _Out(media.clock.offset(dts), True, pkt.pts, dts, AUD + data, bool(pkt.is_keyframe))
-        )
+        out.append(_Out(True, pkt.pts, dts, AUD + data, bool(pkt.is_keyframe)))
     return out

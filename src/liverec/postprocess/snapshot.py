@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 import av
 
@@ -22,7 +22,7 @@ from liverec.media.m3u8 import format_time
 from liverec.media.names import JPEG_TYPE
 from liverec.postprocess.index import SegmentIndex
 from liverec.postprocess.reserve import reserved_file
-from liverec.postprocess.timing import open_segment
+from liverec.postprocess.timing import SegmentMedia, open_segment, open_segment_bytes
 from liverec.storage import BlobStore
 
 # mjpeg's quantiser pinned at 2 (what `ffmpeg -q:v 2` gives): ~51 dB PSNR at 720p, ~75 kB.
@@ -38,12 +38,33 @@ class SnapshotResult:
     height: int
 
 
-class SnapshotWriter:
-    """Makes snapshots of recorded streams (api/context.py's SnapshotMaker)."""
+@dataclass(frozen=True)
+class LiveSegment:
+    """A segment a live recorder is writing (or has not stored yet): its bytes so far."""
 
-    def __init__(self, catalog: SegmentIndex, store: BlobStore) -> None:
+    start_time: datetime  # the wall clock of its first frame, as it will be catalogued
+    data: bytes
+
+
+class LiveSource(Protocol):
+    """The segments of live streams that are not catalogued yet, on whichever node."""
+
+    def live_segment(self, stream: StreamRef, at: datetime | None) -> LiveSegment | None:
+        """The uncatalogued segment whose media holds `at` (None: the newest)."""
+        ...
+
+
+class SnapshotWriter:
+    """Makes snapshots of recorded streams (api/context.py's SnapshotMaker). With a
+    LiveSource, an instant at the live edge (inside the segment being written) is taken
+    from the live recorder's media, on whichever node records the stream."""
+
+    def __init__(
+        self, catalog: SegmentIndex, store: BlobStore, live: LiveSource | None = None
+    ) -> None:
         self.catalog = catalog
         self.store = store
+        self.live = live
 
     def __call__(
         self, stream: StreamRef, *, file_name: str, time: datetime | None
@@ -56,9 +77,8 @@ class SnapshotWriter:
         recording has no video there."""
         name = stream.file(file_name)
         with reserved_file(self.catalog, stream, file_name, "snapshot"):
-            jpeg, frame_time, width, height = _Finder(self.catalog, self.store, stream).snapshot(
-                time
-            )
+            finder = _Finder(self.catalog, self.store, stream, self.live)
+            jpeg, frame_time, width, height = finder.snapshot(time)
             self.store.put(stream.key(name), jpeg, JPEG_TYPE)
         return SnapshotResult(file_name=name, time=frame_time, width=width, height=height)
 
@@ -84,12 +104,37 @@ class _Finder:
     catalog: SegmentIndex
     store: BlobStore
     stream: StreamRef
+    live: LiveSource | None = None
 
     @property
     def stream_name(self) -> str:
         return self.stream.stream_name
 
     def snapshot(self, time: datetime | None) -> tuple[bytes, datetime, int, int]:
+        live = self.live.live_segment(self.stream, time) if self.live is not None else None
+        if live is not None:
+            pseudo = Segment(
+                id=-1,
+                recording_id=-1,
+                seq=-1,
+                key=self.stream.folder + "(live)",
+                start_time=live.start_time,
+                duration=0.0,
+                size=len(live.data),
+                discontinuity=False,
+            )
+            with open_segment_bytes(pseudo, live.data, audio=False) as media:
+                shown = self._shown(media, time)
+            if shown is not None:
+                return shown
+            # Before the live segment's first frame is shown (B-frames): the last stored
+            # segment still shows.
+            time = time if time is not None else live.start_time
+            segment = self._segment_at(live.start_time - _MS)
+            found = self._encode_shown(segment, time)
+            if found is None:
+                raise NotFoundError(f"no video frame of {self.stream_name} at {format_time(time)}")
+            return found
         segment = self._latest_segment() if time is None else self._segment_at(time)
         found = self._encode_shown(segment, time)
         if found is None and time is not None and segment.seq > 0 and not segment.discontinuity:
@@ -138,15 +183,20 @@ class _Finder:
         """JPEG, wall clock and size of the last frame of `segment` not after `time`; None
         if its first frame is after `time`."""
         with open_segment(self.store, self.stream, segment, audio=False) as media:
-            if not media.video:
-                raise NotFoundError(f"no video in the recording of {self.stream_name}")
-            frames = media.frames()
-            index = media.last_shown(time)
-            if index is None:
-                return None
-            target = frames[index]
-            at = next(i for i, p in enumerate(media.video) if p is target)
-            frame = media.decode(media.keyframe_before(at), at, {target.pts}).get(target.pts)
-            if frame is None:
-                raise MediaError(f"{segment.key}: frame at pts {target.pts} did not decode")
-            return encode_jpeg(frame), media.clock.time_of(target.pts), frame.width, frame.height
+            return self._shown(media, time)
+
+    def _shown(
+        self, media: SegmentMedia, time: datetime | None
+    ) -> tuple[bytes, datetime, int, int] | None:
+        if not media.video:
+            raise NotFoundError(f"no video in the recording of {self.stream_name}")
+        frames = media.frames()
+        index = media.last_shown(time)
+        if index is None:
+            return None
+        target = frames[index]
+        at = next(i for i, p in enumerate(media.video) if p is target)
+        frame = media.decode(media.keyframe_before(at), at, {target.pts}).get(target.pts)
+        if frame is None:
+            raise MediaError(f"{media.segment.key}: frame at pts {target.pts} did not decode")
+        return encode_jpeg(frame), media.clock.time_of(target.pts), frame.width, frame.height

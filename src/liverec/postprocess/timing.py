@@ -190,6 +190,24 @@ def open_segment(
             head = source[:_HEAD_BYTES]
     except (OSError, ObjectNotFoundError) as exc:
         raise StorageError(f"segment {segment.key} is catalogued but cannot be read") from exc
+    with _opened(segment, source, head, audio=audio) as media:
+        yield media
+
+
+@contextmanager
+def open_segment_bytes(
+    segment: Segment, data: bytes, *, audio: bool = True
+) -> Iterator[SegmentMedia]:
+    """Open a segment that is not stored yet (the one a live recorder is writing) from its
+    bytes; `segment` carries its wall-clock start like a catalogued one."""
+    with _opened(segment, data, data[:_HEAD_BYTES], audio=audio) as media:
+        yield media
+
+
+@contextmanager
+def _opened(
+    segment: Segment, source: str | bytes, head: bytes, *, audio: bool
+) -> Iterator[SegmentMedia]:
     clock = SegmentClock(segment.start_time, first_dts(head))
     try:
         opened = io.BytesIO(source) if isinstance(source, bytes) else source

@@ -28,7 +28,13 @@ from liverec.errors import (
     StorageError,
 )
 from liverec.layout import RecordingPath, StreamRef, file_part
-from liverec.media.m3u8 import PLAYLIST_TYPE, MediaPlaylist, SegmentEntry, render
+from liverec.media.m3u8 import (
+    PLAYLIST_TYPE,
+    MediaPlaylist,
+    SegmentEntry,
+    render,
+    target_duration_for,
+)
 from liverec.media.ts import TS_TYPE
 from liverec.recorder.events import (
     Listener,
@@ -58,6 +64,7 @@ class _Recording:
     entries: list[SegmentEntry] = field(default_factory=list)
     duration: float = 0.0
     end: datetime | None = None
+    target_duration: int | None = None  # EXT-X-TARGETDURATION, set by its first segment
 
 
 class HlsWriter:
@@ -94,6 +101,9 @@ class HlsWriter:
         self.dropped = 0  # segments lost to a storage or catalog outage
         self._queue: asyncio.Queue[SegmentData | MediaInfo | None] = asyncio.Queue()
         self._segments_queued = 0
+        # Submitted and not yet written (or given up): a snapshot at the live edge may need
+        # one. Read from other threads; only the loop changes it.
+        self._unstored: list[SegmentData] = []
         self._current: _Recording | None = None
         self._lost_previous = False
         self._failing_since: float | None = None  # loop time the current outage began
@@ -107,11 +117,16 @@ class HlsWriter:
             log.error("%s: storage backlog full, segment %d dropped", self.stream, seg.seq)
             return
         self._segments_queued += 1
+        self._unstored.append(seg)
         self._queue.put_nowait(seg)
 
     def submit_info(self, info: MediaInfo) -> None:
         """Report what the stream carries, in order with its segments."""
         self._queue.put_nowait(info)
+
+    def unstored(self) -> list[SegmentData]:
+        """Segments submitted and not yet written, oldest first (a copy)."""
+        return list(self._unstored)
 
     async def close(self) -> None:
         self._queue.put_nowait(None)
@@ -140,6 +155,8 @@ class HlsWriter:
                 self.dropped += 1
                 self._lost_previous = True
                 log.exception("%s: writing segment %d failed", self.stream, item.seq)
+            finally:
+                self._unstored.remove(item)
 
     async def _inform(self, event: RecorderEvent) -> None:
         """An event nothing waits on: the journal once (a failure is logged), then the
@@ -192,6 +209,8 @@ class HlsWriter:
                 await self._write(seg, again=True)
             return
         self._lost_previous = False
+        if rec.target_duration is None:
+            rec.target_duration = seg.playlist_target  # fixed for the recording's life
         rec.entries.append(
             SegmentEntry(
                 uri=file_part(name),
@@ -253,7 +272,7 @@ class HlsWriter:
                 log.exception("%s: a listener failed on %s", self.stream, type(event).__name__)
 
     async def _put_playlist(self, rec: _Recording, *, ended: bool) -> None:
-        text = render_playlist(rec.entries, ended=ended)
+        text = render_playlist(rec.entries, ended=ended, target_duration=rec.target_duration)
         await self._put(rec.path.playlist, text.encode(), PLAYLIST_TYPE)
 
     async def _put(self, name: str, data: bytes, content_type: str) -> bool:
@@ -290,11 +309,27 @@ class HlsWriter:
                 return result
 
 
-def render_playlist(entries: list[SegmentEntry], *, ended: bool) -> str:
-    """A recording's playlist: live EVENT while it grows, VOD with EXT-X-ENDLIST at the end."""
+def render_playlist(
+    entries: list[SegmentEntry], *, ended: bool, target_duration: int | None
+) -> str:
+    """A recording's playlist: live EVENT while it grows, VOD with EXT-X-ENDLIST at the end.
+
+    Every version declares the same EXT-X-TARGETDURATION, `target_duration`: the segmenter's
+    limit (recorder/segmenter.py), which no segment exceeds, because RFC 8216 6.2.1 forbids
+    changing it. Should a segment exceed it all the same, the target is raised to fit and
+    the breach logged: an EXTINF past the target breaks players worse than a changed target.
+    None (a recording whose limit is unknown): the smallest target that fits the segments."""
+    fits = target_duration_for(e.duration for e in entries)
+    if target_duration is not None and fits > target_duration:
+        log.error(
+            "a segment of %.3f s exceeds the target duration %d s",
+            max(e.duration for e in entries),
+            target_duration,
+        )
     return render(
         MediaPlaylist(
             segments=entries,
+            target_duration=fits if target_duration is None else max(target_duration, fits),
             playlist_type="VOD" if ended else "EVENT",
             endlist=ended,
         )

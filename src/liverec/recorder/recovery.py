@@ -2,7 +2,14 @@
 
 The catalog holds every durable segment (a segment is catalogued only after its file is
 stored), so the recording ends at its last catalogued segment: the playlist is rewritten
-from the catalog as VOD with EXT-X-ENDLIST, and the recording is marked closed."""
+from the catalog as VOD with EXT-X-ENDLIST, and the recording is marked closed.
+
+The rewritten playlist declares the EXT-X-TARGETDURATION its live versions declared (RFC
+8216 6.2.1: it must not change), recomputed by the segmenter's rule
+(`playlist_target_duration`) from the entry point's target duration, as the catalog keeps no
+copy of it. It can differ from the live value only if the entry point's target was changed
+while the recording ran, or the entry point is gone (then the smallest target that fits the
+segments is declared); it is never less than a segment's EXTINF."""
 
 from __future__ import annotations
 
@@ -10,10 +17,12 @@ import logging
 from datetime import datetime
 from typing import Protocol
 
-from liverec.catalog.models import Recording, Segment
+from liverec.catalog.models import EntryPoint, Recording, Segment
+from liverec.errors import NotFoundError
 from liverec.layout import file_part
-from liverec.media.m3u8 import PLAYLIST_TYPE, SegmentEntry
+from liverec.media.m3u8 import PLAYLIST_TYPE, SegmentEntry, target_duration_for
 from liverec.recorder.hls import BlobWriter, render_playlist
+from liverec.recorder.segmenter import playlist_target_duration
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +34,12 @@ class ClosingCatalog(Protocol):
 
     def delete_recording(self, recording_id: int) -> None: ...
 
+    def get_entry_point(self, app_id: str, name: str) -> EntryPoint: ...
 
-def playlist_for(segments: list[Segment], *, ended: bool) -> str:
+
+def playlist_for(segments: list[Segment], *, ended: bool, target_duration: int | None) -> str:
+    """The playlist of these catalogued segments, declaring `target_duration` (None: the
+    smallest that fits them)."""
     return render_playlist(
         [
             SegmentEntry(
@@ -38,7 +51,21 @@ def playlist_for(segments: list[Segment], *, ended: bool) -> str:
             for seg in segments
         ],
         ended=ended,
+        target_duration=target_duration,
     )
+
+
+def recorded_target_duration(
+    catalog: ClosingCatalog, rec: Recording, segments: list[Segment]
+) -> int:
+    """The EXT-X-TARGETDURATION the recording's live playlists declared, as far as the
+    catalog can tell (see the module docstring)."""
+    fits = target_duration_for(seg.duration for seg in segments)
+    try:
+        ep = catalog.get_entry_point(rec.app_id, rec.entry_point)
+    except NotFoundError:
+        return fits
+    return max(playlist_target_duration(ep.target_duration), fits)
 
 
 def finalize_recording(catalog: ClosingCatalog, store: BlobWriter, rec: Recording) -> None:
@@ -47,9 +74,10 @@ def finalize_recording(catalog: ClosingCatalog, store: BlobWriter, rec: Recordin
         catalog.delete_recording(rec.id)
         log.info("dropped recording %s: no segment was stored", rec.playlist_key)
         return
+    target = recorded_target_duration(catalog, rec, segments)
     store.put(
         rec.stream.key(rec.playlist_key),
-        playlist_for(segments, ended=True).encode(),
+        playlist_for(segments, ended=True, target_duration=target).encode(),
         PLAYLIST_TYPE,
     )
     catalog.close_recording(rec.id, segments[-1].end_time)

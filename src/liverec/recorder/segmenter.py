@@ -4,28 +4,84 @@ Pure and synchronous: frames and the server's clock reading go in, finished segm
 out. The wall clock is anchored at the first frame; publisher timestamps then give every
 offset. A jump in the publisher's timestamps (a reset, a jump back, a long jump forward)
 ends the segment, re-anchors the clock on the server's time and marks the next segment as a
-discontinuity, so no segment ever carries a wrong time."""
+discontinuity, so no segment ever carries a wrong time.
+
+No segment is longer than the playlist target duration (RFC 8216 6.2.1: a media playlist's
+EXT-X-TARGETDURATION MUST NOT change, and no EXTINF may exceed it). The bound is fixed before
+the first frame, from the entry point's target alone (`playlist_target_duration`: max(2 x
+target, target + LONG_GOP_MS), rounded up to whole seconds; 12 s for the default 4 s), and
+every playlist of the publish declares it: live, final and rebuilt by crash recovery alike.
+Each frame at timeline ms t, with the open segment started at s, is checked in this order:
+
+1. t - s > limit, which only a pause in the media can cause (3 keeps every frame of a
+   segment before limit - 1 s): the segment ends where its media ends, before the pause,
+   and the frame at t starts the next segment, marked as a discontinuity (its timestamps do
+   not continue the previous segment's) with its wall clock from the same anchor, so frames
+   after the pause keep their exact time. A pause that fits stays inside its segment: the
+   frames keep their timestamps, so `wall(pts) = start_time + (pts - first_dts) / 90 kHz`
+   (postprocess/timing.py) stays exact, and the EXTINF, which runs to where the next segment
+   starts, counts the pause.
+2. A keyframe (any frame of an audio-only stream) cuts once t - s >= target; or earlier, when
+   waiting for the next keyframe would pass the limit: when t - s plus the longest of the
+   recent keyframe intervals is more than the limit. So keyframe intervals up to the limit
+   always give segments that start on a keyframe; encoders' default of 250 frames (x264,
+   OBS "auto") is 8.3-10.4 s at 30-24 fps, hence the generous LONG_GOP_MS. A segment whose
+   video started without a keyframe (after a cut by rule 1 or 3) ends at the first keyframe:
+   it cannot be decoded from its start, so it is kept short.
+3. At t - s >= limit - HARD_CUT_SLACK_MS, or MAX_SEGMENT_BYTES, the segment is cut at t
+   without a keyframe: the only way to stay inside the limit when keyframes are further
+   apart than it or never come. Such a segment starts on a non-keyframe (keyframe_start is
+   False) but continues the timestamps. A frame is credited at most HARD_CUT_SLACK_MS
+   of duration (`_advance`), so a segment whose frames all start before limit - slack ends by
+   the limit however it ends (a cut, a pause, a jump or the end of the publish).
+
+Why not a bound of about the target, cutting at it without a keyframe: a segment that does
+not start on a keyframe cannot be decoded from its start (a player joining there, a clip or a
+snapshot that starts in it), and the bound must be declared before any keyframe interval has
+been seen. The price of a generous bound is live latency: players stay about 3 target
+durations behind the live edge."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from liverec.media.ts import TsMuxer
 
 # A publisher's timestamps may step back a little (jitter between its clocks); beyond this
-# it is a jump. Forward gaps longer than JUMP_FORWARD_MS are jumps too (a stream that pauses
-# and resumes with old timestamps, or a publisher that resets its clock).
+# it is a jump. A frame more than JUMP_FORWARD_MS past the end of all media so far is a jump
+# too (a publisher that resets its clock, or pauses that long): the wall clock is then
+# re-anchored on the server's, which a long pause cannot mislead. Shorter pauses keep the
+# publisher's timestamps (rule 1 of the module docstring).
 JUMP_BACK_MS = 200
 JUMP_FORWARD_MS = 10_000
 # Timeline ms -> 90 kHz with a base so that audio slightly before the first video frame
 # still has a positive timestamp.
 TS_BASE_90K = 900_000
+# The playlist target duration (the limit) leaves room for keyframe intervals this much
+# longer than the target, so that common encoder defaults still cut on keyframes (rule 2).
+LONG_GOP_MS = 8_000
 # A publisher that never sends a keyframe still gets its media written: segments are cut
-# anyway once they grow this long or this large.
-HARD_CUT_FACTOR = 4
-HARD_CUT_MIN_MS = 20_000
+# without one this close to the limit (rule 3), or once this large. The slack is also the
+# longest duration a frame is credited (`_advance`), which keeps every segment in the limit.
+HARD_CUT_SLACK_MS = 1_000
 MAX_SEGMENT_BYTES = 48 * 1024 * 1024
+# Keyframe intervals remembered to predict the next one (rule 2): a few GOPs, so that one
+# odd interval is forgotten soon.
+KEYFRAME_HISTORY = 8
+
+
+def playlist_target_duration(target_duration: float) -> int:
+    """The EXT-X-TARGETDURATION (whole seconds) of every playlist of a publish cut for
+    `target_duration` seconds: the segmenter's limit, so no segment is ever longer. A pure
+    function of the target, so that crash recovery can declare it again (recovery.py)."""
+    target_ms = _target_ms(target_duration)
+    return -(-max(2 * target_ms, target_ms + LONG_GOP_MS) // 1000)
+
+
+def _target_ms(target_duration: float) -> int:
+    return max(1, round(target_duration * 1000))
 
 
 def _whole_ms(t: datetime) -> datetime:
@@ -41,9 +97,12 @@ class SegmentData:
     wall_start: datetime  # UTC wall clock of start_ms
     duration: float  # seconds, up to where the next segment starts
     data: bytes
-    discontinuity: bool  # the clock was re-anchored at this segment's start
+    # Its timestamps do not continue the previous segment's: a jump (the clock was
+    # re-anchored at its start) or a pause no segment could span (rule 1).
+    discontinuity: bool
     keyframe_start: bool
     video_frames: int
+    playlist_target: int  # EXT-X-TARGETDURATION of its playlists: duration <= it
 
 
 @dataclass(slots=True)
@@ -62,14 +121,17 @@ class _Open:
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
     video_frames: int = 0
+    video_keyframe_start: bool | None = None  # whether its first video frame is a keyframe
 
 
 class Segmenter:
     def __init__(self, target_duration: float, *, video: bool, audio: bool) -> None:
         if not video and not audio:
             raise ValueError("a segmenter needs at least one track")
-        self.target_ms = max(1, round(target_duration * 1000))
-        self.hard_cut_ms = max(self.target_ms * HARD_CUT_FACTOR, HARD_CUT_MIN_MS)
+        self.target_ms = _target_ms(target_duration)
+        self.playlist_target = playlist_target_duration(target_duration)
+        self.limit_ms = self.playlist_target * 1000  # no segment is longer
+        self.hard_cut_ms = self.limit_ms - HARD_CUT_SLACK_MS
         self.has_video = video
         self.has_audio = audio
         self._mux = TsMuxer(video=video, audio=audio)
@@ -82,6 +144,8 @@ class Segmenter:
         self._seq = 0
         self._pending_discontinuity = False
         self._end_t = 0  # timeline ms where the media written so far ends
+        self._last_keyframe: int | None = None  # None: none since the start, a jump or a pause
+        self._keyframe_gaps: deque[int] = deque(maxlen=KEYFRAME_HISTORY)
 
     # -- clock -------------------------------------------------------------------------
 
@@ -106,7 +170,9 @@ class Segmenter:
         t = raw + track.offset
         if track.last_t is not None:
             step = t - track.last_t
-            if step < -JUMP_BACK_MS or step > JUMP_FORWARD_MS:
+            # Forward, from where all media ends: one track that stalls while the other goes
+            # on (a frozen camera, a live microphone) still runs on the publisher's clock.
+            if step < -JUMP_BACK_MS or t - self._end_t > JUMP_FORWARD_MS:
                 # Continue the media timeline where it ended; re-anchor the wall clock. The
                 # publisher's clock jumped for every track, so every track follows.
                 end_t = max(self._end_t, track.last_t + track.last_duration)
@@ -122,6 +188,7 @@ class Segmenter:
                 self._anchor_t = t
                 self._anchor_wall = max(_whole_ms(now), wall_end)
                 self._pending_discontinuity = True
+                self._last_keyframe = None  # an interval across a jump is no GOP
             elif step < 0:
                 t = track.last_t  # small jitter back: keep the track monotonic
         return t, out
@@ -133,13 +200,19 @@ class Segmenter:
     ) -> list[SegmentData]:
         track = self._video
         t, out = self._timeline(track, raw_ts, now)
+        if track.last_t is not None and t - track.last_t > HARD_CUT_SLACK_MS:
+            self._last_keyframe = None  # the video paused: an interval across it is no GOP
         out += self._maybe_cut(t, cut_point=keyframe or not self.has_video, keyframe=keyframe)
+        if keyframe:
+            self._note_keyframe(t)
         if self._open is None:
             self._start(t, keyframe)
         dts90 = TS_BASE_90K + t * 90
         pts90 = dts90 + max(0, cts) * 90
         self._append(self._mux.video(pts90, dts90, annexb, keyframe))
         assert self._open is not None
+        if self._open.video_frames == 0:
+            self._open.video_keyframe_start = keyframe
         self._open.video_frames += 1
         self._advance(track, t, 40)
         return out
@@ -155,6 +228,15 @@ class Segmenter:
         self._advance(track, t, frame_ms)
         return out
 
+    def open_segment(self) -> tuple[datetime, bytes] | None:
+        """The segment being filled: its wall-clock start and its TS bytes so far (whole
+        frames: each frame's packets are appended at once). For snapshots at the live
+        edge; may be called from another thread (it only reads)."""
+        seg = self._open
+        if seg is None:
+            return None
+        return seg.wall_start, b"".join(list(seg.parts))
+
     def flush(self) -> list[SegmentData]:
         """End of the publish: the open segment ends where its media ends."""
         if self._open is None:
@@ -165,22 +247,45 @@ class Segmenter:
 
     def _advance(self, track: _Track, t: int, default_duration: int) -> None:
         if track.last_t is not None and t > track.last_t:
-            track.last_duration = min(t - track.last_t, 1000)
+            # A longer step is a pause after the frame, not the frame's duration (rule 3).
+            track.last_duration = min(t - track.last_t, HARD_CUT_SLACK_MS)
         elif track.last_duration == 0:
             track.last_duration = default_duration
         track.last_t = t
         self._end_t = max(self._end_t, t + track.last_duration)
 
     def _maybe_cut(self, t: int, *, cut_point: bool, keyframe: bool) -> list[SegmentData]:
+        """Whether the frame at t ends the open segment: the rules of the module docstring,
+        in their order."""
         seg = self._open
         if seg is None:
             return []
         elapsed = t - seg.start_ms
-        if cut_point and elapsed >= self.target_ms:
-            return self._finish(t)
+        if elapsed > self.limit_ms:
+            # Rule 1: a pause the segment cannot span. It ends where its media ends (before
+            # the limit, by rule 3); the next one starts at t on the same anchor.
+            self._pending_discontinuity = True
+            return self._finish(self._end_t)
+        if cut_point and (
+            elapsed >= self.target_ms
+            or elapsed + self._next_keyframe_in(t, keyframe) > self.limit_ms
+            or seg.video_keyframe_start is False
+        ):
+            return self._finish(t)  # rule 2
         if elapsed >= self.hard_cut_ms or seg.size >= MAX_SEGMENT_BYTES:
-            return self._finish(t)
+            return self._finish(t)  # rule 3
         return []
+
+    def _next_keyframe_in(self, t: int, keyframe: bool) -> int:
+        """The expected ms from the keyframe at t to the next: the longest recent interval,
+        this one's included (0 while unknown, and for audio-only streams)."""
+        latest = t - self._last_keyframe if keyframe and self._last_keyframe is not None else 0
+        return max(latest, max(self._keyframe_gaps, default=0))
+
+    def _note_keyframe(self, t: int) -> None:
+        if self._last_keyframe is not None and t > self._last_keyframe:
+            self._keyframe_gaps.append(t - self._last_keyframe)
+        self._last_keyframe = t
 
     def _start(self, t: int, keyframe: bool) -> None:
         self._open = _Open(
@@ -201,7 +306,8 @@ class Segmenter:
         seg = self._open
         assert seg is not None
         self._open = None
-        duration_ms = max(1, end_t - seg.start_ms)
+        # Never past the limit by the rules; the bound keeps the playlists valid regardless.
+        duration_ms = min(max(1, end_t - seg.start_ms), self.limit_ms)
         done = SegmentData(
             seq=self._seq,
             start_ms=seg.start_ms,
@@ -211,6 +317,7 @@ class Segmenter:
             discontinuity=seg.discontinuity,
             keyframe_start=seg.keyframe_start,
             video_frames=seg.video_frames,
+            playlist_target=self.playlist_target,
         )
         self._seq += 1
         return [done]

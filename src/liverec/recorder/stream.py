@@ -29,8 +29,22 @@ REJECTED = "NetStream.Publish.Rejected"
 DISCOVERY_MS = 1500
 DISCOVERY_MAX_BYTES = 8 * 1024 * 1024
 DISCOVERY_MAX_FRAMES = 2000
-VIDEO_CODEC_NAMES = {7.0, "avc1", "h264", "H264"}
-AUDIO_CODEC_NAMES = {10.0, "mp4a", "aac", "AAC"}
+# onMetaData codec ids that promise H.264/AAC; Enhanced RTMP encoders send the FourCC as a
+# number. Only a promise: the tags decide (Enhanced RTMP tags are refused in on_video/on_audio).
+VIDEO_CODEC_NAMES = {7.0, "avc1", "h264", "H264", float(int.from_bytes(b"avc1", "big"))}
+AUDIO_CODEC_NAMES = {10.0, "mp4a", "aac", "AAC", float(int.from_bytes(b"mp4a", "big"))}
+# Said with every codec refusal: the publisher's user reads it (ffmpeg prints it as
+# "Server error: ..."), so it names what to send instead.
+SUPPORTED = "liverec records H.264 video and AAC audio"
+
+
+def _unsupported(kind: str, codec: str, *, enhanced_form: bool = False) -> RefusedError:
+    """The refusal of a codec, in words the publisher's user can act on.
+
+    H.264 or AAC in Enhanced RTMP tags (FourCC 'avc1'/'mp4a') is refused too, as only the
+    classic FLV tags are parsed: `enhanced_form` makes the message say which form to send."""
+    form = " in classic (not Enhanced) RTMP tags" if enhanced_form else ""
+    return RefusedError(REJECTED, f"{kind} codec {codec} is not supported: {SUPPORTED}{form}")
 
 
 class Clock(Protocol):
@@ -101,13 +115,13 @@ class StreamRecorder:
         self.metadata = metadata
         if vcodec is not None and vcodec != "":
             if vcodec not in VIDEO_CODEC_NAMES:
-                raise RefusedError(REJECTED, f"video codec {vcodec!r} is not supported: use H.264")
+                raise _unsupported("video", flv.metadata_codec_name(vcodec, video=True))
             self.expect_video = True
         elif "videocodecid" in metadata or "width" in metadata:
             self.expect_video = self.expect_video or False
         if acodec is not None and acodec != "":
             if acodec not in AUDIO_CODEC_NAMES:
-                raise RefusedError(REJECTED, f"audio codec {acodec!r} is not supported: use AAC")
+                raise _unsupported("audio", flv.metadata_codec_name(acodec, video=False))
             self.expect_audio = True
         if vcodec is not None or acodec is not None:
             self.expect_video = bool(self.expect_video)
@@ -116,8 +130,8 @@ class StreamRecorder:
     def on_video(self, timestamp: int, payload: bytes) -> None:
         tag = flv.parse_video(payload)
         if tag.codec_id != flv.CODEC_AVC:
-            raise RefusedError(
-                REJECTED, f"video codec id {tag.codec_id} is not supported: use H.264"
+            raise _unsupported(
+                "video", flv.video_codec_name(tag), enhanced_form=tag.fourcc == "avc1"
             )
         if tag.packet_type == 0:
             self.avc = AvcConfig.parse(tag.body)
@@ -133,8 +147,8 @@ class StreamRecorder:
     def on_audio(self, timestamp: int, payload: bytes) -> None:
         tag = flv.parse_audio(payload)
         if tag.sound_format != flv.SOUND_AAC:
-            raise RefusedError(
-                REJECTED, f"audio format {tag.sound_format} is not supported: use AAC"
+            raise _unsupported(
+                "audio", flv.audio_codec_name(tag), enhanced_form=tag.fourcc == "mp4a"
             )
         if tag.packet_type == 0:
             self.aac = AacConfig.parse(tag.body)
@@ -144,6 +158,25 @@ class StreamRecorder:
         adts = self.aac.adts_header(len(tag.body)) + tag.body
         frame_ms = max(1, round(1024_000 / self.aac.sample_rate))
         self._frame(_Pending(False, timestamp, (adts, frame_ms), self.clock.now()), len(adts))
+
+    def live_segment(self, at: datetime | None) -> tuple[datetime, bytes] | None:
+        """The segment not yet catalogued whose media holds `at` (None: the newest): its
+        wall-clock start and TS bytes. Segments waiting for the store count, then the one
+        being filled. Callable from another thread (it reads what the loop writes)."""
+        found: list[tuple[datetime, bytes]] = [
+            (seg.wall_start, seg.data) for seg in self.writer.unstored()
+        ]
+        segmenter = self.segmenter
+        if segmenter is not None:
+            current = segmenter.open_segment()
+            if current is not None:
+                found.append(current)
+        if not found:
+            return None
+        if at is None:
+            return found[-1]
+        holding = [item for item in found if item[0] <= at]
+        return holding[-1] if holding else None
 
     async def close(self) -> None:
         if self._closed:

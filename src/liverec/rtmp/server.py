@@ -25,11 +25,18 @@ READ_SIZE = 64 * 1024
 # seconds; the slicing costs them ~0.2% of a core more per 35 Mbit/s.
 FEED_SIZE = 2 * 1024
 MESSAGES_PER_YIELD = 256
+# How long a refused publisher is given to read its error status before we hang up. A
+# publisher still sending media reads what the server sent only between writes: ffmpeg
+# looks after every 10th message it writes, one message per look (rtmpproto.c rtmp_write,
+# flush_interval). That is ~0.15 s at 25 fps with audio, 5 s for 2 fps video alone. Closing
+# earlier, with its media unread in our socket, sends a reset: its next write fails with
+# "Broken pipe" and the status is never read. It hangs up itself once it has read it.
+REFUSAL_LINGER = 5.0
 
 
 @dataclass(frozen=True)
 class Limits:
-    idle_timeout: float = 15.0  # from accept until publishing
+    idle_timeout: float = 15.0  # from accept, or from a publish's end, until publishing
     read_timeout: float = 30.0  # silence from a publisher
     max_connections: int = 1000
     max_message_size: int = 8 * 1024 * 1024
@@ -107,6 +114,8 @@ class RtmpServer:
         session = Session(self.handler, peer)
         loop = asyncio.get_running_loop()
         idle_deadline = loop.time() + self.limits.idle_timeout
+        ended = 0  # session.publishes_ended when idle_deadline was last set
+        linger = False  # an error status was sent: the peer gets time to read it
         handshake = ServerHandshake()
         chunks = ChunkReader(
             max_message_size=self.limits.max_message_size, max_buffered=self.limits.max_buffered
@@ -116,15 +125,16 @@ class RtmpServer:
         since_yield = 0  # messages handled since this task last let the others run
         try:
             while True:
+                if session.publishes_ended != ended:
+                    # A publish ended: the connection may publish again within idle_timeout
+                    # of that, however long it has been open.
+                    ended = session.publishes_ended
+                    idle_deadline = loop.time() + self.limits.idle_timeout
                 timeout = (
                     self.limits.read_timeout if session.publishing else idle_deadline - loop.time()
                 )
                 if timeout <= 0:
-                    log.warning(
-                        "RTMP %s closed: did not publish within %.0f s",
-                        peer,
-                        self.limits.idle_timeout,
-                    )
+                    self._log_idle(peer, ended)
                     return
                 try:
                     data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
@@ -132,11 +142,7 @@ class RtmpServer:
                     if session.publishing:
                         log.warning("RTMP %s closed: silent for %.0f s", peer, timeout)
                     else:
-                        log.warning(
-                            "RTMP %s closed: did not publish within %.0f s",
-                            peer,
-                            self.limits.idle_timeout,
-                        )
+                        self._log_idle(peer, ended)
                     return
                 if not data:
                     return
@@ -175,8 +181,7 @@ class RtmpServer:
                         log.warning("RTMP %s closed: it does not read what we send", peer)
                         return
                 if session.closing:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(writer.drain(), 2.0)
+                    linger = True
                     return
         except LiverecError as exc:
             log.warning("RTMP %s closed: %s", peer, exc)
@@ -188,8 +193,40 @@ class RtmpServer:
             if session.publishing:
                 with contextlib.suppress(Exception):
                     writer.write(out.encode(INTERNAL_ERROR, _csid(INTERNAL_ERROR)))
+                    linger = True
         finally:
             try:
                 await session.end_publish()
             except Exception:
                 log.exception("RTMP %s: closing the recording failed", peer)
+            if linger:  # after the recording is closed: lingering delays only the hang-up
+                await _linger(reader, writer)
+
+    def _log_idle(self, peer: str, publishes_ended: int) -> None:
+        if publishes_ended:
+            # A publisher that keeps its connection after unpublishing: normal, not a fault.
+            log.info(
+                "RTMP %s closed: no new publish within %g s of the last one ending",
+                peer,
+                self.limits.idle_timeout,
+            )
+        else:
+            log.warning(
+                "RTMP %s closed: did not publish within %g s", peer, self.limits.idle_timeout
+            )
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Send what is queued (the error status last), then read and drop until the peer hangs
+    up or REFUSAL_LINGER passes; the caller then closes.
+
+    The FIN after the status tells a client that waits for an answer (a publish refused at
+    once) that none follows; a publisher still sending media keeps writing without errors
+    until it has read the status, which is what it then shows its user."""
+    with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+        async with asyncio.timeout(REFUSAL_LINGER):
+            await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+            while await reader.read(READ_SIZE):
+                pass

@@ -89,7 +89,10 @@ def split_query(value: str) -> tuple[str, dict[str, str]]:
 class Session:
     """State of one connection. `handle()` returns the messages to send back.
 
-    After `handle()`, `closing` tells the server to flush and close the connection."""
+    After `handle()`, `closing` tells the server to flush and close the connection (an error
+    status, if any, is the last message returned). `publishes_ended` counts the publishes that
+    have ended: a connection may publish again after one ends, and the server's idle deadline
+    restarts from each end."""
 
     def __init__(self, handler: PublishHandler, peer: str) -> None:
         self.handler = handler
@@ -102,6 +105,10 @@ class Session:
         self.closing = False
         self.peer_window = WINDOW_ACK_SIZE
         self.stream_name = ""
+        # The message stream the publish came on: its statuses go there, as clients match
+        # them by it (GStreamer's rtmp2sink waits for onStatus on that stream id only).
+        self.stream_id = PUBLISH_STREAM_ID
+        self.publishes_ended = 0
         self._unwrap = TimestampUnwrapper()
 
     async def handle(self, msg: Message) -> list[Message]:
@@ -185,7 +192,7 @@ class Session:
             await self.end_publish()
         except Exception:
             log.exception("%s %s: closing the recording failed", self.peer, self.stream_name)
-        return [self.refusal(exc)]
+        return [self.refusal(exc, self.stream_id)]
 
     async def _data(self, msg: Message) -> list[Message]:
         payload = msg.payload[1:] if msg.type_id == m.DATA_AMF3 else msg.payload
@@ -209,7 +216,7 @@ class Session:
         if name == "createStream":
             return [m.command("_result", txn, None, float(PUBLISH_STREAM_ID))]
         if name == "publish":
-            return await self._publish(txn, args)
+            return await self._publish(args, msg.stream_id or PUBLISH_STREAM_ID)
         if name in ("FCUnpublish", "deleteStream", "closeStream"):
             await self.end_publish()
             return []
@@ -270,12 +277,13 @@ class Session:
             peer=self.peer,
         )
 
-    async def _publish(self, txn: float, args: list[amf0.Amf0Value]) -> list[Message]:
+    async def _publish(self, args: list[amf0.Amf0Value], stream_id: int) -> list[Message]:
         if self.publishing:
             raise ProtocolError("publish twice on one connection")
         raw = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
         request = self._request(raw)
         self.stream_name = request.stream_name
+        self.stream_id = stream_id
         try:
             self.sink = await self.handler.start_publish(request)
         except RefusedError as exc:
@@ -287,38 +295,47 @@ class Session:
                 exc.description,
             )
             self.closing = True
-            return [self.refusal(exc)]
+            return [self.refusal(exc, stream_id)]
         except Exception as exc:  # the catalog or storage is down, or a bug
             self._log_failure(exc, "starting the recording")
             self.closing = True
-            return [self.refusal(_INTERNAL)]
+            return [self.refusal(_INTERNAL, stream_id)]
         self.publishing = True
+        self._unwrap = TimestampUnwrapper()  # a new publish is a new timeline
         log.info("publish started: %s/%s from %s", request.app, request.stream_name, self.peer)
         return [
-            m.stream_begin(PUBLISH_STREAM_ID),
+            m.stream_begin(stream_id),
             m.command(
                 "onStatus",
                 0.0,
                 None,
                 _status("NetStream.Publish.Start", f"{request.stream_name} is now published."),
-                stream_id=PUBLISH_STREAM_ID,
+                stream_id=stream_id,
             ),
         ]
 
     @staticmethod
-    def refusal(exc: RefusedError) -> Message:
+    def refusal(exc: RefusedError, stream_id: int = PUBLISH_STREAM_ID) -> Message:
+        """The error status that ends a publish, on the publish's message stream.
+
+        ffmpeg fails on any status of level "error" and prints "Server error: <description>"
+        (its first 255 bytes; rtmpproto.c handle_invoke_status). OBS acts on the code:
+        Rejected or Denied closes and logs code and description (librtmp HandleInvoke), other
+        codes wait for the hang-up. GStreamer's rtmp2sink takes only an onStatus on the
+        publish's stream id and fails with the whole info object (rtmpclient.c)."""
         return m.command(
             "onStatus",
             0.0,
             None,
             _status(exc.code, exc.description, "error"),
-            stream_id=PUBLISH_STREAM_ID,
+            stream_id=stream_id,
         )
 
     async def end_publish(self) -> None:
         sink, self.sink = self.sink, None
         if sink is not None:
             self.publishing = False
+            self.publishes_ended += 1
             log.info("publish ended: %s/%s from %s", self.app, self.stream_name, self.peer)
             await sink.close()
 

@@ -1,0 +1,362 @@
+"""The live publishes of this node: each one metered, recorded when it is to be, and ended
+when its stream is banned.
+
+`Publishing.start` turns an admitted publish into a `LivePublish`, the MediaSink the RTMP
+session feeds. A LivePublish
+- counts what arrives (bytes, video frames) and writes the publish's figures: its current
+  bitrate and frame rate every few seconds, and one quality point a minute;
+- reads the codec configuration it is sent (picture size, codecs) for the publish row;
+- holds a recorder while the stream is to be recorded. A recording switched on while the
+  publish is live (a recording task) starts at the next keyframe: the recorder is given
+  the metadata and codec configuration the publisher sent at its start. Switched off, the
+  recording ends at once, like an unpublish;
+- once banned, refuses the next message it is given: the session answers the publisher
+  with the refusal and closes.
+
+`Publishing.watch` polls the catalog for what each of this node's live streams should be
+doing (catalog `live_controls`, one statement a second), so that a ban or a task given
+through any node reaches the publish on whichever node holds it within about a second."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from liverec.admission import Admitted
+from liverec.catalog import Catalog
+from liverec.errors import LiverecError, MediaError, RefusedError
+from liverec.layout import StreamRef
+from liverec.media import flv
+from liverec.media.aac import AacConfig
+from liverec.media.h264 import AvcConfig
+from liverec.postprocess import LiveSegment
+from liverec.recorder import Recorders, StreamRecorder
+from liverec.rtmp.session import PublishRequest
+
+log = logging.getLogger(__name__)
+
+REJECTED = "NetStream.Publish.Rejected"
+FIGURES_EVERY = 10.0  # seconds between updates of a live publish's bitrate and frame rate
+MINUTE = 60.0
+WATCH_EVERY = 1.0  # seconds between polls of the catalog for bans and recording switches
+
+
+@dataclass
+class _Meter:
+    """What arrived since `since` (monotonic seconds)."""
+
+    since: float
+    bytes: int = 0
+    frames: int = 0
+
+    def rates(self, now: float) -> tuple[int, float] | None:
+        elapsed = now - self.since
+        if elapsed < 1.0:
+            return None
+        return round(self.bytes * 8 / elapsed), self.frames / elapsed
+
+
+@dataclass
+class _Config:
+    """The publisher's metadata and codec configuration, to start a recorder mid-publish."""
+
+    metadata: dict[str, Any] | None = None
+    video: tuple[int, bytes] | None = None  # (timestamp, tag) of the AVC sequence header
+    audio: tuple[int, bytes] | None = None  # of the AAC AudioSpecificConfig
+    avc: AvcConfig | None = None
+    aac: AacConfig | None = None
+    media_written: bool = field(default=False)
+
+
+class LivePublish:
+    """One admitted publish on this node (a MediaSink). Needs a running event loop."""
+
+    def __init__(
+        self,
+        admitted: Admitted,
+        publish_id: int,
+        owner: Publishing,
+        on_closed: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.admitted = admitted
+        self.stream = admitted.stream
+        self.publish_id = publish_id
+        self.owner = owner
+        self.on_closed = on_closed
+        self.recorder: StreamRecorder | None = None
+        self.refusal: RefusedError | None = None
+        self._config = _Config()
+        now = time.monotonic()
+        self._figures = _Meter(now)
+        self._minute = _Meter(now)
+        self._minute_start = owner.clock()
+        self._closed = False
+        self._want_recording = admitted.record
+        if admitted.record:
+            self._start_recorder()
+
+    # -- MediaSink ---------------------------------------------------------------------
+
+    def on_metadata(self, metadata: dict[str, Any]) -> None:
+        self._check()
+        self._config.metadata = metadata
+        if self.recorder is not None:
+            self.recorder.on_metadata(metadata)
+
+    def on_video(self, timestamp: int, payload: bytes) -> None:
+        self._check()
+        self._count(len(payload), video=True, payload=payload)
+        if len(payload) > 1 and payload[0] & 0x0F == flv.CODEC_AVC and payload[1] == 0:
+            self._config.video = (timestamp, payload)
+            self._note_avc(payload)
+        if self.recorder is not None:
+            self.recorder.on_video(timestamp, payload)
+
+    def on_audio(self, timestamp: int, payload: bytes) -> None:
+        self._check()
+        self._count(len(payload), video=False, payload=payload)
+        if len(payload) > 1 and payload[0] >> 4 == flv.SOUND_AAC and payload[1] == 0:
+            self._config.audio = (timestamp, payload)
+            self._note_aac(payload)
+        if self.recorder is not None:
+            self.recorder.on_audio(timestamp, payload)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._write_figures(time.monotonic(), final=True)
+            if self.recorder is not None:
+                recorder, self.recorder = self.recorder, None
+                await recorder.close()
+        finally:
+            self.owner.forget(self)
+            await self.on_closed()
+
+    # -- control ------------------------------------------------------------------------
+
+    def end(self, refusal: RefusedError) -> None:
+        """End the publish: the next message the publisher sends is refused with this."""
+        if self.refusal is None:
+            log.info("publish %s ended: %s", self.stream, refusal.description)
+            self.refusal = refusal
+
+    async def set_recording(self, on: bool) -> None:
+        """Start recording (at the next keyframe) or stop (the recording ends now)."""
+        if on == self._want_recording or self._closed:
+            return
+        self._want_recording = on
+        if on:
+            log.info("publish %s: recording switched on", self.stream)
+            self._start_recorder()
+            return
+        log.info("publish %s: recording switched off", self.stream)
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            await recorder.close()
+
+    def live_segment(self, at: datetime | None) -> LiveSegment | None:
+        """The not-yet-catalogued segment whose media holds `at` (None: the newest), if
+        the publish is being recorded."""
+        if self.recorder is None:
+            return None
+        found = self.recorder.live_segment(at)
+        return None if found is None else LiveSegment(*found)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self.refusal is not None:
+            raise self.refusal
+
+    def _start_recorder(self) -> None:
+        recorder = self.owner.recorders.start(
+            self.stream,
+            target_duration=self.admitted.entry_point.target_duration,
+            max_file_duration=self.admitted.entry_point.max_file_duration,
+        )
+        cfg = self._config
+        # Mid-publish: what the publisher said at its start, so the recorder can decode.
+        if cfg.metadata is not None:
+            recorder.on_metadata(cfg.metadata)
+        if cfg.video is not None:
+            recorder.on_video(*cfg.video)
+        if cfg.audio is not None:
+            recorder.on_audio(*cfg.audio)
+        self.recorder = recorder
+
+    def _note_avc(self, payload: bytes) -> None:
+        try:
+            self._config.avc = AvcConfig.parse(flv.parse_video(payload).body)
+        except (MediaError, LiverecError):
+            return
+        self._media_changed()
+
+    def _note_aac(self, payload: bytes) -> None:
+        try:
+            self._config.aac = AacConfig.parse(flv.parse_audio(payload).body)
+        except (MediaError, LiverecError):
+            return
+        self._media_changed()
+
+    def _media_changed(self) -> None:
+        cfg = self._config
+        avc, aac = cfg.avc, cfg.aac
+        fps = cfg.metadata.get("framerate") if cfg.metadata else None
+        self.owner.run(
+            self.owner.catalog.set_publish_media,
+            self.publish_id,
+            video_codec="H264" if avc else None,
+            audio_codec="AAC" if aac else None,
+            width=(avc.width or None) if avc else None,
+            height=(avc.height or None) if avc else None,
+            fps=float(fps) if isinstance(fps, int | float) and 0 < fps < 1000 else None,
+        )
+
+    def _count(self, size: int, *, video: bool, payload: bytes) -> None:
+        frame = video and len(payload) > 1 and payload[1] == 1  # an AVC NALU tag
+        for meter in (self._figures, self._minute):
+            meter.bytes += size
+            meter.frames += frame
+        now = time.monotonic()
+        if now - self._figures.since >= FIGURES_EVERY or now - self._minute.since >= MINUTE:
+            self._write_figures(now, final=False)
+
+    def _write_figures(self, now: float, *, final: bool) -> None:
+        """The current bitrate and frame rate; at a minute's end (or the publish's, after
+        at least 5 s), that minute's quality point."""
+        minute_done = now - self._minute.since >= MINUTE or (
+            final and now - self._minute.since >= 5.0
+        )
+        if minute_done:
+            rates = self._minute.rates(now)
+            if rates is not None:
+                self.owner.run(
+                    self.owner.catalog.add_quality, self.publish_id, self._minute_start, *rates
+                )
+            self._minute = _Meter(now)
+            self._minute_start = self.owner.clock()
+        elif not final and now - self._figures.since >= FIGURES_EVERY:
+            rates = self._figures.rates(now)
+            if rates is not None:
+                self.owner.run(self.owner.catalog.set_publish_rates, self.publish_id, *rates)
+        if now - self._figures.since >= FIGURES_EVERY:
+            self._figures = _Meter(now)
+
+
+class Publishing:
+    """This node's live publishes, and the loop that applies bans and recording switches
+    to them."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        recorders: Recorders,
+        *,
+        node_id: str,
+        clock: Callable[[], datetime],
+        executor: Executor | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.recorders = recorders
+        self.node_id = node_id
+        self.clock = clock
+        self.executor = executor
+        self.live: dict[StreamRef, LivePublish] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+
+    async def start(
+        self,
+        admitted: Admitted,
+        request: PublishRequest,
+        on_closed: Callable[[], Awaitable[None]],
+    ) -> LivePublish:
+        """The publish row, then the sink the RTMP session feeds."""
+        publish_id = await asyncio.to_thread(
+            self.catalog.start_publish,
+            admitted.stream,
+            node_id=self.node_id,
+            client_ip=_address(request.peer),
+            domain=request.host,
+            start=self.clock(),
+        )
+
+        async def closed() -> None:
+            try:
+                await asyncio.to_thread(self.catalog.end_publish, publish_id, self.clock())
+            finally:
+                await on_closed()
+
+        publish = LivePublish(admitted, publish_id, self, closed)
+        self.live[admitted.stream] = publish
+        return publish
+
+    def live_segment(self, stream: StreamRef, at: datetime | None) -> LiveSegment | None:
+        """A postprocess.LiveSource over this node's own live publishes (callable from any
+        thread: it only reads what the loop writes)."""
+        publish = self.live.get(stream)
+        return None if publish is None else publish.live_segment(at)
+
+    def forget(self, publish: LivePublish) -> None:
+        if self.live.get(publish.stream) is publish:
+            del self.live[publish.stream]
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """A catalog write nothing waits on: off the loop, failures logged."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+        self._background.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: asyncio.Future[Any]) -> None:
+        self._background.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("a live publish's figures were not written: %s", future.exception())
+
+    async def apply_controls(self) -> None:
+        """One poll: end banned publishes, switch recording on or off."""
+        if not self.live:
+            return
+        controls = await asyncio.to_thread(self.catalog.live_controls, self.node_id)
+        for control in controls:
+            for stream, publish in list(self.live.items()):
+                if (stream.app_id, stream.entry_point, stream.stream_name) != (
+                    control.app_id,
+                    control.entry_point,
+                    control.stream_name,
+                ):
+                    continue
+                if control.banned_until is not None:
+                    publish.end(
+                        RefusedError(
+                            REJECTED,
+                            f"stream {stream} is banned until "
+                            f"{control.banned_until.isoformat(timespec='seconds')}",
+                        )
+                    )
+                elif control.record is not None:
+                    await publish.set_recording(control.record)
+
+    async def watch(self, every: float = WATCH_EVERY) -> None:
+        """Apply the catalog's controls every `every` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.apply_controls()
+            except Exception:
+                log.exception("applying bans and recording switches failed")
+
+
+def _address(peer: str) -> str:
+    """`1.2.3.4:5678` or `[::1]:5678` -> the address alone."""
+    host, sep, port = peer.rpartition(":")
+    if not sep or not port.isdigit():
+        return peer
+    return host.strip("[]")
