@@ -44,8 +44,8 @@ CODECS: dict[str, tuple[list[str], list[str], str]] = {
         NO_METADATA,
         "audio codec Linear PCM (little endian)",
     ),
-    # Video alone: AAC frames accepted before the refused tag would be kept.
-    "flashsv": (["-c:v", "flashsv", "-an"], NO_METADATA, "video codec Screen video"),
+    # With AAC: the audio accepted before the refused video tag is not recorded either.
+    "flashsv": (["-c:v", "flashsv", "-c:a", "copy"], NO_METADATA, "video codec Screen video"),
 }
 
 

@@ -104,6 +104,7 @@ class StreamRecorder:
         self._have_video = False  # among the pending frames
         self._have_audio = False
         self._closed = False
+        self._refused = False  # a codec was refused: what waits in discovery is not kept
 
     # -- MediaSink ---------------------------------------------------------------------
 
@@ -115,13 +116,17 @@ class StreamRecorder:
         self.metadata = metadata
         if vcodec is not None and vcodec != "":
             if vcodec not in VIDEO_CODEC_NAMES:
-                raise _unsupported("video", flv.metadata_codec_name(vcodec, video=True))
+                raise self._refuse(
+                    _unsupported("video", flv.metadata_codec_name(vcodec, video=True))
+                )
             self.expect_video = True
         elif "videocodecid" in metadata or "width" in metadata:
             self.expect_video = self.expect_video or False
         if acodec is not None and acodec != "":
             if acodec not in AUDIO_CODEC_NAMES:
-                raise _unsupported("audio", flv.metadata_codec_name(acodec, video=False))
+                raise self._refuse(
+                    _unsupported("audio", flv.metadata_codec_name(acodec, video=False))
+                )
             self.expect_audio = True
         if vcodec is not None or acodec is not None:
             self.expect_video = bool(self.expect_video)
@@ -130,8 +135,8 @@ class StreamRecorder:
     def on_video(self, timestamp: int, payload: bytes) -> None:
         tag = flv.parse_video(payload)
         if tag.codec_id != flv.CODEC_AVC:
-            raise _unsupported(
-                "video", flv.video_codec_name(tag), enhanced_form=tag.fourcc == "avc1"
+            raise self._refuse(
+                _unsupported("video", flv.video_codec_name(tag), enhanced_form=tag.fourcc == "avc1")
             )
         if tag.packet_type == 0:
             self.avc = AvcConfig.parse(tag.body)
@@ -147,8 +152,8 @@ class StreamRecorder:
     def on_audio(self, timestamp: int, payload: bytes) -> None:
         tag = flv.parse_audio(payload)
         if tag.sound_format != flv.SOUND_AAC:
-            raise _unsupported(
-                "audio", flv.audio_codec_name(tag), enhanced_form=tag.fourcc == "mp4a"
+            raise self._refuse(
+                _unsupported("audio", flv.audio_codec_name(tag), enhanced_form=tag.fourcc == "mp4a")
             )
         if tag.packet_type == 0:
             self.aac = AacConfig.parse(tag.body)
@@ -178,11 +183,17 @@ class StreamRecorder:
         holding = [item for item in found if item[0] <= at]
         return holding[-1] if holding else None
 
+    def _refuse(self, refusal: RefusedError) -> RefusedError:
+        """Refused before the tracks were known: nothing of this publish is recorded."""
+        if self.segmenter is None:
+            self._refused = True
+        return refusal
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self.segmenter is None and self._pending:
+        if self.segmenter is None and self._pending and not self._refused:
             self._start_segmenter()
         if self.segmenter is not None:
             self._emit(self.segmenter.flush())
