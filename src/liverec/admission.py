@@ -1,15 +1,17 @@
 """Who may publish, and the leases that keep each stream's publish and each open recording
 on one node at a time, across nodes.
 
-- `admit`: the project by push host, the entry point, FLS's push signature, a ban, then
-  the stream's live lease (a second publisher is refused on any node, recorded or not), and
-  whether the stream is recorded. `release` gives the live lease back.
+- `admit`: the project by push host, the entry point, FLS's push signature, a ban, the
+  project's publish webhook (the `gate`, events/webhook.py), then the stream's live lease
+  (a second publisher is refused on any node, recorded or not), and whether the stream is
+  recorded. `release` gives the live lease back.
 - Leases on open recordings: `Admission` is a recorder listener (recorder/events.py), so
   it knows which open recordings this node's writers hold. `renew` is the heartbeat: it
   extends this node's leases, then sweeps: it closes other nodes' recordings whose lease
   ran out (claimed with a compare-and-set first), and this node's own that no writer holds
   and that have had no segment for a lease period (their close failed).
-- `recover`, at start: close what a crash of this node left open (recordings, publishes).
+- `recover`, at start: close what a crash of this node left open (recordings, publishes),
+  with their callbacks (`notices`), as the sweep does for other nodes'.
   The sweep also ends the publishes of nodes whose live lease ran out.
 
 The catalog decides: leases are compared and set on the database's clock, and a writer
@@ -22,15 +24,24 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from liverec.catalog import Catalog, EntryPoint, Recording
+from liverec.catalog import (
+    Catalog,
+    EntryPoint,
+    Notice,
+    Publish,
+    Recording,
+    RecordOutputs,
+    SnapshotSettings,
+)
 from liverec.errors import NotFoundError, RefusedError
 from liverec.layout import StreamRef
 from liverec.recorder import RecorderEvent, RecordingEnded, RecordingStarted, finalize_recording
 from liverec.recorder.hls import BlobWriter
-from liverec.rtmp.pushauth import BAD_NAME, check_push_signature, check_stream_name
+from liverec.rtmp.pushauth import BAD_NAME, UNAUTHORIZED, check_push_signature, check_stream_name
 from liverec.rtmp.session import PublishRequest
 
 REJECTED = "NetStream.Publish.Rejected"
@@ -45,6 +56,25 @@ class Admitted:
     stream: StreamRef
     entry_point: EntryPoint
     record: bool  # standard recording is on for the stream
+    outputs: RecordOutputs = field(default_factory=RecordOutputs)  # HLS, MP4 in this region
+    snapshots: SnapshotSettings = field(default_factory=SnapshotSettings)  # periodic ones
+
+
+class PublishGate(Protocol):
+    """Asks outside whether a publish may go ahead (events.PublishWebhook): None if it may,
+    else why not. Blocking: admission runs in a worker thread."""
+
+    def check(
+        self, app_id: str, attempt: PublishRequest, entry_point: str, stream_name: str
+    ) -> str | None: ...
+
+
+class CrashNotices(Protocol):
+    """The callbacks of what the lease keeper ends for a stopped node (events.FlsNotices)."""
+
+    def recording_closed(self, rec: Recording) -> Notice: ...
+
+    def publish_ended_of(self, publish: Publish) -> Notice: ...
 
 
 class Admission:
@@ -60,8 +90,12 @@ class Admission:
         region: str,
         lease_seconds: float,
         clock: Callable[[], datetime],
+        gate: PublishGate | None = None,
+        notices: CrashNotices | None = None,
     ) -> None:
         self.catalog = catalog
+        self.gate = gate
+        self.notices = notices
         self.store = store
         self.node_id = node_id
         self.region = region
@@ -91,13 +125,19 @@ class Admission:
             raise RefusedError(
                 REJECTED, f"stream {stream} is banned until {banned.isoformat(timespec='seconds')}"
             )
+        if self.gate is not None:
+            refusal = self.gate.check(project.app_id, request, ep.name, name)
+            if refusal is not None:
+                raise RefusedError(UNAUTHORIZED, refusal)
         # A second publisher is refused whether or not the stream is recorded.
         if not self.catalog.try_acquire_live(stream, self.node_id, self.lease_seconds):
             raise RefusedError(BAD_NAME, f"stream {stream} is already being published")
         record = self.catalog.stream_recording_enabled(stream)
         if not record:
             log.info("publish %s: recording is off for it", stream)
-        return Admitted(stream, ep, record)
+        outputs = self.catalog.record_outputs(stream.app_id, ep.name, self.region)
+        snapshots = self.catalog.snapshot_settings(stream.app_id, ep.name, self.region)
+        return Admitted(stream, ep, record, outputs, snapshots)
 
     def release(self, stream: StreamRef) -> None:
         """The publish of `stream` ended: its live lease is free for the next publisher."""
@@ -125,7 +165,8 @@ class Admission:
         """At start: close the recordings a crash left open (ours, and any whose lease has
         expired) at their last catalogued segment, and give back our live leases."""
         self.catalog.release_node_live(self.node_id)
-        self.catalog.end_node_publishes(self.node_id, self.clock())
+        ended = self.notices.publish_ended_of if self.notices is not None else None
+        self.catalog.end_node_publishes(self.node_id, self.clock(), ended)
         candidates: dict[int, Recording] = {
             rec.id: rec for rec in self.catalog.open_recordings(self.node_id)
         }
@@ -133,7 +174,7 @@ class Admission:
             if self.catalog.claim_recording(rec.id, self.node_id, self.lease_seconds):
                 candidates[rec.id] = rec
         for rec in candidates.values():
-            finalize_recording(self.catalog, self.store, rec)
+            self._finalize(rec)
         if candidates:
             log.info("closed %d recording(s) left open by a stopped node", len(candidates))
         return len(candidates)
@@ -153,17 +194,23 @@ class Admission:
             if rec.node_id != self.node_id and self.catalog.claim_recording(
                 rec.id, self.node_id, self.lease_seconds
             ):
-                finalize_recording(self.catalog, self.store, rec)
+                self._finalize(rec)
                 log.info("closed recording %s of stopped node %s", rec.playlist_key, rec.node_id)
                 closed += 1
-        self.catalog.end_orphan_publishes()
+        self.catalog.end_orphan_publishes(
+            self.notices.publish_ended_of if self.notices is not None else None
+        )
         stale = self.clock() - timedelta(seconds=self.lease_seconds)
         for rec in self.catalog.open_recordings(self.node_id):
             if not self.holds(rec) and rec.end_time < stale:
-                finalize_recording(self.catalog, self.store, rec)
+                self._finalize(rec)
                 log.info("closed recording %s that no writer held", rec.playlist_key)
                 closed += 1
         return closed
+
+    def _finalize(self, rec: Recording) -> None:
+        closed = self.notices.recording_closed if self.notices is not None else None
+        finalize_recording(self.catalog, self.store, rec, closed)
 
     async def keep_leases(self, executor: Executor | None = None) -> None:
         """Renew every third of a lease until cancelled; a failure is logged, not fatal."""

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from liverec.catalog import Catalog, SecretBox, check_schema, make_engine, migrate
+from liverec.catalog.outputs import SNAPSHOT_INTERVAL_RANGE
 from liverec.catalog.secrets import KEY_FILE_NAME
 from liverec.config import REGIONS, Settings, check_tls_files, is_wildcard, load_settings
 from liverec.errors import ConfigError, LiverecError
@@ -150,6 +151,28 @@ def _ep_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
+def _set_outputs(
+    catalog: Catalog, app_id: str, entry_point: str, region: str, args: argparse.Namespace
+) -> None:
+    """Apply --hls/--mp4/--snapshots/--snapshot-interval, if given, and say what is now in
+    force in `region`."""
+    if args.hls is not None or args.mp4 is not None:
+        out = catalog.set_record_outputs(app_id, entry_point, region, hls=args.hls, mp4=args.mp4)
+        print(f"recording in {region}: hls={_on(out.hls)} mp4={_on(out.mp4)}")
+    if args.snapshots is not None or args.snapshot_interval is not None:
+        enabled = args.snapshots
+        if enabled is None:
+            enabled = catalog.snapshot_settings(app_id, entry_point, region).enabled
+        shots = catalog.set_snapshot_settings(
+            app_id, entry_point, region, enabled=enabled, interval=args.snapshot_interval
+        )
+        print(f"snapshots in {region}: {_on(shots.enabled)} every {shots.interval}s")
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
 def push_url_base(settings: Settings, host: str | None = None) -> str:
     """`rtmp://HOST[:PORT]`, where publishers reach this deployment, for the push URLs the
     admin commands print: `public_rtmp_url` when set (a load balancer's address), else the
@@ -188,10 +211,14 @@ def cmd_entry_points(args: argparse.Namespace) -> None:
     app_id = _default_app(catalog, args.app)
     if args.action == "list":
         for ep in catalog.list_entry_points(app_id):
+            out = catalog.record_outputs(app_id, ep.name, settings.region)
+            shots = catalog.snapshot_settings(app_id, ep.name, settings.region)
+            # New fields go last: scripts that split the older line keep working.
             print(
                 f"{ep.name}\trecord={'on' if ep.record_enabled else 'off'}\t"
                 f"target={ep.target_duration:g}s\tmax_file={ep.max_file_duration:g}s\t"
-                f"auth={'yes' if ep.auth_key else 'no'}"
+                f"auth={'yes' if ep.auth_key else 'no'}\thls={_on(out.hls)}\tmp4={_on(out.mp4)}\t"
+                f"snapshots={f'{shots.interval}s' if shots.enabled else 'off'}"
             )
         return
     if args.action == "delete":
@@ -199,6 +226,11 @@ def cmd_entry_points(args: argparse.Namespace) -> None:
         print(f"entry point {args.name} deleted")
         return
     fields = _ep_fields(args) if args.action in ("add", "set") else {}
+    interval = getattr(args, "snapshot_interval", None)
+    low, high = SNAPSHOT_INTERVAL_RANGE
+    if interval is not None and not low <= interval <= high:
+        # Checked before anything changes: an `add` must not leave half an entry point.
+        raise LiverecError(f"--snapshot-interval must be {low}-{high} seconds, not {interval}")
     if args.action == "add":
         ep = catalog.create_entry_point(app_id, args.name, **fields)
         print(f"entry point {ep.name} created in project {app_id}")
@@ -207,6 +239,8 @@ def cmd_entry_points(args: argparse.Namespace) -> None:
         print(f"entry point {ep.name} updated")
     else:
         ep = catalog.get_entry_point(app_id, args.name)
+    if args.action in ("add", "set"):
+        _set_outputs(catalog, app_id, ep.name, settings.region, args)
     if ep.auth_key:
         if args.action != "sign":
             print(f"push auth key: {ep.auth_key}")
@@ -236,6 +270,85 @@ def cmd_credentials(args: argparse.Namespace) -> None:
     else:
         catalog.revoke_credential(args.customer_id)
         print(f"credential {args.customer_id} revoked")
+
+
+def _event_types(text: str | None) -> list[int]:
+    from liverec.events import FLS_EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES
+
+    if not text:
+        return [int(t) for t in FLS_EVENT_TYPES]
+    try:
+        types = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise LiverecError(f"--events takes event numbers, e.g. 1,2,101: not {text!r}") from None
+    unknown = sorted(set(types) - set(SUBSCRIBABLE_EVENT_TYPES))
+    if unknown:
+        known = ", ".join(map(str, SUBSCRIBABLE_EVENT_TYPES))
+        raise LiverecError(f"unknown event types {unknown}: use {known}")
+    return types
+
+
+def cmd_callbacks(args: argparse.Namespace) -> None:
+    """Callback settings, a signed test event, and the callbacks given up."""
+    from liverec.catalog import DEFAULT_ENTRY_POINT
+    from liverec.events import event_name, send_test
+
+    catalog = _catalog(_settings(args))
+    app_id = _default_app(catalog, args.app)
+    ep = getattr(args, "entry_point", None) or None
+    where = f"entry point {ep}" if ep else f"project {app_id}"
+    if args.action == "set":
+        secret = secrets.token_hex(16) if args.generate_secret else args.secret
+        settings = catalog.set_callback_settings(
+            app_id,
+            ep,
+            url=args.url,
+            secret=secret,
+            event_types=_event_types(args.events),
+            enabled=not args.disable,
+        )
+        print(f"callbacks of {where}: {'on' if settings.enabled else 'off'} -> {settings.url}")
+        if args.generate_secret:
+            print(f"callback secret (shown once): {secret}")
+    elif args.action == "show":
+        found = catalog.list_callback_settings(app_id)
+        if not found:
+            print(f"no callbacks configured for project {app_id}")
+        for cfg in found:
+            events = ",".join(map(str, cfg.event_types))
+            print(
+                f"{cfg.entry_point or '(project)'}\t{'on' if cfg.enabled else 'off'}\t"
+                f"{cfg.url}\tevents={events}\tsecret={'set' if cfg.secret else 'none'}"
+            )
+        print(f"waiting to be sent: {catalog.pending_notices(app_id)}")
+    elif args.action == "delete":
+        if not catalog.delete_callback_settings(app_id, ep):
+            raise LiverecError(f"no callbacks configured for {where}")
+        print(f"callbacks of {where} deleted")
+    elif args.action == "test":
+        target = catalog.callback_settings(app_id, ep)
+        if target is None:
+            raise LiverecError(f"no callbacks configured for {where}")
+        answer, error = send_test(target, ep or DEFAULT_ENTRY_POINT, args.stream)
+        if error is not None:
+            raise LiverecError(f"test callback to {target.url} failed: {error}")
+        assert answer is not None
+        print(f"HTTP {answer.status} {answer.reason}".rstrip())
+        if answer.body:
+            print(answer.body.decode("utf-8", "replace"))
+        if not answer.ok:
+            sys.exit(1)
+    elif args.action == "failed":
+        for dead in catalog.dead_notices(app_id, limit=args.limit):
+            print(
+                f"{dead.id}\t{dead.failed_at.isoformat(timespec='seconds')}\t"
+                f"{dead.event_type} {event_name(dead.event_type)}\t"
+                f"{dead.entry_point}/{dead.stream_name}\t"
+                f"tries={dead.attempts}\t{dead.last_error}\t{dead.payload}"
+            )
+    else:
+        catalog.redeliver_notice(app_id, args.id)
+        print(f"failed callback {args.id} queued again")
 
 
 def cmd_openapi(args: argparse.Namespace) -> None:
@@ -297,6 +410,26 @@ def build_parser() -> argparse.ArgumentParser:
                 type=float,
                 help="seconds before a push continues in a new recording (default 21600)",
             )
+            # Recording outputs and periodic snapshots are per entry point and region
+            # (--region, default this node's), as the settings API stores them.
+            p.add_argument("--hls", dest="hls", action="store_true", default=None)
+            p.add_argument(
+                "--no-hls", dest="hls", action="store_false", help="HLS recording (default on)"
+            )
+            p.add_argument("--mp4", dest="mp4", action="store_true", default=None)
+            p.add_argument(
+                "--no-mp4", dest="mp4", action="store_false", help="MP4 record files (default off)"
+            )
+            p.add_argument("--snapshots", dest="snapshots", action="store_true", default=None)
+            p.add_argument(
+                "--no-snapshots",
+                dest="snapshots",
+                action="store_false",
+                help="periodic snapshots of live streams (default off)",
+            )
+            p.add_argument(
+                "--snapshot-interval", type=int, help="seconds between snapshots (default 10)"
+            )
         if action in ("add", "set", "sign"):
             p.add_argument("--stream", default="stream1", help="stream name for the signed URL")
             p.add_argument("--expires", type=int, default=3600, help="signed URL lifetime, s")
@@ -319,6 +452,30 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (c_add, c_list, c_rev):
         _add_settings(p)
         p.set_defaults(func=cmd_credentials)
+
+    cbs = sub.add_parser("callbacks", help="FLS callbacks: settings, test, failed").add_subparsers(
+        dest="action", required=True
+    )
+    cb_set = cbs.add_parser("set", help="where a project's (or entry point's) events go")
+    cb_set.add_argument("--url", required=True, help="http(s) URL the events are POSTed to")
+    cb_set.add_argument("--secret", help="the signing secret (left out: keep the stored one)")
+    cb_set.add_argument("--generate-secret", action="store_true", help="make one, shown once")
+    cb_set.add_argument("--events", help="event numbers, comma-separated (default 1,2,11,101,102)")
+    cb_set.add_argument("--disable", action="store_true", help="keep the settings, send nothing")
+    cb_show = cbs.add_parser("show", help="the project's settings (never the secret)")
+    cb_del = cbs.add_parser("delete", help="remove the project's or an entry point's settings")
+    cb_test = cbs.add_parser("test", help="send a signed test event, print the answer")
+    cb_test.add_argument("--stream", default="test", help="streamName in the test event")
+    cb_failed = cbs.add_parser("failed", help="callbacks given up, newest first")
+    cb_failed.add_argument("--limit", type=int, default=100)
+    cb_redeliver = cbs.add_parser("redeliver", help="send a failed callback again")
+    cb_redeliver.add_argument("id", type=int)
+    for p in (cb_set, cb_show, cb_del, cb_test, cb_failed, cb_redeliver):
+        _add_settings(p)
+        p.add_argument("--app", help="project app ID (default: the default project)")
+        if p in (cb_set, cb_del, cb_test):
+            p.add_argument("--entry-point", help="an entry point's own settings")
+        p.set_defaults(func=cmd_callbacks)
     return parser
 
 

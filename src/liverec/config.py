@@ -159,6 +159,11 @@ class Settings:
     rtmp_read_timeout: float = 30.0  # seconds without any byte from a publisher
     rtmp_max_connections: int = 1000
     rtmp_max_message_size: int = 8 * 1024 * 1024
+    # MP4 record files: a recording's MP4 is cut into slices of at most this much media or
+    # these many bytes (a new slice starts at the first keyframe segment that would pass
+    # either; outputs/mp4.py).
+    mp4_slice_seconds: float = 3600.0
+    mp4_slice_bytes: int = 2 * 1024**3
     # HTTPS: a PEM certificate (chain) and its unencrypted key, both or neither; empty:
     # plain HTTP. One server, one port: the API and the file URLs alike.
     tls_cert: str = ""
@@ -170,6 +175,20 @@ class Settings:
     # `rtmp://HOST[:PORT]` publishers reach this node at, for the push URLs the admin
     # commands print; empty: from `rtmp` (and `public_url`'s host for a wildcard address).
     public_rtmp_url: str = ""
+    # Callbacks (events/delivery.py): the time a try may take, how long a notice that keeps
+    # failing is retried before it is given up (a dead notice), the longest wait between
+    # tries.
+    callback_timeout: float = 10.0
+    callback_retry_hours: float = 24.0
+    callback_max_backoff: float = 300.0
+    # The publish webhook (events/webhook.py): the time it has to answer, whether a webhook
+    # that does not answer lets the publish go ahead, how long an answer is kept.
+    webhook_timeout: float = 3.0
+    webhook_fail_open: bool = False
+    webhook_cache_seconds: float = 5.0
+    # This node's address as callbacks report it (nodeIp, the webhook's cdnIp); empty: the
+    # RTMP listen address, else the address of the interface of the default route.
+    node_ip: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -272,6 +291,15 @@ def load_settings(
         raise ConfigError(f"region must be one of {', '.join(REGIONS)}, not {settings.region!r}")
     settings.http_addr  # noqa: B018 - validate early, with a clear error
     settings.rtmp_addr  # noqa: B018
+    if settings.mp4_slice_seconds <= 0 or settings.mp4_slice_bytes <= 0:
+        raise ConfigError("settings mp4_slice_seconds and mp4_slice_bytes must be positive")
+    for name in ("callback_timeout", "callback_max_backoff", "webhook_timeout"):
+        if not 0 < getattr(settings, name) <= 3600:
+            raise ConfigError(f"setting {name} must be more than 0 and at most 3600 seconds")
+    if not 0 <= settings.callback_retry_hours <= 24 * 30:
+        raise ConfigError("setting callback_retry_hours must be 0-720")
+    if settings.webhook_cache_seconds < 0:
+        raise ConfigError("setting webhook_cache_seconds must not be negative")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError(
             "HTTPS needs both --tls-cert and --tls-key (LIVEREC_TLS_CERT, LIVEREC_TLS_KEY); "

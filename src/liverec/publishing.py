@@ -5,7 +5,9 @@ when its stream is banned.
 session feeds. A LivePublish
 - counts what arrives (bytes, video frames) and writes the publish's figures: its current
   bitrate and frame rate every few seconds, and one quality point a minute;
-- reads the codec configuration it is sent (picture size, codecs) for the publish row;
+- reads the codec configuration it is sent (picture size, codecs) for the publish row,
+  and reports it (callback 11, publish_media_info) once media follows it, and again
+  whenever a new configuration changes it;
 - holds a recorder while the stream is to be recorded. A recording switched on while the
   publish is live (a recording task) starts at the next keyframe: the recorder is given
   the metadata and codec configuration the publisher sent at its start. Switched off, the
@@ -15,14 +17,17 @@ session feeds. A LivePublish
 
 `Publishing.watch` polls the catalog for what each of this node's live streams should be
 doing (catalog `live_controls`, one statement a second), so that a ban or a task given
-through any node reaches the publish on whichever node holds it within about a second."""
+through any node reaches the publish on whichever node holds it within about a second.
+
+A publish's callbacks (events/notices.py: publish_start, publish_end, publish_media_info)
+are enqueued in the transactions that write its row."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,12 +36,15 @@ from typing import Any
 from liverec.admission import Admitted
 from liverec.catalog import Catalog
 from liverec.errors import LiverecError, MediaError, RefusedError
-from liverec.layout import StreamRef
+from liverec.events import FlsNotices
+from liverec.events.notices import media_info_notice
+from liverec.layout import RecordingPath, StreamRef
 from liverec.media import flv
 from liverec.media.aac import AacConfig
-from liverec.media.h264 import AvcConfig
+from liverec.media.h264 import AvcConfig, access_unit_annexb
+from liverec.outputs.snapshots import PeriodicSnapshots
 from liverec.postprocess import LiveSegment
-from liverec.recorder import Recorders, StreamRecorder
+from liverec.recorder import Recorders, StreamRecorder, new_session_id
 from liverec.rtmp.session import PublishRequest
 
 log = logging.getLogger(__name__)
@@ -83,8 +91,10 @@ class LivePublish:
         publish_id: int,
         owner: Publishing,
         on_closed: Callable[[], Awaitable[None]],
+        domain: str = "",
     ) -> None:
         self.admitted = admitted
+        self.domain = domain  # the host the publisher connected to (callbacks' `domain`)
         self.stream = admitted.stream
         self.publish_id = publish_id
         self.owner = owner
@@ -98,6 +108,16 @@ class LivePublish:
         self._minute_start = owner.clock()
         self._closed = False
         self._want_recording = admitted.record
+        self._outputs = (admitted.outputs.hls, admitted.outputs.mp4)
+        self._switch_outputs = False  # at the next keyframe, a recorder with the new outputs
+        self._session = RecordingPath(self.stream, new_session_id(), owner.clock())
+        self._snapshot_every: float | None = None
+        self._next_snapshot = 0.0  # monotonic instant the next snapshot is due
+        self._publish_started = time.monotonic()
+        self._snapshot_busy = False
+        self._media_seen = False  # a coded frame arrived: the media is known
+        self._media_told: tuple[Any, ...] | None = None  # the media info last reported
+        self.set_snapshots(admitted.snapshots.interval if admitted.snapshots.enabled else None)
         if admitted.record:
             self._start_recorder()
 
@@ -112,11 +132,20 @@ class LivePublish:
     def on_video(self, timestamp: int, payload: bytes) -> None:
         self._check()
         self._count(len(payload), video=True, payload=payload)
-        if len(payload) > 1 and payload[0] & 0x0F == flv.CODEC_AVC and payload[1] == 0:
+        avc = len(payload) > 1 and payload[0] & 0x0F == flv.CODEC_AVC
+        if avc and payload[1] == 0:
             self._config.video = (timestamp, payload)
             self._note_avc(payload)
+        keyframe = avc and payload[1] == 1 and payload[0] >> 4 == 1
+        if avc and payload[1] == 1 and not self._media_seen:
+            self._media_seen = True
+            self._media_changed()
+        if keyframe and self._switch_outputs:
+            self._restart_recorder()
         if self.recorder is not None:
             self.recorder.on_video(timestamp, payload)
+        if keyframe and self._snapshot_every is not None:
+            self._maybe_snapshot(payload)
 
     def on_audio(self, timestamp: int, payload: bytes) -> None:
         self._check()
@@ -124,6 +153,9 @@ class LivePublish:
         if len(payload) > 1 and payload[0] >> 4 == flv.SOUND_AAC and payload[1] == 0:
             self._config.audio = (timestamp, payload)
             self._note_aac(payload)
+        elif len(payload) > 1 and payload[0] >> 4 == flv.SOUND_AAC and not self._media_seen:
+            self._media_seen = True
+            self._media_changed()
         if self.recorder is not None:
             self.recorder.on_audio(timestamp, payload)
 
@@ -162,6 +194,26 @@ class LivePublish:
         if recorder is not None:
             await recorder.close()
 
+    def set_outputs(self, hls: bool, mp4: bool) -> None:
+        """The entry point's outputs changed: a recorder with the new ones takes over at
+        the next keyframe (the current one records up to it: nothing is lost)."""
+        if (hls, mp4) != self._outputs:
+            log.info("publish %s: outputs now hls=%s mp4=%s", self.stream, hls, mp4)
+            self._outputs = (hls, mp4)
+            self._switch_outputs = self.recorder is not None
+
+    def set_snapshots(self, interval: int | None) -> None:
+        """Periodic snapshots every `interval` seconds (None: off), scheduled from the
+        publish's start."""
+        if interval == self._snapshot_every:
+            return
+        self._snapshot_every = None if interval is None else float(interval)
+        if self._snapshot_every is not None:
+            now = time.monotonic()
+            elapsed = now - self._publish_started
+            periods = -(-elapsed // self._snapshot_every)  # the next scheduled instant
+            self._next_snapshot = self._publish_started + periods * self._snapshot_every
+
     def live_segment(self, at: datetime | None) -> LiveSegment | None:
         """The not-yet-catalogued segment whose media holds `at` (None: the newest), if
         the publish is being recorded."""
@@ -176,11 +228,52 @@ class LivePublish:
         if self.refusal is not None:
             raise self.refusal
 
+    def _restart_recorder(self) -> None:
+        self._switch_outputs = False
+        old, self.recorder = self.recorder, None
+        if old is not None:
+            self.owner.spawn(old.close())
+        if self._want_recording:
+            self._start_recorder()
+
+    def _maybe_snapshot(self, payload: bytes) -> None:
+        every = self._snapshot_every
+        now = time.monotonic()
+        if every is None or now < self._next_snapshot or self._snapshot_busy:
+            return
+        # The next instant after now: a slow decode or a long GOP skips, never piles up.
+        self._next_snapshot += (-(-(now - self._next_snapshot) // every) or 1) * every
+        avc = self._config.avc
+        if avc is None or self.owner.snapshots is None:
+            return
+        try:
+            annexb = access_unit_annexb(flv.parse_video(payload).body, avc, True)
+        except MediaError:
+            return
+        recorder = self.recorder
+        shown = recorder.last_video_time() if recorder is not None else None
+        path = (recorder.recording_path() if recorder is not None else None) or self._session
+        taken = shown or self.owner.clock()
+        self._snapshot_busy = True
+
+        def take() -> None:
+            try:
+                assert self.owner.snapshots is not None
+                self.owner.snapshots.take(path, taken, annexb)
+            finally:
+                self._snapshot_busy = False
+
+        self.owner.run(take)
+
     def _start_recorder(self) -> None:
+        hls, mp4 = self._outputs
         recorder = self.owner.recorders.start(
             self.stream,
             target_duration=self.admitted.entry_point.target_duration,
             max_file_duration=self.admitted.entry_point.max_file_duration,
+            session_id=self._session.session_id,
+            hls=hls,
+            mp4=mp4,
         )
         cfg = self._config
         # Mid-publish: what the publisher said at its start, so the recorder can decode.
@@ -207,17 +300,46 @@ class LivePublish:
         self._media_changed()
 
     def _media_changed(self) -> None:
+        """Write the publish's media; once media has arrived, report it (callback 11) if
+        it is not what was last reported."""
         cfg = self._config
         avc, aac = cfg.avc, cfg.aac
-        fps = cfg.metadata.get("framerate") if cfg.metadata else None
+        meta = cfg.metadata or {}
+        fps = meta.get("framerate")
+        fps = float(fps) if isinstance(fps, int | float) and 0 < fps < 1000 else None
+        rate = meta.get("videodatarate")  # kbit/s, as onMetaData gives it
+        video_rate = (
+            round(rate * 1000) if isinstance(rate, int | float) and 0 < rate < 1e7 else None
+        )
+        video_codec = "H264" if avc else None
+        audio_codec = "AAC" if aac else None
+        width = (avc.width or None) if avc else None
+        height = (avc.height or None) if avc else None
+        told = (video_codec, audio_codec, width, height, fps, video_rate)
+        notices = []
+        if self._media_seen and told != self._media_told and self.owner.notices is not None:
+            self._media_told = told
+            notices.append(
+                media_info_notice(
+                    self.stream,
+                    domain=self.domain,
+                    video_codec=video_codec,
+                    audio_codec=audio_codec,
+                    fps=fps,
+                    video_rate=video_rate,
+                    width=width,
+                    height=height,
+                )
+            )
         self.owner.run(
             self.owner.catalog.set_publish_media,
             self.publish_id,
-            video_codec="H264" if avc else None,
-            audio_codec="AAC" if aac else None,
-            width=(avc.width or None) if avc else None,
-            height=(avc.height or None) if avc else None,
-            fps=float(fps) if isinstance(fps, int | float) and 0 < fps < 1000 else None,
+            video_codec=video_codec,
+            audio_codec=audio_codec,
+            width=width,
+            height=height,
+            fps=fps,
+            notices=notices,
         )
 
     def _count(self, size: int, *, video: bool, payload: bytes) -> None:
@@ -261,12 +383,18 @@ class Publishing:
         recorders: Recorders,
         *,
         node_id: str,
+        region: str,
         clock: Callable[[], datetime],
         executor: Executor | None = None,
+        snapshots: PeriodicSnapshots | None = None,
+        notices: FlsNotices | None = None,
     ) -> None:
         self.catalog = catalog
         self.recorders = recorders
+        self.notices = notices  # callbacks; None: none
         self.node_id = node_id
+        self.region = region
+        self.snapshots = snapshots
         self.clock = clock
         self.executor = executor
         self.live: dict[StreamRef, LivePublish] = {}
@@ -278,23 +406,34 @@ class Publishing:
         request: PublishRequest,
         on_closed: Callable[[], Awaitable[None]],
     ) -> LivePublish:
-        """The publish row, then the sink the RTMP session feeds."""
+        """The publish row (and its publish_start callback), then the sink the RTMP
+        session feeds."""
+        stream, client_ip, notices = admitted.stream, _address(request.peer), self.notices
         publish_id = await asyncio.to_thread(
             self.catalog.start_publish,
-            admitted.stream,
+            stream,
             node_id=self.node_id,
-            client_ip=_address(request.peer),
+            client_ip=client_ip,
             domain=request.host,
             start=self.clock(),
+            node_ip=notices.node_ip if notices is not None else "",
+            notices=[]
+            if notices is None
+            else [notices.publish_started(stream, domain=request.host, client_ip=client_ip)],
+        )
+        ended = (
+            []
+            if notices is None
+            else [notices.publish_ended(stream, domain=request.host, client_ip=client_ip)]
         )
 
         async def closed() -> None:
             try:
-                await asyncio.to_thread(self.catalog.end_publish, publish_id, self.clock())
+                await asyncio.to_thread(self.catalog.end_publish, publish_id, self.clock(), ended)
             finally:
                 await on_closed()
 
-        publish = LivePublish(admitted, publish_id, self, closed)
+        publish = LivePublish(admitted, publish_id, self, closed, request.host)
         self.live[admitted.stream] = publish
         return publish
 
@@ -309,22 +448,29 @@ class Publishing:
             del self.live[publish.stream]
 
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """A catalog write nothing waits on: off the loop, failures logged."""
+        """Blocking work nothing waits on (a catalog write, a snapshot): off the loop, on
+        the recorder's pool; failures logged."""
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
         self._background.add(future)
         future.add_done_callback(self._done)
 
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Loop work nothing waits on (closing a replaced recorder); failures logged."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._done)
+
     def _done(self, future: asyncio.Future[Any]) -> None:
         self._background.discard(future)
         if not future.cancelled() and future.exception() is not None:
-            log.warning("a live publish's figures were not written: %s", future.exception())
+            log.warning("live publish work failed: %s", future.exception())
 
     async def apply_controls(self) -> None:
         """One poll: end banned publishes, switch recording on or off."""
         if not self.live:
             return
-        controls = await asyncio.to_thread(self.catalog.live_controls, self.node_id)
+        controls = await asyncio.to_thread(self.catalog.live_controls, self.node_id, self.region)
         for control in controls:
             for stream, publish in list(self.live.items()):
                 if (stream.app_id, stream.entry_point, stream.stream_name) != (
@@ -341,7 +487,10 @@ class Publishing:
                             f"{control.banned_until.isoformat(timespec='seconds')}",
                         )
                     )
-                elif control.record is not None:
+                    continue
+                publish.set_snapshots(control.snapshot_interval)
+                publish.set_outputs(control.hls, control.mp4)
+                if control.record is not None:
                     await publish.set_recording(control.record)
 
     async def watch(self, every: float = WATCH_EVERY) -> None:

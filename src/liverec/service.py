@@ -4,9 +4,13 @@ its own.
     catalog + store        the catalog (SQLite or PostgreSQL) and the blob store
     Admission              who may publish; this node's leases (admission.py)
     Recorders              a recorder per recorded publish; its listeners (recorder/)
-    Publishing             this node's live publishes: figures, bans, recording switches
+    Publishing             this node's live publishes: figures, bans, recording switches,
+                           periodic snapshots (outputs/snapshots.py)
     RtmpServer             ingest; asks `start_publish` below for each publish
     ClipWriter, SnapshotWriter, the FastAPI app on uvicorn
+    callbacks              FLS callbacks: notices built here (events.FlsNotices) and
+                           enqueued by the catalog calls above; CallbackDelivery sends
+                           them; PublishWebhook is admission's gate (events/)
 
 A new consumer of recorder events (callbacks, MP4 files, snapshots, metrics) is built here
 and passed to `Recorders(listeners=...)`."""
@@ -33,8 +37,22 @@ from liverec.api.viewers import Viewers, keep_flushing
 from liverec.bootstrap import bootstrap, persistent_node_id
 from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
 from liverec.config import Settings, check_tls_files
+from liverec.events import (
+    CallbackDelivery,
+    ClipNotices,
+    FlsNotices,
+    Mp4FileNotices,
+    PublishWebhook,
+    RetryPolicy,
+    SnapshotFileNotices,
+    SnapshotNotices,
+    guess_node_ip,
+)
 from liverec.livemedia import LiveMedia
+from liverec.outputs import Mp4Writer
+from liverec.outputs.snapshots import PeriodicSnapshots
 from liverec.postprocess import ClipWriter, SnapshotWriter
+from liverec.postprocess.snapshot import encode_jpeg
 from liverec.publishing import Publishing
 from liverec.recorder import Recorders
 from liverec.rtmp.server import Limits, RtmpServer
@@ -65,6 +83,26 @@ class Service:
             settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url or None
         )
         self.node_id = settings.node_id or persistent_node_id(settings.data_dir)
+        # -- callbacks and the publish webhook (events/) ---------------------------------
+        node_ip = settings.node_ip or guess_node_ip(settings.rtmp_addr[0])
+        self.notices = FlsNotices(node_ip, settings.region)
+        self.callbacks = CallbackDelivery(
+            self.catalog,
+            node_id=self.node_id,
+            policy=RetryPolicy(
+                timeout=settings.callback_timeout,
+                keep_for=settings.callback_retry_hours * 3600,
+                max_backoff=settings.callback_max_backoff,
+            ),
+        )
+        webhook = PublishWebhook(
+            self.catalog,
+            timeout=settings.webhook_timeout,
+            fail_open=settings.webhook_fail_open,
+            cache_seconds=settings.webhook_cache_seconds,
+            node_ip=node_ip,
+        )
+        # ---------------------------------------------------------------------------------
         # Recording's own threads: API work (snapshots, clips, auth) cannot starve the
         # storage and catalog calls that keep media and leases safe.
         self.io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recorder")
@@ -75,6 +113,17 @@ class Service:
             region=settings.region,
             lease_seconds=settings.lease_seconds,
             clock=self.clock.now,
+            gate=webhook,
+            notices=self.notices,
+        )
+        # MP4 record files: a listener of every recorder; slices being written live in a
+        # spool on this node's disk until whole (outputs/mp4.py).
+        self.mp4 = Mp4Writer(
+            self.store,
+            Mp4FileNotices(self.catalog),
+            settings.data_dir / "spool" / "mp4",
+            slice_seconds=settings.mp4_slice_seconds,
+            slice_bytes=settings.mp4_slice_bytes,
         )
         self.recorders = Recorders(
             self.catalog,
@@ -83,15 +132,19 @@ class Service:
             lease_seconds=settings.lease_seconds,
             clock=self.clock,
             executor=self.io_pool,
-            listeners=[self.admission],
+            listeners=[self.admission, self.mp4],
+            close_notice=self.notices.recording_closed,
         )
         self.viewers = Viewers(self.clock.now)
         self.publishing = Publishing(
             self.catalog,
             self.recorders,
             node_id=self.node_id,
+            region=settings.region,
             clock=self.clock.now,
             executor=self.io_pool,
+            snapshots=PeriodicSnapshots(self.store, SnapshotFileNotices(self.catalog), encode_jpeg),
+            notices=self.notices,
         )
         self.node_key = self.box.derive("node-rpc")
         self.live_media = LiveMedia(
@@ -142,8 +195,10 @@ class Service:
             region=self.settings.region,
             url_key=self.box.derive("file-urls"),
             clock=self.clock.now,
-            make_clip=ClipWriter(self.catalog, self.store),
-            make_snapshot=SnapshotWriter(self.catalog, self.store, self.live_media),
+            make_clip=ClipNotices(ClipWriter(self.catalog, self.store), self.catalog),
+            make_snapshot=SnapshotNotices(
+                SnapshotWriter(self.catalog, self.store, self.live_media), self.catalog
+            ),
             node_id=self.node_id,
             redirect_downloads=self.settings.s3_redirect,
             public_url=self.settings.public_url,
@@ -157,6 +212,9 @@ class Service:
     async def start(self) -> None:
         await asyncio.to_thread(bootstrap, self.catalog, self.settings)
         await asyncio.to_thread(self.admission.recover)
+        await asyncio.to_thread(self.callbacks.recover)
+        # Before recording: what a crash left half-written is published first.
+        await asyncio.to_thread(self.mp4.recover_spool)
         host, port = self.settings.rtmp_addr
         await self.rtmp.start(host, port)
         await self._start_http()
@@ -168,6 +226,7 @@ class Service:
         self._tasks.append(
             asyncio.create_task(keep_flushing(self.viewers, self.catalog), name="viewers")
         )
+        self._tasks.append(asyncio.create_task(self.callbacks.run(), name="callbacks"))
         # Always shown, whatever the log level: scripts and tests wait for this line. New
         # fields go last, so parsers of the older line keep working.
         print(
@@ -214,6 +273,9 @@ class Service:
         """Close every open recording (playlists get EXT-X-ENDLIST), then stop serving."""
         log.info("shutting down: closing open recordings")
         await self.rtmp.close()
+        # After the recorders closed: their last slices are whole and being published.
+        await asyncio.to_thread(self.mp4.close)
+        self.callbacks.stop()
         if self.http is not None:
             self.http.should_exit = True
         for task in self._tasks:
@@ -236,6 +298,19 @@ class Service:
         await self.stop()
 
 
+class _QuietUpgrades(logging.Filter):
+    """Java 11+'s HTTP client asks every plain-HTTP request to upgrade to h2c; uvicorn
+    answers it rightly (no upgrade) but logs two warnings each time, one wrongly telling the
+    operator to install a WebSocket library. Those lines say nothing useful here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (
+            text.startswith("Unsupported upgrade request")
+            or text.startswith("No supported WebSocket library detected")
+        )
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn on our loop; liverec handles the signals itself."""
 
@@ -245,6 +320,7 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 def run(settings: Settings) -> None:
+    logging.getLogger("uvicorn.error").addFilter(_QuietUpgrades())
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -128,13 +128,13 @@ def test_live_controls_tell_a_node_what_its_live_streams_should_do(cat: Catalog)
     cat.try_acquire_live(CAM, "node-a", 30)
     cat.try_acquire_live(CAM.with_stream("b"), "node-a", 30)
     cat.try_acquire_live(CAM.with_stream("elsewhere"), "node-b", 30)
-    controls = {c.stream_name: c for c in cat.live_controls("node-a")}
+    controls = {c.stream_name: c for c in cat.live_controls("node-a", "na")}
     assert set(controls) == {"cam", "b"}
     assert controls["cam"].record is None and controls["cam"].banned_until is None
     cat.set_stream_recording(CAM, True, until=now() + timedelta(hours=24))
     cat.set_stream_recording(CAM.with_stream("b"), False)
     cat.ban_stream(CAM.with_stream("b"), now() + timedelta(days=7))
-    controls = {c.stream_name: c for c in cat.live_controls("node-a")}
+    controls = {c.stream_name: c for c in cat.live_controls("node-a", "na")}
     assert controls["cam"].record is True
     assert controls["b"].record is False and controls["b"].banned_until is not None
 

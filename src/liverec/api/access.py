@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from liverec.api.auth import authenticate, get_context, require_project
 from liverec.api.errors import ApiError
@@ -28,6 +28,18 @@ class Scope:
     def stream(self, stream_name: str) -> StreamRef:
         """The stream `stream_name` of this scope (the name checked: 400 if invalid)."""
         return StreamRef(self.app_id, self.region, self.entry_point, check_stream_name(stream_name))
+
+
+# The region path parameter: documented as the four FLS regions, but typed `str` so that
+# FastAPI does not refuse another value itself (a 422 turned 400 `invalid_parameter`):
+# check_region answers it with FLS's 400 `invalid_region`.
+Region = Annotated[
+    str,
+    Path(
+        description=f"the FLS region: one of {', '.join(REGIONS)} (else 400 invalid_region)",
+        json_schema_extra={"enum": list(REGIONS)},
+    ),
+]
 
 
 def check_region(region: str) -> str:
@@ -84,7 +96,7 @@ async def stream_scope(
     request: Request,
     appid: str,
     entry_point: str,
-    region: str,
+    region: Region,
     customer_id: Annotated[str, Depends(authenticate)],
 ) -> Scope:
     """The project, entry point and region of a standard-recording call, all checked."""

@@ -11,12 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from liverec.api.access import Scope, project_scope, stream_scope
 from liverec.api.auth import get_context
-from liverec.api.errors import ApiError
+from liverec.api.errors import API_ERRORS, BODY_ERRORS, ApiError, error_responses
 from liverec.api.fls import BASE
 from liverec.errors import ConflictError, InvalidValueError, NotFoundError
 
 router = APIRouter(tags=["management"])
 ENTRY_POINTS = "/v1/projects/{appid}/fls/entry_points"
+# The 404 a route with an {entry_point} (checked by the catalog or stream_scope) adds.
+_NO_ENTRY_POINT = {404: "Or no such entry point (reason entry_point_not_found)."}
 
 
 class EntryPointInfo(BaseModel):
@@ -39,10 +41,10 @@ class Enabled(BaseModel):
 
 
 class Ok(BaseModel):
-    message: str = "ok"
+    message: str = Field("ok", description="liverec extension: FLS documents no body")
 
 
-@router.get(ENTRY_POINTS, response_model=EntryPointList)
+@router.get(ENTRY_POINTS, response_model=EntryPointList, responses=error_responses(*API_ERRORS))
 async def list_entry_points(
     request: Request, appid: Annotated[str, Depends(project_scope)]
 ) -> EntryPointList:
@@ -61,7 +63,15 @@ async def list_entry_points(
     )
 
 
-@router.post(ENTRY_POINTS, status_code=201, response_model=Ok)
+@router.post(
+    ENTRY_POINTS,
+    status_code=201,
+    response_model=Ok,
+    responses=error_responses(
+        *API_ERRORS,
+        notes={400: "Also reason entry_point_exists: the name is taken."},
+    ),
+)
 async def add_entry_point(
     request: Request,
     appid: Annotated[str, Depends(project_scope)],
@@ -77,7 +87,17 @@ async def add_entry_point(
     return Ok(message=f"entry point {id} created")
 
 
-@router.delete(ENTRY_POINTS + "/{entry_point}", response_model=Ok)
+@router.delete(
+    ENTRY_POINTS + "/{entry_point}",
+    response_model=Ok,
+    responses=error_responses(
+        *API_ERRORS,
+        notes={
+            400: "Also for `live`, which cannot be deleted.",
+            404: "Or no such entry point (reason entry_point_not_found).",
+        },
+    ),
+)
 async def delete_entry_point(
     request: Request, entry_point: str, appid: Annotated[str, Depends(project_scope)]
 ) -> Ok:
@@ -93,7 +113,11 @@ async def delete_entry_point(
     return Ok(message=f"entry point {entry_point} deleted")
 
 
-@router.patch(ENTRY_POINTS + "/{entry_point}/settings/record/standard/auto", response_model=Ok)
+@router.patch(
+    ENTRY_POINTS + "/{entry_point}/settings/record/standard/auto",
+    response_model=Ok,
+    responses=error_responses(*BODY_ERRORS, notes=_NO_ENTRY_POINT),
+)
 async def entry_point_recording(
     request: Request,
     entry_point: str,
@@ -127,7 +151,11 @@ async def _stream_switch(request: Request, scope: Scope, stream_name: str, on: b
     return Ok(message=f"standard recording {'on' if on else 'off'} for {stream_name}")
 
 
-@router.put(BASE + "/tasks", response_model=Ok)
+@router.put(
+    BASE + "/tasks",
+    response_model=Ok,
+    responses=error_responses(*API_ERRORS, notes=_NO_ENTRY_POINT),
+)
 async def enable_stream(
     request: Request,
     scope: Annotated[Scope, Depends(stream_scope)],
@@ -139,7 +167,14 @@ async def enable_stream(
     return await _stream_switch(request, scope, id, True)
 
 
-@router.delete(BASE + "/tasks", response_model=Ok)
+@router.delete(
+    BASE + "/tasks",
+    response_model=Ok,
+    responses=error_responses(*API_ERRORS, notes=_NO_ENTRY_POINT),
+    description="liverec extension: the query form of DELETE .../tasks/{stream_name}, "
+    "matching PUT's `?id=`. Do not record this stream: a recording of it that is live now "
+    "ends at once.",
+)
 async def disable_stream(
     request: Request,
     scope: Annotated[Scope, Depends(stream_scope)],
@@ -149,7 +184,11 @@ async def disable_stream(
     return await _stream_switch(request, scope, id, False)
 
 
-@router.delete(BASE + "/tasks/{stream_name}", response_model=Ok)
+@router.delete(
+    BASE + "/tasks/{stream_name}",
+    response_model=Ok,
+    responses=error_responses(*API_ERRORS, notes=_NO_ENTRY_POINT),
+)
 async def disable_stream_path(
     request: Request,
     stream_name: str,

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liverec import __version__
-from liverec.api import admin, files, fls, internal, streams
+from liverec.api import admin, callbacks, files, fls, internal, outputs, settings, streams
 from liverec.api.context import ApiContext
-from liverec.api.errors import install_error_handlers
+from liverec.api.errors import (
+    API_ERRORS,
+    ERROR_DESCRIPTIONS,
+    ErrorBody,
+    error_responses,
+    install_error_handlers,
+)
 from liverec.api.jsonbody import JsonBodies
 from liverec.api.limits import MAX_BODY_BYTES, BodyLimit
 
@@ -23,7 +33,12 @@ management calls for what is recorded, and the recorded files.
 
 Authentication: HTTP Basic with a customer ID and secret, or Agora's HMAC-SHA256 scheme.
 Times: RFC 3339 with an offset in requests; UTC with milliseconds in answers.
-Errors: a JSON body `{"message": ..., "reason": ...}` on every non-200 answer.
+Errors: a JSON body `{"message": ..., "reason": ...}` on every non-2xx answer; each call
+lists the statuses it can answer.
+Browsers: `OPTIONS` on any path answers its methods (`Allow`) and the CORS preflight
+headers without credentials; every answer to a request with an `Origin` allows any origin
+(credentials travel in the Authorization header, never in cookies).
+Fields and calls marked "liverec extension" are not in FLS's documentation.
 Request bodies: JSON whatever the Content-Type says (Agora's samples send none, or a form
 type); at most 64 KiB (413 `body_too_large` beyond).
 """
@@ -33,14 +48,128 @@ type); at most 64 KiB (413 `body_too_large` beyond).
 _EMPTY_SEGMENT = re.compile(r"^/v1/projects/(|[^/]*/fls/entry_points/)(/|$)")
 
 
+# What FLS clients send (Agora's HMAC scheme signs Date, Digest and Host; Host is the
+# browser's own, listed for clients that ask anyway), and what a player sends for a range.
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Date, Digest, Host, Range, If-Range"
+# How long a browser may keep a preflight's answer (Chromium keeps at most 2 hours).
+CORS_MAX_AGE = "600"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+class _LiverecApi(FastAPI):
+    """FastAPI whose OpenAPI schema lists the statuses the server answers, and only those.
+
+    FastAPI adds a 422 to every operation with parameters, but install_error_handlers turns
+    every validation error into a 400 (documented with ErrorBody on each route): the 422s
+    and their schemas are dropped. BodyLimit, installed here for the whole app, refuses any
+    body over its limit: every operation that takes a body documents that 413, whichever
+    router it is in and whatever its decorator says."""
+
+    def openapi(self) -> dict[str, Any]:
+        schema = super().openapi()  # cached by FastAPI: these edits are made once
+        too_large = {
+            "description": ERROR_DESCRIPTIONS[413],
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{ErrorBody.__name__}"}
+                }
+            },
+        }
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                if "requestBody" in operation:
+                    responses.setdefault("413", too_large)
+        components = schema.get("components", {}).get("schemas", {})
+        if "#/components/schemas/HTTPValidationError" not in json.dumps(schema.get("paths")):
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+        return schema
+
+
+class _MethodsAndCors:
+    """Pure ASGI middleware: `OPTIONS`, the `Allow` of a 405, and CORS, from every route
+    of a path.
+
+    Starlette answers a method a path does not take from the first route whose path
+    matches, so `Allow` named that route's methods only (`OPTIONS .../fls/entry_points`
+    answered 405 `Allow: GET`, though POST is allowed too). Here the methods of a path are
+    what the app's routing takes there, each method asked of it in turn (FastAPI nests
+    included routers, so their routes are not a flat list to read): an `OPTIONS` request
+    no route takes itself is answered 204 with them in `Allow` and the CORS preflight
+    headers, without authentication (a browser sends no credentials in a preflight), and a
+    405 gets them in its `Allow`. A path no route takes is left to the router: 404 JSON.
+    Other requests pay nothing for this: the routes are asked only for OPTIONS and 405.
+
+    Every answer to a request with an `Origin` gets `Access-Control-Allow-Origin: *`, so a
+    browser client can read it: the API authenticates by the Authorization header, never
+    by cookies, so a page of another origin can call it only with credentials it has."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes  # the app's own list: routes added later are seen
+
+    def takes(self, scope: Scope, method: str) -> bool:
+        """Whether a route takes `method` at this request's path. Asked on a copy of the
+        scope: matching writes FastAPI's routing state into the scope it is given."""
+        probe = {k: v for k, v in scope.items() if k != "fastapi"}
+        probe["method"] = method
+        return any(route.matches(probe)[0] == Match.FULL for route in self.routes)
+
+    def allowed(self, scope: Scope) -> list[str]:
+        """The methods taken at this request's path, and OPTIONS (answered here) if any."""
+        methods = [m for m in _METHODS if self.takes(scope, m)]
+        return [*methods, "OPTIONS"] if methods else []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS" and not self.takes(scope, "OPTIONS"):
+            allowed = self.allowed(scope)
+            if allowed:
+                allow = ", ".join(allowed)
+                headers = {
+                    "Allow": allow,
+                    "Access-Control-Allow-Origin": "*",
+                    "Access-Control-Allow-Methods": allow,
+                    "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                    "Access-Control-Max-Age": CORS_MAX_AGE,
+                }
+                await Response(status_code=204, headers=headers)(scope, receive, send)
+                return
+        cors = any(name.lower() == b"origin" for name, _ in scope.get("headers", ()))
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", ()))
+                headers = MutableHeaders(scope=message)
+                if message["status"] == 405:
+                    allowed = self.allowed(scope)
+                    if allowed:
+                        headers["Allow"] = ", ".join(allowed)
+                if cors:
+                    headers.setdefault("Access-Control-Allow-Origin", "*")
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
 def create_app(ctx: ApiContext | None) -> FastAPI:
     """The app; `ctx` None builds it for its OpenAPI schema only."""
-    app = FastAPI(title="liverec", version=__version__, description=DESCRIPTION)
+    app = _LiverecApi(title="liverec", version=__version__, description=DESCRIPTION)
     app.state.ctx = ctx
     install_error_handlers(app)
-    app.include_router(fls.router)
-    app.include_router(admin.router)
-    app.include_router(streams.router)
+    # Every FLS route authenticates, checks the project and calls the catalog: it can
+    # answer these whatever it does (its own decorator adds 413 for a body and its notes).
+    fls_errors = error_responses(*API_ERRORS)
+    app.include_router(fls.router, responses=fls_errors)
+    app.include_router(admin.router, responses=fls_errors)
+    app.include_router(streams.router, responses=fls_errors)
+    app.include_router(settings.router, responses=fls_errors)
+    app.include_router(outputs.router, responses=fls_errors)
+    app.include_router(callbacks.router, responses=fls_errors)
     app.include_router(internal.router)
     app.include_router(files.router)
 
@@ -63,8 +192,11 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
         return {"status": "ok", "node": ctx.node_id if ctx else ""}
 
     app.add_middleware(JsonBodies)
-    # Added last, so it runs first: nothing reads a body before it is bounded.
+    # Added after the others, so it runs before them: nothing reads a body before it is
+    # bounded.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    # Outside even the body limit (it reads no body), so that its 413 carries CORS too.
+    app.add_middleware(_MethodsAndCors, routes=app.router.routes)
     return app
 
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from liverec.api.viewers import Viewers
-
-if TYPE_CHECKING:
-    from liverec.api.internal import LocalLive
 from liverec.catalog import Catalog
 from liverec.layout import StreamRef
 from liverec.storage import BlobStore
@@ -68,6 +65,19 @@ class SnapshotMaker(Protocol):
     def __call__(
         self, stream: StreamRef, *, file_name: str, time: datetime | None
     ) -> SnapshotInfo: ...
+
+
+class LiveSegmentLike(Protocol):
+    @property
+    def start_time(self) -> datetime: ...
+    @property
+    def data(self) -> bytes: ...
+
+
+class LocalLive(Protocol):
+    """This node's own live media (publishing.Publishing), for api/internal.py."""
+
+    def live_segment(self, stream: StreamRef, at: datetime | None) -> LiveSegmentLike | None: ...
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,6 +51,72 @@ _TIMEOUT_TYPES: tuple[type[BaseException], ...] = (
     CatalogTimeoutError,
     StorageTimeoutError,
 )
+
+
+class ErrorBody(BaseModel):
+    """The body of every non-2xx answer (error_response builds it). The OpenAPI schema
+    documents it with no other keys, so a client may rely on exactly these two."""
+
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(description="what is wrong, for a person (never a secret or a path)")
+    reason: str = Field(description="a short machine code, e.g. invalid_region, not_found")
+
+
+# What each error status means on any route; a route's own causes go in `notes`.
+ERROR_DESCRIPTIONS = {
+    400: "A path, query or body parameter is invalid (reason invalid_parameter, or a "
+    "narrower one: invalid_region, invalid_stream_name, invalid_file_name, invalid_time).",
+    401: "Missing, malformed or wrong credentials (reason unauthorized); "
+    "WWW-Authenticate says how to authenticate.",
+    404: "Not found (reason not_found): no such path, or no such project for these "
+    "credentials (one the credential is not granted is answered as one that does not exist).",
+    413: "The request body is larger than 64 KiB (reason body_too_large).",
+    416: "The byte range is past the end of the file (reason range_not_satisfiable); "
+    "Content-Range gives the file's size.",
+    500: "An internal error (reason internal); the message has no detail.",
+    504: "A storage or database call timed out (reason timeout); the call may be retried.",
+}
+_ERROR_HEADERS: dict[int, dict[str, dict[str, object]]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": f"always `{WWW_AUTHENTICATE}`",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    416: {
+        "Content-Range": {
+            "description": "`bytes */{size}`",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+}
+# Every route that authenticates, looks up a project and calls the catalog can answer these
+# (400 also for an empty appid or entry point, or a bad Content-Length, before routing).
+API_ERRORS = (400, 401, 404, 500, 504)
+# ... and a route that takes a body also 413 (api/limits.py).
+BODY_ERRORS = (*API_ERRORS, 413)
+
+
+def error_responses(
+    *statuses: int, notes: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route decorator: each status answered with ErrorBody as JSON,
+    described once here (plus the route's own `notes`, e.g. which 404 reasons it gives), so
+    the OpenAPI schema lists every status the route can really answer."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(statuses):
+        description = ERROR_DESCRIPTIONS[status]
+        if notes and status in notes:
+            description = f"{description} {notes[status]}"
+        out[status] = {"model": ErrorBody, "description": description}
+        if status in _ERROR_HEADERS:
+            out[status]["headers"] = _ERROR_HEADERS[status]
+    unknown = set(notes or ()) - set(statuses)
+    if unknown:
+        raise ValueError(f"notes for statuses not answered: {sorted(unknown)}")
+    return out
 
 
 class ApiError(Exception):

@@ -21,22 +21,29 @@ from pathlib import Path
 from typing import Annotated, BinaryIO, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from liverec.api.access import check_region
+from liverec.api.access import Region, check_region
 from liverec.api.auth import authenticate, get_context, require_project
 from liverec.api.context import ApiContext
-from liverec.api.errors import ApiError
+from liverec.api.errors import ApiError, error_responses
 from liverec.api.signing import SIGNED_PREFIX, stream_folder_of, verify
 from liverec.errors import InvalidKeyError, StorageError
 from liverec.layout import file_part, parse_name, project_root
 from liverec.media.m3u8 import PLAYLIST_TYPE
-from liverec.media.names import JPEG_TYPE
+from liverec.media.names import JPEG_TYPE, MP4_TYPE
 from liverec.media.ts import TS_TYPE
 from liverec.storage import BlobStore, ObjectNotFoundError, check_key
 
-CONTENT_TYPES = {"m3u8": PLAYLIST_TYPE, "ts": TS_TYPE, "jpg": JPEG_TYPE, "jpeg": JPEG_TYPE}
+CONTENT_TYPES = {
+    "m3u8": PLAYLIST_TYPE,
+    "ts": TS_TYPE,
+    "jpg": JPEG_TYPE,
+    "jpeg": JPEG_TYPE,
+    "mp4": MP4_TYPE,
+}
 CHUNK = 512 * 1024
 _RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})", re.IGNORECASE)
 
@@ -240,15 +247,59 @@ async def serve_blob(request: Request, store: BlobStore, key: str, media_type: s
         raise
 
 
-_FILE_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {
-        "description": "The file: an M3U8 playlist, an MPEG-TS segment or a JPEG.",
-        "content": {t: {} for t in sorted(set(CONTENT_TYPES.values()))},
-    },
-    206: {"description": "The asked byte range of the file."},
-    404: {"description": "No such file or project."},
-    416: {"description": "The byte range is past the end of the file."},
-}
+_MEDIA_TYPES = sorted(set(CONTENT_TYPES.values()))
+
+
+def _header(description: str, required: bool = True) -> dict[str, object]:
+    return {"description": description, "required": required, "schema": {"type": "string"}}
+
+
+def _file_responses(signed: bool) -> dict[int | str, dict[str, object]]:
+    """What a file route answers (serve_blob, deliver and the checks before them): the
+    file, a byte range of it, a redirect, or an ErrorBody. A signed link is checked by its
+    signature (401 bad_signature or expired), not against a project, and its answers carry
+    Access-Control-Allow-Origin for web players on other origins."""
+    content = {t: {"schema": {"type": "string", "format": "binary"}} for t in _MEDIA_TYPES}
+    cors = {"Access-Control-Allow-Origin": _header("`*`")} if signed else {}
+    served = {
+        **cors,
+        "Accept-Ranges": _header("`bytes`"),
+        "Cache-Control": _header("`no-cache` for playlists, else `private, max-age=86400`"),
+        "Content-Length": _header("the size of what is sent"),
+        "ETag": _header("only from a local store: for If-Range", required=False),
+    }
+    return {
+        200: {
+            "description": "The file, typed by its extension: "
+            + ", ".join(f"{ext} {t}" for ext, t in CONTENT_TYPES.items())
+            + ".",
+            "content": content,
+            "headers": served,
+        },
+        206: {
+            "description": "The byte range the single-range `Range` header asked for.",
+            "content": content,
+            "headers": {**served, "Content-Range": _header("`bytes {first}-{last}/{size}`")},
+        },
+        307: {
+            "description": "Only when the node redirects downloads from object storage (never "
+            "for a playlist): the file at a presigned URL valid for five minutes.",
+            "headers": {**cors, "Location": _header("the presigned URL")},
+        },
+        **error_responses(
+            400,
+            401,
+            404,
+            416,
+            500,
+            504,
+            notes={
+                400: "Also reason invalid_file_name: not a record/... or snapshot/... name.",
+                404: "Also: no such file, or not a kind of file that is served.",
+                **({401: "Here: reason bad_signature or expired."} if signed else {}),
+            },
+        ),
+    }
 
 
 @runtime_checkable
@@ -291,7 +342,12 @@ def _key(region: str, app_id: str, file_name: str) -> str:
 
 
 async def get_signed_file(
-    request: Request, expires: int, sig: str, app_id: str, region: str, file_name: str
+    request: Request,
+    expires: Annotated[int, PathParam(description="Unix time the link expires at", ge=0)],
+    sig: str,
+    app_id: str,
+    region: Region,
+    file_name: str,
 ) -> Response:
     ctx = get_context(request)
     media_type = _media_type(file_name)
@@ -307,7 +363,7 @@ async def get_signed_file(
 async def get_file(
     request: Request,
     app_id: str,
-    region: str,
+    region: Region,
     file_name: str,
     customer_id: Annotated[str, Depends(authenticate)],
 ) -> Response:
@@ -323,17 +379,59 @@ async def get_file(
 # The signed route goes first: `{expires:int}` keeps an app named "s" reachable below.
 _SIGNED_PATH = SIGNED_PREFIX + "/{expires:int}/{sig}/{app_id}/{region}/{file_name:path}"
 _PATH = "/files/{app_id}/{region}/{file_name:path}"
-for _path, _endpoint, _summary in (
-    (_SIGNED_PATH, get_signed_file, "Download a file by a signed, expiring link"),
-    (_PATH, get_file, "Download a recording, clip or snapshot file"),
+# The request headers serve_blob reads, documented (FastAPI sees no parameter for them).
+_RANGE_HEADERS = {
+    "parameters": [
+        {
+            "name": "Range",
+            "in": "header",
+            "required": False,
+            "description": "One byte range, `bytes={first}-{last}`, `bytes={first}-` or "
+            "`bytes=-{suffix}` (206); past the end: 416. Another unit, several ranges or bad "
+            "syntax: ignored, the whole file is sent.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "If-Range",
+            "in": "header",
+            "required": False,
+            "description": "An ETag: the Range is honoured only if the file still has it.",
+            "schema": {"type": "string"},
+        },
+    ]
+}
+_EXTENSION = (
+    "liverec extension (FLS serves recordings from the customer's CDN, not its API): "
+    "`file_name` is a name the API gave (`record/{entry_point}/{stream_name}/{file}` or "
+    "`snapshot/...`). A single byte range (`Range`, `If-Range`) is answered 206; HEAD "
+    "answers like GET without the body."
+)
+for _path, _endpoint, _summary, _description, _signed in (
+    (
+        _SIGNED_PATH,
+        get_signed_file,
+        "Download a file by a signed, expiring link",
+        f"{_EXTENSION} No credentials: the link's signature covers the stream's folder, so "
+        "a player can follow a playlist's relative segment URIs.",
+        True,
+    ),
+    (
+        _PATH,
+        get_file,
+        "Download a recording, clip or snapshot file",
+        f"{_EXTENSION} With the API's credentials.",
+        False,
+    ),
 ):
     router.add_api_route(
         _path,
         _endpoint,
         methods=["GET"],
         summary=_summary,
+        description=_description,
         response_class=Response,
-        responses=_FILE_RESPONSES,
+        responses=_file_responses(_signed),
+        openapi_extra=_RANGE_HEADERS,
     )
     # HEAD answers like GET without a body; kept out of the schema (one operation each).
     router.add_api_route(

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from liverec.api.access import Scope, stream_scope
 from liverec.api.auth import get_context
 from liverec.api.context import ApiContext
-from liverec.api.errors import ApiError
-from liverec.api.signing import sign_url
+from liverec.api.errors import API_ERRORS, BODY_ERRORS, ApiError, error_responses
+from liverec.api.signing import signed_link
 from liverec.api.times import format_time, not_in_future, parse_time, whole_seconds
 from liverec.errors import ConflictError, InvalidKeyError, NotFoundError
 from liverec.layout import StreamRef
@@ -32,7 +32,7 @@ class RecordingItem(BaseModel):
     startTime: str
     endTime: str
     position: int = Field(description="seconds from startTime to the first instant in range")
-    url: str = Field(description="signed, expiring URL of the playlist")
+    url: str = Field(description="liverec extension: signed, expiring URL of the playlist")
 
 
 class PreviewList(BaseModel):
@@ -48,6 +48,8 @@ class CuttingRequest(BaseModel):
 
 
 class CuttingResult(BaseModel):
+    """liverec extension: FLS documents no body for cutting's 200."""
+
     fileName: str
     startTime: str
     endTime: str
@@ -62,6 +64,8 @@ class SnapshotRequest(BaseModel):
 
 
 class SnapshotResult(BaseModel):
+    """liverec extension: FLS documents no body for snapshot's 200."""
+
     fileName: str
     time: str
     width: int
@@ -77,14 +81,17 @@ def _file_name(name: str, extensions: tuple[str, ...]) -> str:
 
 
 def _url(request: Request, ctx: ApiContext, stream: StreamRef, file_name: str) -> str:
-    """The signed URL of `file_name`, under the configured public URL when there is one:
-    behind a proxy or load balancer the request's own base URL is the node's address,
-    which the client cannot reach (the public URL's path prefix is kept)."""
-    path = sign_url(ctx, stream.app_id, stream.region, file_name)
-    return (ctx.public_url or str(request.base_url).rstrip("/")) + path
+    return signed_link(request, ctx, stream, file_name)
 
 
-@router.get("/preview_list", response_model=PreviewList)
+@router.get(
+    "/preview_list",
+    response_model=PreviewList,
+    responses=error_responses(
+        *API_ERRORS,
+        notes={404: "Or no such entry point (reason entry_point_not_found)."},
+    ),
+)
 async def preview_list(
     request: Request,
     scope: Annotated[Scope, Depends(stream_scope)],
@@ -129,6 +136,14 @@ def _times(ctx: ApiContext, start_s: str, end_s: str | None) -> tuple[datetime, 
     return start, end
 
 
+# The refusals _postprocess maps, as cutting and snapshot document them.
+_POSTPROCESS_NOTES = {
+    400: "Also reason file_exists: fileName is already used.",
+    404: "Or no such entry point (reason entry_point_not_found), or no recording of the "
+    "stream at that time (reason no_recording).",
+}
+
+
 async def _postprocess(fn: Callable[..., T], stream: StreamRef, file_name: str, **kwargs: Any) -> T:
     """Run a clip or snapshot maker in a worker thread; map its refusals onto the contract."""
     try:
@@ -139,7 +154,11 @@ async def _postprocess(fn: Callable[..., T], stream: StreamRef, file_name: str, 
         raise ApiError(404, "no_recording", str(exc)) from None
 
 
-@router.post("/cutting/{stream_name}", response_model=CuttingResult)
+@router.post(
+    "/cutting/{stream_name}",
+    response_model=CuttingResult,
+    responses=error_responses(*BODY_ERRORS, notes=_POSTPROCESS_NOTES),
+)
 async def cutting(
     request: Request,
     stream_name: str,
@@ -163,7 +182,11 @@ async def cutting(
     )
 
 
-@router.post("/snapshot/{stream_name}", response_model=SnapshotResult)
+@router.post(
+    "/snapshot/{stream_name}",
+    response_model=SnapshotResult,
+    responses=error_responses(*BODY_ERRORS, notes=_POSTPROCESS_NOTES),
+)
 async def snapshot(
     request: Request,
     stream_name: str,

@@ -14,8 +14,6 @@ import base64
 import hashlib
 import hmac
 import time
-from datetime import datetime
-from typing import Protocol
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
@@ -33,19 +31,6 @@ _SIGNATURE = "X-Liverec-Signature"
 SKEW = 60.0
 
 router = APIRouter(include_in_schema=False)
-
-
-class LiveSegmentLike(Protocol):
-    @property
-    def start_time(self) -> datetime: ...
-    @property
-    def data(self) -> bytes: ...
-
-
-class LocalLive(Protocol):
-    """This node's own live media (publishing.Publishing)."""
-
-    def live_segment(self, stream: StreamRef, at: datetime | None) -> LiveSegmentLike | None: ...
 
 
 def live_segment_path(stream: StreamRef) -> str:

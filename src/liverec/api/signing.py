@@ -16,9 +16,11 @@ import hmac
 import math
 from urllib.parse import quote
 
+from fastapi import Request
+
 from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError
-from liverec.layout import parse_name
+from liverec.layout import StreamRef, parse_name
 from liverec.storage import check_key
 
 SIGNED_PREFIX = "/files/s"
@@ -66,3 +68,11 @@ def verify(
         raise ApiError(REFUSED_STATUS, "bad_signature", "the link's signature is not valid")
     if expires < ctx.clock().timestamp():
         raise ApiError(REFUSED_STATUS, "expired", "the link has expired")
+
+
+def signed_link(request: Request, ctx: ApiContext, stream: StreamRef, file_name: str) -> str:
+    """The signed URL of `file_name` handed out in answers, under the configured public URL
+    when there is one: behind a proxy or load balancer the request's own base URL is the
+    node's address, which the client cannot reach (the public URL's path prefix is kept)."""
+    path = sign_url(ctx, stream.app_id, stream.region, file_name)
+    return (ctx.public_url or str(request.base_url).rstrip("/")) + path

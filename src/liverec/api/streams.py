@@ -18,17 +18,27 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from liverec.api.access import Scope, entry_point_scope
 from liverec.api.auth import get_context
-from liverec.api.errors import ApiError
+from liverec.api.errors import API_ERRORS, BODY_ERRORS, ApiError, error_responses
 from liverec.api.times import format_time, parse_time
 from liverec.catalog import Publish
 
 EP = "/v1/projects/{appid}/fls/entry_points/{entry_point}"
 router = APIRouter(prefix=EP)
 BAN_DEFAULT = timedelta(days=7)
+# What every route here can answer besides 200: an unknown entry point is a 404 too.
+_NO_ENTRY_POINT = "Or no such entry point (reason entry_point_not_found)."
+_ERRORS = error_responses(*API_ERRORS, notes={404: _NO_ENTRY_POINT})
+_REPORT_ERRORS = error_responses(
+    *API_ERRORS,
+    notes={
+        400: "Also reason invalid_time: the range is reversed, too long or too old.",
+        404: _NO_ENTRY_POINT,
+    },
+)
 
 
 class Ok(BaseModel):
-    message: str
+    message: str = Field(description="liverec extension: FLS documents no body")
 
 
 class BanRequest(BaseModel):
@@ -47,7 +57,18 @@ class BannedStreamList(BaseModel):
     bannedStreamList: list[BannedStream]
 
 
-@router.patch("/admin/banned_streams/{stream_name}", response_model=Ok, tags=["stream management"])
+@router.patch(
+    "/admin/banned_streams/{stream_name}",
+    response_model=Ok,
+    tags=["stream management"],
+    responses=error_responses(
+        *BODY_ERRORS,
+        notes={
+            400: "Also reason invalid_time: resumeTime is not in the future.",
+            404: _NO_ENTRY_POINT,
+        },
+    ),
+)
 async def ban_stream(
     request: Request,
     stream_name: str,
@@ -70,7 +91,12 @@ async def ban_stream(
     return Ok(message=f"stream {stream_name} banned until {format_time(resume)}")
 
 
-@router.delete("/admin/banned_streams/{stream_name}", response_model=Ok, tags=["stream management"])
+@router.delete(
+    "/admin/banned_streams/{stream_name}",
+    response_model=Ok,
+    tags=["stream management"],
+    responses=_ERRORS,
+)
 async def unban_stream(
     request: Request, stream_name: str, scope: Annotated[Scope, Depends(entry_point_scope)]
 ) -> Ok:
@@ -80,7 +106,12 @@ async def unban_stream(
     return Ok(message=f"stream {stream_name} unbanned")
 
 
-@router.get("/admin/banned_streams", response_model=BannedStreamList, tags=["stream management"])
+@router.get(
+    "/admin/banned_streams",
+    response_model=BannedStreamList,
+    tags=["stream management"],
+    responses=_ERRORS,
+)
 async def banned_streams(
     request: Request, scope: Annotated[Scope, Depends(entry_point_scope)]
 ) -> BannedStreamList:
@@ -170,7 +201,9 @@ def _online(publish: Publish) -> OnlineStream:
     )
 
 
-@router.get("/reports/online_streams", response_model=OnlineStreams, tags=["reports"])
+@router.get(
+    "/reports/online_streams", response_model=OnlineStreams, tags=["reports"], responses=_ERRORS
+)
 async def online_streams(
     request: Request, scope: Annotated[Scope, Depends(entry_point_scope)]
 ) -> OnlineStreams:
@@ -181,7 +214,15 @@ async def online_streams(
     return OnlineStreams(streamList=[_online(p) for p in live])
 
 
-@router.get("/reports/online_streams/{stream_name}", response_model=OnlineSince, tags=["reports"])
+@router.get(
+    "/reports/online_streams/{stream_name}",
+    response_model=OnlineSince,
+    tags=["reports"],
+    responses=error_responses(
+        *API_ERRORS,
+        notes={404: f"{_NO_ENTRY_POINT} Or the stream is not being published (not_online)."},
+    ),
+)
 async def online_stream(
     request: Request, stream_name: str, scope: Annotated[Scope, Depends(entry_point_scope)]
 ) -> OnlineSince:
@@ -233,7 +274,12 @@ def _stream_filter(scope: Scope, stream_name: str | None) -> str | None:
 TimeQuery = Annotated[str | None, Query(description="RFC 3339")]
 
 
-@router.get("/reports/publish_history", response_model=PublishHistory, tags=["reports"])
+@router.get(
+    "/reports/publish_history",
+    response_model=PublishHistory,
+    tags=["reports"],
+    responses=_REPORT_ERRORS,
+)
 async def publish_history(
     request: Request,
     scope: Annotated[Scope, Depends(entry_point_scope)],
@@ -275,7 +321,12 @@ async def publish_history(
     )
 
 
-@router.get("/reports/publish_quality", response_model=PublishQuality, tags=["reports"])
+@router.get(
+    "/reports/publish_quality",
+    response_model=PublishQuality,
+    tags=["reports"],
+    responses=_REPORT_ERRORS,
+)
 async def publish_quality(
     request: Request,
     scope: Annotated[Scope, Depends(entry_point_scope)],
@@ -319,7 +370,12 @@ async def publish_quality(
     return PublishQuality(publishHistory=records, QualityHistory=records)
 
 
-@router.get("/reports/stream_play_statistic", response_model=PlayStatistic, tags=["reports"])
+@router.get(
+    "/reports/stream_play_statistic",
+    response_model=PlayStatistic,
+    tags=["reports"],
+    responses=_REPORT_ERRORS,
+)
 async def stream_play_statistic(
     request: Request,
     scope: Annotated[Scope, Depends(entry_point_scope)],

@@ -9,6 +9,7 @@ above it imports a database driver. Rows are read by column name.
 May import: layout, media, config, errors."""
 
 from liverec.catalog._base import Clock, utc_now
+from liverec.catalog.callbacks import CallbackSettings, WebhookSettings
 from liverec.catalog.db import check_schema, ensure_schema, head_revision, make_engine, migrate
 from liverec.catalog.models import (
     Credential,
@@ -19,6 +20,8 @@ from liverec.catalog.models import (
     from_ms,
     to_ms,
 )
+from liverec.catalog.outbox import ClaimedNotice, DeadNotice, Notice
+from liverec.catalog.outputs import Mp4File, RecordOutputs, SnapshotFile, SnapshotSettings
 from liverec.catalog.projects import DEFAULT_ENTRY_POINT, UNSET
 from liverec.catalog.publishes import PlayPoint, Publish, QualityPoint, viewer_id
 from liverec.catalog.repo import Catalog
@@ -28,18 +31,27 @@ from liverec.catalog.streams import LiveControl
 __all__ = [
     "DEFAULT_ENTRY_POINT",
     "UNSET",
+    "CallbackSettings",
     "Catalog",
+    "ClaimedNotice",
     "Clock",
     "Credential",
+    "DeadNotice",
     "EntryPoint",
     "LiveControl",
+    "Mp4File",
+    "Notice",
     "PlayPoint",
     "Project",
     "Publish",
     "QualityPoint",
+    "RecordOutputs",
     "Recording",
     "SecretBox",
     "Segment",
+    "SnapshotFile",
+    "SnapshotSettings",
+    "WebhookSettings",
     "check_schema",
     "ensure_schema",
     "from_ms",

@@ -11,17 +11,18 @@ serving one viewer count it once."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, insert, select, update
 
 from liverec.catalog._base import RepoBase, insert_ignore
 from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import from_ms, to_ms
 from liverec.catalog.names import check_node_id
+from liverec.catalog.outbox import Notice, insert_notices
 from liverec.catalog.schema import (
     nodes,
     play_minutes,
@@ -55,6 +56,11 @@ class Publish:
     height: int | None
     fps: float | None
     bitrate: int | None
+    node_ip: str = ""  # the address of the node that took it, as callbacks report it
+
+
+# Builds the callback a publish ended without its node (a crash) is reported by.
+EndNotice = Callable[[Publish], Notice | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,7 @@ def _publish_columns() -> tuple[Any, ...]:
         publishes.c.height,
         publishes.c.fps,
         publishes.c.bitrate,
+        publishes.c.node_ip,
     )
 
 
@@ -127,6 +134,7 @@ def _publish(m: Any) -> Publish:
         height=m["height"],
         fps=m["fps"],
         bitrate=m["bitrate"],
+        node_ip=m["node_ip"],
     )
 
 
@@ -134,9 +142,18 @@ class PublishesRepo(RepoBase):
     # -- a publish's life -----------------------------------------------------------------
 
     def start_publish(
-        self, stream: StreamRef, *, node_id: str, client_ip: str, domain: str, start: datetime
+        self,
+        stream: StreamRef,
+        *,
+        node_id: str,
+        client_ip: str,
+        domain: str,
+        start: datetime,
+        node_ip: str = "",
+        notices: Sequence[Notice] = (),
     ) -> int:
-        """A live publish of `stream` on `node_id`; returns its id."""
+        """A live publish of `stream` on `node_id`; returns its id. `notices` (its
+        callbacks) are enqueued in the same transaction."""
         check_node_id(node_id)
         with self._write() as conn:
             sid = self._ensure_stream(conn, stream)
@@ -148,19 +165,24 @@ class PublishesRepo(RepoBase):
                     client_ip=client_ip[:64],
                     domain=domain[:253],
                     start_ms=to_ms(start),
+                    node_ip=node_ip[:64],
                 )
             ).inserted_primary_key
+            insert_notices(conn, notices)
         assert pk is not None
         return int(pk[0])
 
-    def end_publish(self, publish_id: int, end: datetime) -> None:
-        """The publish ended at `end` (idempotent: a publish ends once)."""
+    def end_publish(self, publish_id: int, end: datetime, notices: Sequence[Notice] = ()) -> None:
+        """The publish ended at `end` (idempotent: a publish ends once, and its `notices`
+        are enqueued, in the same transaction, by the call that ends it)."""
         with self._write() as conn:
-            conn.execute(
+            ended = conn.execute(
                 update(publishes)
                 .where(and_(publishes.c.id == publish_id, publishes.c.end_ms.is_(None)))
                 .values(end_ms=to_ms(end))
-            )
+            ).rowcount
+            if ended:
+                insert_notices(conn, notices)
 
     def set_publish_media(
         self,
@@ -171,7 +193,9 @@ class PublishesRepo(RepoBase):
         width: int | None,
         height: int | None,
         fps: float | None,
+        notices: Sequence[Notice] = (),
     ) -> None:
+        """The media the publisher sends; `notices` enqueued in the same transaction."""
         with self._write() as conn:
             conn.execute(
                 update(publishes)
@@ -184,6 +208,7 @@ class PublishesRepo(RepoBase):
                     fps=fps,
                 )
             )
+            insert_notices(conn, notices)
 
     def set_publish_rates(self, publish_id: int, bitrate: int, frame_rate: float) -> None:
         """The live publish's current bitrate (bits/s) and frame rate."""
@@ -225,20 +250,40 @@ class PublishesRepo(RepoBase):
                 .values(bitrate=bitrate, fps=round(frame_rate, 3))
             )
 
-    def end_node_publishes(self, node_id: str, end: datetime) -> int:
-        """End every publish a node left open (it restarted: none is still connected)."""
+    def end_node_publishes(
+        self, node_id: str, end: datetime, notice: EndNotice | None = None
+    ) -> int:
+        """End every publish a node left open (it restarted: none is still connected);
+        each one's `notice` (its publish_end callback) enqueued in the same transaction."""
+        where = and_(publishes.c.node_id == node_id, publishes.c.end_ms.is_(None))
         with self._write() as conn:
+            if notice is not None:
+                self._end_notices(conn, where, notice)
             return int(
-                conn.execute(
-                    update(publishes)
-                    .where(and_(publishes.c.node_id == node_id, publishes.c.end_ms.is_(None)))
-                    .values(end_ms=to_ms(end))
-                ).rowcount
+                conn.execute(update(publishes).where(where).values(end_ms=to_ms(end))).rowcount
             )
 
-    def end_orphan_publishes(self) -> int:
+    @staticmethod
+    def _end_notices(conn: Connection, where: ColumnElement[bool], notice: EndNotice) -> None:
+        """Enqueue the notices of the publishes `where` selects (read before they end)."""
+        ids = list(conn.execute(select(publishes.c.id).where(where)).scalars())
+        if not ids:
+            return
+        rows = conn.execute(
+            select(*_publish_columns())
+            .select_from(publishes)
+            .join(streams, streams.c.id == publishes.c.stream_id)
+            .join(projects, projects.c.id == streams.c.project_id)
+            .where(publishes.c.id.in_(ids))
+            .order_by(publishes.c.id)
+        ).all()
+        made = (notice(_publish(row._mapping)) for row in rows)
+        insert_notices(conn, [n for n in made if n is not None])
+
+    def end_orphan_publishes(self, notice: EndNotice | None = None) -> int:
         """End open publishes whose stream no node holds live any more (their node stopped
-        and its live lease ran out), at the database's clock."""
+        and its live lease ran out), at the database's clock; `notice` as for
+        end_node_publishes."""
         with self._write() as conn:
             held = (
                 select(streams.c.id)
@@ -251,12 +296,11 @@ class PublishesRepo(RepoBase):
                 )
                 .exists()
             )
+            where = and_(publishes.c.end_ms.is_(None), ~held)
+            if notice is not None:
+                self._end_notices(conn, where, notice)
             return int(
-                conn.execute(
-                    update(publishes)
-                    .where(and_(publishes.c.end_ms.is_(None), ~held))
-                    .values(end_ms=db_now_ms())
-                ).rowcount
+                conn.execute(update(publishes).where(where).values(end_ms=db_now_ms())).rowcount
             )
 
     # -- reports ----------------------------------------------------------------------------

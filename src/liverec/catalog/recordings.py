@@ -11,6 +11,7 @@ conditional UPDATE per segment on a row no other writer touches."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from liverec.catalog._base import RepoBase
 from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import Recording, Segment, from_ms, seconds_to_ms, to_ms
 from liverec.catalog.names import check_node_id, check_region
+from liverec.catalog.outbox import Notice, insert_notices
 from liverec.catalog.schema import files, projects, recordings, segments, streams
 from liverec.errors import ConflictError, InvalidValueError, LeaseLostError, NotFoundError
 from liverec.layout import StreamRef, file_part
@@ -168,6 +170,14 @@ def segments_between_statement(stream: StreamRef, start_ms: int, end_ms: int) ->
         )
         .order_by(segments.c.start_ms, recordings.c.start_ms, segments.c.seq)
     )
+
+
+def _is_open(conn: Connection, recording_id: int) -> bool:
+    """Whether the recording is open (its row locked until commit on PostgreSQL)."""
+    state = conn.execute(
+        select(recordings.c.state).where(recordings.c.id == recording_id).with_for_update()
+    ).scalar_one_or_none()
+    return state == "open"
 
 
 def _raise_bound(column: Any, value: int) -> Any:
@@ -333,9 +343,18 @@ class RecordingsRepo(RepoBase):
             )
         )
 
-    def close_recording(self, recording_id: int, end_time: datetime | None = None) -> None:
-        """Mark the recording closed (idempotent); end_time, if given, replaces its end."""
+    def close_recording(
+        self,
+        recording_id: int,
+        end_time: datetime | None = None,
+        notices: Sequence[Notice] = (),
+    ) -> None:
+        """Mark the recording closed (idempotent); end_time, if given, replaces its end.
+        `notices` (its callbacks) are enqueued in the same transaction, once: only by the
+        call that closes it."""
         with self._write() as conn:
+            if notices and _is_open(conn, recording_id):
+                insert_notices(conn, notices)
             values: dict[str, Any] = {"state": "closed"}
             if end_time is not None:
                 values["end_ms"] = to_ms(end_time)

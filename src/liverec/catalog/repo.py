@@ -6,7 +6,10 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from liverec.catalog._base import Clock, utc_now
+from liverec.catalog.callbacks import CallbacksRepo
 from liverec.catalog.credentials import CredentialsRepo
+from liverec.catalog.outbox import OutboxRepo
+from liverec.catalog.outputs import OutputsRepo
 from liverec.catalog.projects import ProjectsRepo
 from liverec.catalog.publishes import PublishesRepo
 from liverec.catalog.recordings import RecordingsRepo
@@ -14,9 +17,18 @@ from liverec.catalog.secrets import SecretBox
 from liverec.catalog.streams import StreamsRepo
 
 
-class Catalog(ProjectsRepo, CredentialsRepo, StreamsRepo, RecordingsRepo, PublishesRepo):
+class Catalog(
+    ProjectsRepo,
+    CredentialsRepo,
+    StreamsRepo,
+    RecordingsRepo,
+    PublishesRepo,
+    OutputsRepo,
+    CallbacksRepo,
+    OutboxRepo,
+):
     """Projects, credentials, entry points, streams, recordings, segments, file names,
-    publishes and their reports.
+    publishes and their reports, callback settings and the callback outbox.
 
     `clock` gives the current UTC time for creation times; tests pass their own. Leases
     are written and compared by the database's clock (catalog/dbclock.py), so that nodes

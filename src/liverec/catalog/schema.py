@@ -241,6 +241,8 @@ publishes = Table(
     Column("height", Integer, nullable=True),
     Column("fps", Float, nullable=True),
     Column("bitrate", BigInteger, nullable=True),  # bits/s over the last minute
+    # The address of the node that took it, as callbacks report it (nodeIp).
+    Column("node_ip", String(64), nullable=False, server_default=text("''")),
 )
 Index("ix_publishes_stream_start", publishes.c.stream_id, publishes.c.start_ms)
 Index("ix_publishes_end", publishes.c.end_ms)
@@ -280,3 +282,141 @@ nodes = Table(
     Column("api_url", String(255), nullable=False),  # where other nodes reach its API
     Column("seen_ms", BigInteger, nullable=False),  # by the database's clock
 )
+
+# Recording outputs per entry point and region (FLS's standard recording configuration);
+# no row: HLS on, MP4 off.
+record_settings = Table(
+    "record_settings",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("entry_point", String(64), nullable=False),
+    Column("region", String(8), nullable=False),
+    Column("hls_enabled", Boolean, nullable=False),
+    Column("mp4_enabled", Boolean, nullable=False),
+    PrimaryKeyConstraint("project_id", "entry_point", "region"),
+)
+
+# Periodic snapshots per entry point and region; no row: off.
+snapshot_settings = Table(
+    "snapshot_settings",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("entry_point", String(64), nullable=False),
+    Column("region", String(8), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("interval_s", Integer, nullable=False),
+    Column("moderation", Boolean, nullable=False),  # stored only: no moderation is done
+    PrimaryKeyConstraint("project_id", "entry_point", "region"),
+)
+
+# Finished MP4 slices (a slice is listed once it is complete and stored).
+mp4_files = Table(
+    "mp4_files",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("stream_id", BigId, ForeignKey("streams.id"), nullable=False),
+    Column("region", String(8), nullable=False),
+    Column("key", String(1024), nullable=False),  # record/{ep}/{stream}/..._{slice}_{date}.mp4
+    Column("session_id", String(128), nullable=False),
+    Column("slice_id", Integer, nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    UniqueConstraint("stream_id", "key"),
+)
+Index("ix_mp4_files_stream_start", mp4_files.c.stream_id, mp4_files.c.start_ms)
+
+# Periodic snapshots taken.
+snapshot_files = Table(
+    "snapshot_files",
+    metadata,
+    Column("stream_id", BigId, ForeignKey("streams.id"), nullable=False),
+    Column("region", String(8), nullable=False),
+    Column("key", String(1024), nullable=False),  # snapshot/{ep}/{stream}/..._{filedate}.jpg
+    Column("time_ms", BigInteger, nullable=False),  # the wall clock of the frame it shows
+    PrimaryKeyConstraint("stream_id", "key"),
+)
+Index("ix_snapshot_files_stream_time", snapshot_files.c.stream_id, snapshot_files.c.time_ms)
+
+# Callbacks (FLS's NCS notifications) of a project (entry_point '') or, overriding the
+# project's as a whole, of one of its entry points.
+callback_settings = Table(
+    "callback_settings",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("entry_point", String(64), nullable=False),  # '': the project's own
+    Column("url", String(2048), nullable=False),
+    Column("secret_sealed", Text, nullable=False),  # Fernet: signing needs it back
+    Column("event_types", String(255), nullable=False),  # eventType numbers, comma-separated
+    Column("enabled", Boolean, nullable=False),
+    PrimaryKeyConstraint("project_id", "entry_point"),
+)
+
+# The publish-authentication webhook of a project (FLS's origin "streamauth" webhook).
+publish_webhooks = Table(
+    "publish_webhooks",
+    metadata,
+    Column(
+        "project_id",
+        Integer,
+        ForeignKey("projects.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("enabled", Boolean, nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("secret_sealed", Text, nullable=True),
+)
+
+# The callback outbox (catalog/outbox.py): one queue per stream that ever had a notice, its
+# notices in id order, and the notices given up.
+notice_queues = Table(
+    "notice_queues",
+    metadata,
+    Column(
+        "stream_id",
+        BigId,
+        ForeignKey("streams.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("due_ms", BigInteger, nullable=True),  # NULL: nothing to send
+    Column("lease_node", String(64), nullable=True),
+    Column("lease_token", String(32), nullable=True),
+    Column("lease_until_ms", BigInteger, nullable=True),  # by the database's clock
+)
+Index("ix_notice_queues_due", notice_queues.c.due_ms)
+
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "stream_id",
+        BigId,
+        ForeignKey("notice_queues.stream_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("notice_id", String(64), nullable=False),  # the body's noticeId, kept across tries
+    Column("event_type", Integer, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("created_ms", BigInteger, nullable=False),  # by the database's clock
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", String(300), nullable=True),
+)
+Index("ix_notices_stream_id", notices.c.stream_id, notices.c.id)
+
+dead_notices = Table(
+    "dead_notices",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("stream_id", BigId, ForeignKey("streams.id", ondelete="CASCADE"), nullable=False),
+    Column("notice_id", String(64), nullable=False),
+    Column("event_type", Integer, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("failed_ms", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", String(300), nullable=False),
+)
+Index("ix_dead_notices_stream_id", dead_notices.c.stream_id, dead_notices.c.id)

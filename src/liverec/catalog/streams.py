@@ -13,7 +13,14 @@ from liverec.catalog._base import RepoBase
 from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import from_ms, seconds_to_ms, to_ms
 from liverec.catalog.names import check_file_name, check_node_id
-from liverec.catalog.schema import entry_points, files, projects, streams
+from liverec.catalog.schema import (
+    entry_points,
+    files,
+    projects,
+    record_settings,
+    snapshot_settings,
+    streams,
+)
 from liverec.errors import ConflictError, InvalidValueError, NotFoundError
 from liverec.layout import StreamRef
 from liverec.media.names import CLIP_EXTENSIONS, SNAPSHOT_EXTENSIONS
@@ -34,6 +41,9 @@ class LiveControl:
     # task ran out while it was live: the live push goes on as it is).
     record: bool | None
     banned_until: datetime | None
+    hls: bool = True  # the entry point's outputs in the node's region
+    mp4: bool = False
+    snapshot_interval: int | None = None  # seconds; None: periodic snapshots off
 
 
 def _own_switch() -> Any:
@@ -172,10 +182,11 @@ class StreamsRepo(RepoBase):
             ).all()
         return [(row.name, from_ms(row.ban_resume_ms)) for row in rows]
 
-    def live_controls(self, node_id: str) -> list[LiveControl]:
+    def live_controls(self, node_id: str, region: str) -> list[LiveControl]:
         """For each stream this node holds the live lease of: whether it is to be recorded
-        now and whether it is banned now. One statement; polled every second or so, so that
-        a ban or a recording task reaches the live publish on whichever node holds it."""
+        now, whether it is banned now, and its entry point's outputs and periodic snapshots
+        in `region`. One statement; polled every second or so, so that a ban, a recording
+        task or a settings change reaches the live publish on whichever node holds it."""
         with self._read() as conn:
             rows = conn.execute(
                 select(
@@ -187,9 +198,29 @@ class StreamsRepo(RepoBase):
                     case((streams.c.ban_resume_ms > db_now_ms(), streams.c.ban_resume_ms)).label(
                         "banned_ms"
                     ),
+                    record_settings.c.hls_enabled,
+                    record_settings.c.mp4_enabled,
+                    snapshot_settings.c.enabled.label("snapshots"),
+                    snapshot_settings.c.interval_s,
                 )
                 .select_from(streams)
                 .join(projects, projects.c.id == streams.c.project_id)
+                .outerjoin(
+                    record_settings,
+                    and_(
+                        record_settings.c.project_id == streams.c.project_id,
+                        record_settings.c.entry_point == streams.c.entry_point,
+                        record_settings.c.region == region,
+                    ),
+                )
+                .outerjoin(
+                    snapshot_settings,
+                    and_(
+                        snapshot_settings.c.project_id == streams.c.project_id,
+                        snapshot_settings.c.entry_point == streams.c.entry_point,
+                        snapshot_settings.c.region == region,
+                    ),
+                )
                 .outerjoin(
                     entry_points,
                     and_(
@@ -211,6 +242,9 @@ class StreamsRepo(RepoBase):
                     stream_name=m["name"],
                     record=record,
                     banned_until=None if m["banned_ms"] is None else from_ms(m["banned_ms"]),
+                    hls=m["hls_enabled"] is None or bool(m["hls_enabled"]),
+                    mp4=bool(m["mp4_enabled"]),
+                    snapshot_interval=int(m["interval_s"]) if m["snapshots"] else None,
                 )
             )
         return out

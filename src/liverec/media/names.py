@@ -16,6 +16,7 @@ CLIP_EXTENSIONS = (".m3u8",)
 SNAPSHOT_EXTENSIONS = (".jpg", ".jpeg")
 # The content type of snapshot files (playlists and segments: media.m3u8, media.ts).
 JPEG_TYPE = "image/jpeg"
+MP4_TYPE = "video/mp4"  # of MP4 record files
 
 STREAM_NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_STREAM_NAME}}}")
 # No leading dot: that rules out "." and "..", and hidden (and temporary) files.

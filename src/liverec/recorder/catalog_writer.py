@@ -3,14 +3,16 @@
 The catalog decides what happened: a recording exists once its row does, a segment once it
 is catalogued (after its file is durable), and a recording that another node closed after
 this node's lease ran out raises LeaseLostError from the catalog, which the writer passes
-on to the recorder as it is."""
+on to the recorder as it is. A recording's callback (`close_notice`, given by service.py)
+is enqueued in the transaction that closes it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from liverec.catalog import Recording
+from liverec.catalog import Notice, Recording
 from liverec.layout import StreamRef
 from liverec.recorder.events import (
     MediaInfo,
@@ -49,19 +51,36 @@ class RecordingCatalog(Protocol):
 
     def get_recording(self, recording_id: int) -> Recording: ...
 
-    def close_recording(self, recording_id: int, end_time: datetime | None = None) -> None: ...
+    def close_recording(
+        self,
+        recording_id: int,
+        end_time: datetime | None = None,
+        notices: Sequence[Notice] = (),
+    ) -> None: ...
 
     def delete_recording(self, recording_id: int) -> None: ...
+
+
+# The callback that reports a closed recording (events.FlsNotices.recording_closed).
+CloseNotice = Callable[[Recording], Notice]
 
 
 class CatalogWriter:
     """The journal (recorder/events.py) of one publish's writer: called in its worker
     threads, in order, one call at a time."""
 
-    def __init__(self, catalog: RecordingCatalog, *, node_id: str, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        catalog: RecordingCatalog,
+        *,
+        node_id: str,
+        lease_seconds: float,
+        close_notice: CloseNotice | None = None,
+    ) -> None:
         self.catalog = catalog
         self.node_id = node_id
         self.lease_seconds = lease_seconds
+        self.close_notice = close_notice
         self._ids: dict[str, int] = {}  # playlist name -> catalog id, while open
 
     def __call__(self, event: RecorderEvent) -> None:
@@ -103,8 +122,10 @@ class CatalogWriter:
             self._ids.pop(event.recording.playlist, None)
             return
         # A recording that ended before its first segment was stored is not kept.
-        if self.catalog.get_recording(rec_id).segment_count == 0:
+        rec = self.catalog.get_recording(rec_id)
+        if rec.segment_count == 0:
             self.catalog.delete_recording(rec_id)
         else:
-            self.catalog.close_recording(rec_id, event.end_time)
+            notices = [self.close_notice(rec)] if self.close_notice is not None else []
+            self.catalog.close_recording(rec_id, event.end_time, notices)
         del self._ids[event.recording.playlist]

@@ -7,13 +7,15 @@ A publish's writer emits, in order and one at a time, from a worker thread:
     SegmentStored        a segment is durable in the store
     RecordingEnded       the recording is over (the publish ended, or it rolled over)
 
-Every event goes first to the *journal* (the catalog writer): an event the journal has not
-accepted did not happen, so the recorder retries it through an outage, and a
+Every event of an HLS recording goes first to the *journal* (the catalog writer): an event
+the journal has not accepted did not happen, so the recorder retries it through an outage, and a
 LeaseLostError from it ends the recording (another node closed it; the recorder goes on in
 a new one). Then it goes to each *listener* (callbacks, MP4 files, periodic snapshots,
 metrics, the lease keeper), which cannot refuse it: a listener's error is logged and the
 recording goes on. RecordingEnded reaches the listeners even when the journal failed to
-record it: the recording is over all the same.
+record it: the recording is over all the same. With HLS off for the entry point (`hls`
+False on the events) segments are still cut, for the MP4 output, but nothing is stored
+or journaled as HLS.
 
 The recorder knows nothing of who listens; service.py wires them."""
 
@@ -53,6 +55,8 @@ class MediaInfo:
 @dataclass(frozen=True, slots=True)
 class RecordingStarted:
     recording: RecordingPath  # its stream, session ID and start; its file names
+    hls: bool = True  # its segments and playlist are stored (and catalogued)
+    mp4: bool = False  # MP4 record files are to be made of it
 
     @property
     def stream(self) -> StreamRef:
@@ -69,6 +73,7 @@ class SegmentStored:
     size: int  # bytes
     discontinuity: bool
     data: bytes  # the segment itself, for listeners that remux or decode it
+    hls: bool = True  # stored as HLS (False: cut for the other outputs only, not stored)
 
     @property
     def stream(self) -> StreamRef:
@@ -79,8 +84,9 @@ class SegmentStored:
 class RecordingEnded:
     recording: RecordingPath
     end_time: datetime  # the end of its last segment (its start when it has none)
-    segments: int  # segments stored and journaled
+    segments: int  # segments cut (and, with hls, stored and journaled)
     lost: bool = False  # another node closed it (LeaseLostError): it ended there
+    hls: bool = True
 
     @property
     def stream(self) -> StreamRef:

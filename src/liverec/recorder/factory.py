@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 
 from liverec.layout import StreamRef
-from liverec.recorder.catalog_writer import CatalogWriter, RecordingCatalog
+from liverec.recorder.catalog_writer import CatalogWriter, CloseNotice, RecordingCatalog
 from liverec.recorder.events import Listener
 from liverec.recorder.hls import BlobWriter
 from liverec.recorder.stream import Clock, StreamRecorder, StreamSettings
@@ -36,8 +36,10 @@ class Recorders:
         clock: Clock,
         executor: Executor | None = None,
         listeners: Sequence[Listener] = (),
+        close_notice: CloseNotice | None = None,
     ) -> None:
         self.catalog = catalog
+        self.close_notice = close_notice  # a closed recording's callback
         self.store = store
         self.node_id = node_id
         self.lease_seconds = lease_seconds
@@ -57,6 +59,8 @@ class Recorders:
         max_file_duration: float,
         on_closed: Callable[[], Awaitable[None]] | None = None,
         session_id: str | None = None,
+        hls: bool = True,
+        mp4: bool = False,
     ) -> StreamRecorder:
         """The recorder of a new publish of `stream` (needs a running event loop)."""
         return StreamRecorder(
@@ -65,10 +69,15 @@ class Recorders:
                 session_id=session_id or new_session_id(),
                 target_duration=target_duration,
                 max_file_duration=max_file_duration,
+                hls=hls,
+                mp4=mp4,
             ),
             store=self.store,
             journal=CatalogWriter(
-                self.catalog, node_id=self.node_id, lease_seconds=self.lease_seconds
+                self.catalog,
+                node_id=self.node_id,
+                lease_seconds=self.lease_seconds,
+                close_notice=self.close_notice,
             ),
             listeners=tuple(self.listeners),
             clock=self.clock,

@@ -88,8 +88,12 @@ class HlsWriter:
         retry_for: float = 60.0,
         max_backlog: int = MAX_BACKLOG,
         executor: Executor | None = None,
+        hls: bool = True,
+        mp4: bool = False,
     ) -> None:
         self.stream = stream
+        self.hls = hls  # False: segments are cut for the other outputs, nothing stored
+        self.mp4 = mp4
         self.session_id = session_id
         self.store = store
         self.journal = journal
@@ -123,6 +127,11 @@ class HlsWriter:
     def submit_info(self, info: MediaInfo) -> None:
         """Report what the stream carries, in order with its segments."""
         self._queue.put_nowait(info)
+
+    def current_path(self) -> RecordingPath | None:
+        """The files of the recording being written, if any."""
+        rec = self._current
+        return None if rec is None else rec.path
 
     def unstored(self) -> list[SegmentData]:
         """Segments submitted and not yet written, oldest first (a copy)."""
@@ -177,7 +186,7 @@ class HlsWriter:
         index = len(rec.entries)
         name = rec.path.segment(index)
         discontinuity = (seg.discontinuity or self._lost_previous) and index > 0
-        if not await self._put(name, seg.data, TS_TYPE):
+        if self.hls and not await self._put(name, seg.data, TS_TYPE):
             self.dropped += 1
             self._lost_previous = True
             return
@@ -190,9 +199,11 @@ class HlsWriter:
             size=len(seg.data),
             discontinuity=discontinuity,
             data=seg.data,
+            hls=self.hls,
         )
         try:
-            await self._retrying(self.journal, stored)
+            if self.hls:
+                await self._retrying(self.journal, stored)
         except LeaseLostError as exc:
             # The recording is no longer ours (another node closed it after our lease
             # lapsed): leave it as it is and go on in a new recording.
@@ -221,13 +232,15 @@ class HlsWriter:
         )
         rec.duration += seg.duration
         rec.end = seg.wall_start + timedelta(seconds=seg.duration)
-        await self._put_playlist(rec, ended=False)
+        if self.hls:
+            await self._put_playlist(rec, ended=False)
         await self._tell(stored)
 
     async def _start_recording(self, start: datetime) -> _Recording:
         path = self.stream.recording(self.session_id, start)
-        started = RecordingStarted(recording=path)
-        await self._retrying(self.journal, started)
+        started = RecordingStarted(recording=path, hls=self.hls, mp4=self.mp4)
+        if self.hls:
+            await self._retrying(self.journal, started)
         self._current = _Recording(path=path)
         log.info("recording started: %s", path.playlist)
         await self._tell(started)
@@ -239,9 +252,10 @@ class HlsWriter:
             return
         ended = self._ended(rec, lost=False)
         try:
-            if rec.entries:
-                await self._put_playlist(rec, ended=True)
-            await self._retrying(self.journal, ended)
+            if self.hls:
+                if rec.entries:
+                    await self._put_playlist(rec, ended=True)
+                await self._retrying(self.journal, ended)
         finally:
             await self._tell(ended)  # over all the same, even if the journal failed
         log.info(
@@ -251,13 +265,13 @@ class HlsWriter:
             rec.duration,
         )
 
-    @staticmethod
-    def _ended(rec: _Recording, *, lost: bool) -> RecordingEnded:
+    def _ended(self, rec: _Recording, *, lost: bool) -> RecordingEnded:
         return RecordingEnded(
             recording=rec.path,
             end_time=rec.end or rec.path.start,
             segments=len(rec.entries),
             lost=lost,
+            hls=self.hls,
         )
 
     async def _tell(self, event: RecorderEvent) -> None:

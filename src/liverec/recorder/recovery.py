@@ -14,10 +14,12 @@ segments is declared); it is never less than a segment's EXTINF."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from liverec.catalog.models import EntryPoint, Recording, Segment
+from liverec.catalog.outbox import Notice
 from liverec.errors import NotFoundError
 from liverec.layout import file_part
 from liverec.media.m3u8 import PLAYLIST_TYPE, SegmentEntry, target_duration_for
@@ -30,7 +32,12 @@ log = logging.getLogger(__name__)
 class ClosingCatalog(Protocol):
     def segments_of(self, recording_id: int) -> list[Segment]: ...
 
-    def close_recording(self, recording_id: int, end_time: datetime | None = None) -> None: ...
+    def close_recording(
+        self,
+        recording_id: int,
+        end_time: datetime | None = None,
+        notices: Sequence[Notice] = (),
+    ) -> None: ...
 
     def delete_recording(self, recording_id: int) -> None: ...
 
@@ -68,7 +75,14 @@ def recorded_target_duration(
     return max(playlist_target_duration(ep.target_duration), fits)
 
 
-def finalize_recording(catalog: ClosingCatalog, store: BlobWriter, rec: Recording) -> None:
+def finalize_recording(
+    catalog: ClosingCatalog,
+    store: BlobWriter,
+    rec: Recording,
+    close_notice: Callable[[Recording], Notice] | None = None,
+) -> None:
+    """Close `rec` at its last catalogued segment (its callback, `close_notice`, enqueued
+    in the same transaction), or forget it if it has none."""
     segments = catalog.segments_of(rec.id)
     if not segments:
         catalog.delete_recording(rec.id)
@@ -80,7 +94,8 @@ def finalize_recording(catalog: ClosingCatalog, store: BlobWriter, rec: Recordin
         playlist_for(segments, ended=True, target_duration=target).encode(),
         PLAYLIST_TYPE,
     )
-    catalog.close_recording(rec.id, segments[-1].end_time)
+    notices = [close_notice(rec)] if close_notice is not None else []
+    catalog.close_recording(rec.id, segments[-1].end_time, notices)
     log.info(
         "closed recording %s at its last durable segment (%d segments)",
         rec.playlist_key,

@@ -139,6 +139,7 @@ class Segmenter:
         self._anchor_t = 0
         self._anchor_wall: datetime | None = None
         self._video = _Track()
+        self.last_video_time: datetime | None = None  # wall clock of the latest video frame
         self._audio = _Track()
         self._open: _Open | None = None
         self._seq = 0
@@ -210,6 +211,8 @@ class Segmenter:
         dts90 = TS_BASE_90K + t * 90
         pts90 = dts90 + max(0, cts) * 90
         self._append(self._mux.video(pts90, dts90, annexb, keyframe))
+        # Its presentation instant, as post-processing will read it back from the segment.
+        self.last_video_time = self.wall(t + max(0, cts))
         assert self._open is not None
         if self._open.video_frames == 0:
             self._open.video_keyframe_start = keyframe

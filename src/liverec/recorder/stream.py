@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from liverec.errors import RefusedError
-from liverec.layout import StreamRef
+from liverec.layout import RecordingPath, StreamRef
 from liverec.media import flv
 from liverec.media.aac import AacConfig
 from liverec.media.h264 import AvcConfig, access_unit_annexb
@@ -57,6 +57,8 @@ class StreamSettings:
     session_id: str  # FLS's sessionid: every recording of this publish carries it
     target_duration: float
     max_file_duration: float
+    hls: bool = True  # store HLS segments and playlists
+    mp4: bool = False  # make MP4 record files (a listener does: outputs/mp4.py)
 
 
 @dataclass(slots=True)
@@ -90,6 +92,8 @@ class StreamRecorder:
             listeners=listeners,
             max_file_duration=settings.max_file_duration,
             executor=executor,
+            hls=settings.hls,
+            mp4=settings.mp4,
         )
         self.avc: AvcConfig | None = None
         self.aac: AacConfig | None = None
@@ -163,6 +167,15 @@ class StreamRecorder:
         adts = self.aac.adts_header(len(tag.body)) + tag.body
         frame_ms = max(1, round(1024_000 / self.aac.sample_rate))
         self._frame(_Pending(False, timestamp, (adts, frame_ms), self.clock.now()), len(adts))
+
+    def last_video_time(self) -> datetime | None:
+        """The wall clock of the latest video frame recorded (its presentation instant, as
+        snapshots read it), None before the recording starts."""
+        return None if self.segmenter is None else self.segmenter.last_video_time
+
+    def recording_path(self) -> RecordingPath | None:
+        """The files of the recording being written, if one has started."""
+        return self.writer.current_path()
 
     def live_segment(self, at: datetime | None) -> tuple[datetime, bytes] | None:
         """The segment not yet catalogued whose media holds `at` (None: the newest): its
