@@ -135,3 +135,11 @@ def test_sqlite_path(tmp_path: Path) -> None:
     assert path(database_url="sqlite:////srv/liverec/catalog.db") == Path("/srv/liverec/catalog.db")
     assert path(database_url="sqlite:///rel/catalog.db?timeout=5") == Path("rel/catalog.db")
     assert path(database_url="postgresql+psycopg://u@db/liverec") is None
+
+
+def test_snapshot_max_width_from_the_environment_and_bad_values() -> None:
+    assert load_settings({}, env={"LIVEREC_SNAPSHOT_MAX_WIDTH": "640"}).snapshot_max_width == 640
+    assert load_settings({}, env={}).snapshot_max_width == 0  # the source's size
+    for bad in ("-2", "641"):
+        with pytest.raises(ConfigError, match="snapshot_max_width must be 0 or a positive even"):
+            load_settings({}, env={"LIVEREC_SNAPSHOT_MAX_WIDTH": bad})

@@ -164,6 +164,9 @@ class Settings:
     # either; outputs/mp4.py).
     mp4_slice_seconds: float = 3600.0
     mp4_slice_bytes: int = 2 * 1024**3
+    # Periodic snapshots: scaled down to at most this width (aspect kept) when the source
+    # is wider; 0: the source's own size.
+    snapshot_max_width: int = 0
     # HTTPS: a PEM certificate (chain) and its unencrypted key, both or neither; empty:
     # plain HTTP. One server, one port: the API and the file URLs alike.
     tls_cert: str = ""
@@ -291,6 +294,8 @@ def load_settings(
         raise ConfigError(f"region must be one of {', '.join(REGIONS)}, not {settings.region!r}")
     settings.http_addr  # noqa: B018 - validate early, with a clear error
     settings.rtmp_addr  # noqa: B018
+    if settings.snapshot_max_width < 0 or settings.snapshot_max_width % 2:
+        raise ConfigError("setting snapshot_max_width must be 0 or a positive even number")
     if settings.mp4_slice_seconds <= 0 or settings.mp4_slice_bytes <= 0:
         raise ConfigError("settings mp4_slice_seconds and mp4_slice_bytes must be positive")
     for name in ("callback_timeout", "callback_max_backoff", "webhook_timeout"):

@@ -143,7 +143,12 @@ class Service:
             region=settings.region,
             clock=self.clock.now,
             executor=self.io_pool,
-            snapshots=PeriodicSnapshots(self.store, SnapshotFileNotices(self.catalog), encode_jpeg),
+            snapshots=PeriodicSnapshots(
+                self.store,
+                SnapshotFileNotices(self.catalog),
+                encode_jpeg,
+                max_width=settings.snapshot_max_width,
+            ),
             notices=self.notices,
         )
         self.node_key = self.box.derive("node-rpc")

@@ -201,3 +201,28 @@ def test_a_kill_mid_slice_leaves_a_playable_slice_published_at_the_next_start(
         assert not list(spool.glob("*.mp4"))  # the spool is empty once it is published
     finally:
         node.terminate()
+
+
+def test_switched_on_mid_publish_at_the_next_keyframe(
+    http: httpx.Client, srv: LiverecProcess, tmp_path: Path
+) -> None:
+    assert http.post(EPS, params={"id": "switch"}).status_code == 201
+    media = make_media(tmp_path / "switch.flv", 8, fps=FPS, gop=FPS)
+    started = datetime.now(UTC)
+    publisher = start_push(srv.url("switch", "cam"), media)
+    folder = srv.stream_dir("cam", "switch")
+    deadline = time.monotonic() + 20
+    while not list(folder.glob("*.ts")):
+        assert time.monotonic() < deadline, srv.output
+        time.sleep(0.1)
+    path = EPS + "/switch/settings/record/standard/regions/na"
+    assert http.patch(path, json={"mp4Config": {"enabled": True}}).status_code == 200
+    assert publisher.wait(60) == 0, publisher.stderr
+    recs = finished(folder, count=2)  # the recorder with MP4 took over in a new recording
+    hls = [n for rec in recs for n in rec.frames()]
+    assert hls == list(range(8 * FPS)), hls  # nothing lost or repeated at the switch
+    items = wait_listed(http, "switch", "cam", started)
+    mp4 = [n for item in items for n in frames_of(httpx.get(item["url"]).content)]
+    # From the keyframe the new recorder started at, to the end, as its HLS recording.
+    assert mp4 and mp4[0] > 0 and mp4[0] % FPS == 0 and mp4 == list(range(mp4[0], 8 * FPS))
+    assert mp4 == recs[-1].frames()

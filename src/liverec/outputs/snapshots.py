@@ -5,9 +5,10 @@ The live publish (publishing.py) hands over one keyframe when a snapshot is due:
 keyframe at or after each scheduled instant (publish start + k x interval), so each snapshot
 is within one GOP of its instant. Only that keyframe is decoded (it carries its SPS and PPS,
 media.h264.access_unit_annexb puts them in), never the stream around it; the JPEG is at
-the source's size. Its time is the keyframe's presentation instant on the recording's wall
-clock (what a snapshot taken through the API at that time would show), or its arrival time
-when the publish is not recorded.
+the source's size unless `max_width` (the snapshot_max_width setting) asks for smaller,
+aspect kept. Its time is the keyframe's presentation instant on the recording's wall clock
+(what a snapshot taken through the API at that time would show), or its arrival time when
+the publish is not recorded.
 
 Files: `snapshot/{ep}/{stream}/{sessionid}_{sessiondate}_{filedate}.jpg` (layout.py), stored,
 then catalogued (listed by the snapshot list call), then each `on_snapshot` callback is
@@ -61,6 +62,15 @@ def decode_keyframe(annexb: bytes) -> Any:
     return frames[-1]
 
 
+def scaled(frame: Any, max_width: int) -> Any:
+    """`frame` at most `max_width` wide, aspect kept, dimensions even (what 4:2:0 JPEG
+    needs); unchanged when it is no wider or `max_width` is 0."""
+    if not max_width or frame.width <= max_width:
+        return frame
+    height = max(2, round(frame.height * max_width / frame.width / 2) * 2)
+    return frame.reformat(width=max_width, height=height)
+
+
 class PeriodicSnapshots:
     """Takes the snapshots the live publishes hand over. `take` blocks (decode, encode,
     store, catalogue): call it off the event loop."""
@@ -71,14 +81,16 @@ class PeriodicSnapshots:
         catalog: SnapshotCatalog,
         encode_jpeg: Callable[[Any], bytes],
         on_snapshot: Sequence[Callable[[SnapshotStored], None]] = (),
+        max_width: int = 0,
     ) -> None:
+        self.max_width = max_width  # 0: the source's size
         self.store = store
         self.catalog = catalog
         self.encode_jpeg = encode_jpeg
         self.on_snapshot = list(on_snapshot)
 
     def take(self, recording: RecordingPath, time: datetime, annexb: bytes) -> SnapshotStored:
-        frame = decode_keyframe(annexb)
+        frame = scaled(decode_keyframe(annexb), self.max_width)
         jpeg = self.encode_jpeg(frame)
         stream = recording.stream
         name = recording.snapshot(time)
