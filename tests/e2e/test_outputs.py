@@ -1,5 +1,5 @@
 """End to end: recording-output settings and periodic snapshots on a real `liverec serve`
-with real pushes (MP4 record files: tests/outputs and tests/e2e/test_mp4.py)."""
+with real pushes (MP4 record files: tests/outputs and tests/e2e/test_mp4_files.py)."""
 
 from __future__ import annotations
 
