@@ -79,7 +79,7 @@ EXPECTED = {
     "object-missing": (404, "not_found"),
     "conflict": (409, "conflict"),
     "bad-key": (400, "invalid_parameter"),
-    "storage": (500, "internal"),
+    "storage": (503, "unavailable"),  # the message says which dependency
     "catalog": (400, "invalid_parameter"),  # a value the caller gave was refused
     "schema": (500, "internal"),
     "media": (500, "internal"),
@@ -90,7 +90,7 @@ EXPECTED = {
     "db-locked": (504, "timeout"),
     "db-statement-timeout": (504, "timeout"),
     "db-pool-timeout": (504, "timeout"),
-    "db-other": (500, "internal"),
+    "db-other": (503, "unavailable"),
 }
 
 
@@ -107,6 +107,10 @@ def _routes(app: FastAPI) -> None:
     @app.get("/fail-sync/{kind}")
     def fail_sync(kind: str) -> None:
         FAILURES[kind]()
+
+    @app.get("/v1/ok")
+    async def ok() -> dict[str, bool]:
+        return {"ok": True}
 
     @app.get("/api-error")
     async def api_error() -> None:
@@ -232,9 +236,26 @@ def test_timeouts_are_found_through_the_cause_chain() -> None:
         _storage_timeout()
     except StorageError as exc:
         assert is_timeout(exc)
-        assert classify(exc) == (504, "timeout", "a storage or database call timed out")
+        assert classify(exc) == (504, "timeout", "the storage did not answer in time")
     assert not is_timeout(StorageError("disk full"))
     loop = StorageError("a")
     loop.__context__ = StorageError("b")
     loop.__context__.__context__ = loop  # a cycle must not hang
     assert not is_timeout(loop)
+
+
+async def test_an_outage_is_logged_once_and_its_end_once(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="liverec.api.errors")
+    for _ in range(3):
+        assert_error(await client.get("/fail/db-other"), 503, "unavailable")
+    assert (await client.get("/fail/db-pool-timeout")).json()["message"] == (
+        "the catalog database did not answer in time"
+    )
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith("the catalog database is failing"), lines
+    assert (await client.get("/v1/ok")).status_code == 200
+    assert (await client.get("/v1/ok")).status_code == 200
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[1:] == ["the catalog database answers again"], lines

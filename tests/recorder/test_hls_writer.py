@@ -57,11 +57,16 @@ class Events:
     ended: list[int] = field(default_factory=list)
     closed_elsewhere: set[int] = field(default_factory=set)
     end_fails: bool = False
+    down: bool = False  # every call fails, as in a catalog outage
+    calls: int = 0
 
     def number(self, playlist: str) -> int:
         return 1 + [r.recording.playlist for r in self.started].index(playlist)
 
     def __call__(self, event: RecorderEvent) -> None:
+        self.calls += 1
+        if self.down:
+            raise CatalogUnavailableError("catalog unreachable")
         if isinstance(event, RecordingStarted):
             self.started.append(event)
         elif isinstance(event, SegmentStored):
@@ -288,3 +293,72 @@ def test_render_playlist_declares_the_target_it_is_given(
     with caplog.at_level("ERROR"):
         assert parse(render_playlist(long, ended=True, target_duration=12)).target_duration == 13
     assert "exceeds the target duration 12 s" in caplog.text
+
+
+async def test_a_catalog_outage_holds_up_the_catalogue_never_the_media(tmp_path: Path) -> None:
+    store, events = FlakyStore(tmp_path), Events()
+    w = writer(store, events, retry_for=0.3)
+    w.submit(segment(0))
+    await asyncio.sleep(0.1)
+    events.down = True
+    for i in range(1, 6):
+        w.submit(segment(i))
+    await asyncio.sleep(0.5)  # longer than retry_for: held all the same while live
+    # The media went on: stored, and in the live playlist.
+    assert len(parse(playlist(tmp_path, events)).segments) == 6
+    assert [s.seq for _, s in events.stored] == [0]
+    events.down = False
+    w.submit(segment(6))
+    await w.close()
+    # Everything catalogued once, in order, without a gap; the recording closed after.
+    assert [s.seq for _, s in events.stored] == list(range(7))
+    assert all(s.data == b"" for _, s in events.stored[1:])  # no media kept for the journal
+    assert events.ended == [1] and w.dropped == 0
+    assert "#EXT-X-DISCONTINUITY" not in playlist(tmp_path, events)
+
+
+async def test_a_catalog_down_at_the_start_catalogues_the_recording_when_back(
+    tmp_path: Path,
+) -> None:
+    store, events = FlakyStore(tmp_path), Events(down=True)
+    w = writer(store, events)
+    w.submit(segment(0))
+    w.submit(segment(1))
+    await asyncio.sleep(0.3)
+    events.down = False
+    await w.close()
+    assert len(events.started) == 1 and [s.seq for _, s in events.stored] == [0, 1]
+    assert events.ended == [1]
+
+
+async def test_close_gives_up_on_a_catalog_that_stays_down(tmp_path: Path) -> None:
+    store, events = FlakyStore(tmp_path), Events()
+    w = writer(store, events, retry_for=0.3)
+    w.submit(segment(0))
+    await asyncio.sleep(0.1)
+    events.down = True
+    w.submit(segment(1))
+    await asyncio.wait_for(w.close(), 5)
+    assert parse(playlist(tmp_path, events)).endlist  # the files are whole all the same
+    assert [s.seq for _, s in events.stored] == [0] and events.ended == []
+
+
+async def test_a_segment_dropped_at_submit_marks_the_next_one_accepted(tmp_path: Path) -> None:
+    store, events = FlakyStore(tmp_path), Events()
+    w = writer(store, events, retry_for=30.0, max_backlog=3)
+    store.down = True
+    w.submit(segment(0))
+    await asyncio.sleep(0.05)  # the writer holds segment 0, retrying
+    for i in (1, 2, 3, 4):  # 1-3 wait in the backlog, 4 is dropped
+        w.submit(segment(i))
+    store.down = False
+    await asyncio.sleep(0.5)
+    w.submit(segment(5))
+    await w.close()
+    entries = parse(playlist(tmp_path, events)).segments
+    assert [e.uri[-5:] for e in entries] == ["_0.ts", "_1.ts", "_2.ts", "_3.ts", "_4.ts"]
+    # The gap is between segments 3 and 5 (the writer's index 4), not before the next
+    # segment written after the drop (1).
+    assert [e.discontinuity for e in entries] == [False, False, False, False, True]
+    assert entries[4].program_date_time == T0 + timedelta(seconds=20)
+    assert w.dropped == 1

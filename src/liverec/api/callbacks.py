@@ -22,6 +22,7 @@ from liverec.errors import InvalidValueError, NotFoundError
 from liverec.events import EVENT_NAMES, FLS_EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES, EventType
 
 SETTINGS = "/v1/projects/{appid}/fls/settings"
+MAX_ID = 2**63 - 1  # a catalog id (a signed 64-bit integer): larger is a 400, not a 500
 router = APIRouter(prefix=SETTINGS)
 
 _EXT = "liverec extension: "
@@ -349,7 +350,9 @@ async def failed_callbacks(
     request: Request,
     appid: Annotated[str, Depends(project_scope)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(description="only ids below this (paging)")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="only ids below this (paging)")
+    ] = None,
 ) -> FailedCallbackList:
     dead = await asyncio.to_thread(
         get_context(request).catalog.dead_notices, appid, limit=limit, before_id=before
@@ -370,7 +373,7 @@ async def failed_callbacks(
 async def redeliver_callback(
     request: Request,
     appid: Annotated[str, Depends(project_scope)],
-    id: Annotated[int, Query(description="the failed callback's id")],
+    id: Annotated[int, Query(ge=1, le=MAX_ID, description="the failed callback's id")],
 ) -> Ok:
     try:
         await asyncio.to_thread(get_context(request).catalog.redeliver_notice, appid, id)

@@ -25,6 +25,7 @@ from liverec.errors import (
     LiverecError,
     NotFoundError,
     SchemaError,
+    StorageError,
     StorageTimeoutError,
 )
 from liverec.storage import ObjectNotFoundError
@@ -42,6 +43,7 @@ _REASONS = {
     409: "conflict",
     413: "too_large",
     416: "range_not_satisfiable",
+    503: "unavailable",
     504: "timeout",
 }
 # The catalog and the stores map their drivers' errors into these (catalog/db.py,
@@ -74,7 +76,10 @@ ERROR_DESCRIPTIONS = {
     416: "The byte range is past the end of the file (reason range_not_satisfiable); "
     "Content-Range gives the file's size.",
     500: "An internal error (reason internal); the message has no detail.",
-    504: "A storage or database call timed out (reason timeout); the call may be retried.",
+    503: "The catalog database or the storage is unavailable (reason unavailable; the "
+    "message says which); the call may be retried. liverec extension.",
+    504: "The catalog database or the storage did not answer in time (reason timeout; the "
+    "message says which); the call may be retried.",
 }
 _ERROR_HEADERS: dict[int, dict[str, dict[str, object]]] = {
     401: {
@@ -94,7 +99,7 @@ _ERROR_HEADERS: dict[int, dict[str, dict[str, object]]] = {
 }
 # Every route that authenticates, looks up a project and calls the catalog can answer these
 # (400 also for an empty appid or entry point, or a bad Content-Length, before routing).
-API_ERRORS = (400, 401, 404, 500, 504)
+API_ERRORS = (400, 401, 404, 500, 503, 504)
 # ... and a route that takes a body also 413 (api/limits.py).
 BODY_ERRORS = (*API_ERRORS, 413)
 
@@ -154,12 +159,62 @@ def is_timeout(exc: BaseException) -> bool:
     return False
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the errors it was raised from, nearest first."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found and len(found) < 16:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def dependency(exc: BaseException) -> str | None:
+    """Which dependency failed, by the error or one it came from: "the catalog database",
+    "the storage", or None."""
+    for err in _chain(exc):
+        if isinstance(err, CatalogUnavailableError) and not isinstance(err, SchemaError):
+            return "the catalog database"
+        if isinstance(err, StorageError) and not isinstance(
+            err, ObjectNotFoundError | InvalidKeyError
+        ):
+            return "the storage"
+    return None
+
+
+class _Outages:
+    """Logs a dependency's outage once when requests start failing on it, and once when
+    one succeeds again, instead of a line (and a traceback) per request."""
+
+    def __init__(self) -> None:
+        self.down: dict[str, str] = {}  # dependency -> what the first failure said
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        if what not in self.down:
+            self.down[what] = type(exc).__name__
+            log.error("%s is failing (requests answer 503/504): %s", what, exc)
+
+    def answered(self, path: str, status: int) -> None:
+        """A request answered: a success of a route that needs the dependency ends its
+        outage (every /v1 route authenticates through the catalog; /files reads the
+        storage)."""
+        if not self.down or status >= 500:
+            return
+        needs = ["the catalog database"] if path.startswith("/v1/") else []
+        if path.startswith("/files/") and status < 300:
+            needs += ["the catalog database", "the storage"]
+        for what in needs:
+            if self.down.pop(what, None) is not None:
+                log.warning("%s answers again", what)
+
+
 def classify(exc: BaseException) -> tuple[int, str, str]:
     """(status, reason, message) for an exception no route turned into an ApiError."""
     if isinstance(exc, ApiError):
         return exc.status, exc.reason, exc.message
+    what = dependency(exc)
     if is_timeout(exc):
-        return 504, "timeout", "a storage or database call timed out"
+        return 504, "timeout", f"{what or 'a storage or database call'} did not answer in time"
     if isinstance(exc, ObjectNotFoundError):
         return 404, "not_found", "no such file"  # its text would show internal store keys
     if isinstance(exc, NotFoundError):
@@ -168,6 +223,8 @@ def classify(exc: BaseException) -> tuple[int, str, str]:
         return 400, "invalid_parameter", str(exc)
     if isinstance(exc, ConflictError):
         return 409, "conflict", str(exc)
+    if what is not None:
+        return 503, "unavailable", f"{what} is unavailable; try again later"
     if isinstance(exc, CatalogError) and not isinstance(exc, SchemaError | CatalogUnavailableError):
         # The catalog refuses a value the caller gave (a name, a time): the caller's fault.
         # A schema that is not at head is ours, a 500.
@@ -175,9 +232,12 @@ def classify(exc: BaseException) -> tuple[int, str, str]:
     return 500, "internal", "internal error"
 
 
-def _log(request_line: str, exc: BaseException, status: int) -> None:
+def _log(request_line: str, exc: BaseException, status: int, outages: _Outages) -> None:
     # Only the method and path: never headers (credentials) or bodies.
-    if status == 500:
+    what = dependency(exc)
+    if status in (503, 504) and what is not None:
+        outages.failed(what, exc)
+    elif status == 500:
         log.error("%s failed", request_line, exc_info=exc)
     elif status == 504:
         log.warning("%s timed out: %s", request_line, type(exc).__name__, exc_info=exc)
@@ -187,7 +247,7 @@ async def _on_exception(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ApiError):
         return error_response(exc.status, exc.reason, exc.message, exc.headers)
     status, reason, message = classify(exc)
-    _log(f"{request.method} {request.url.path}", exc, status)
+    _log(f"{request.method} {request.url.path}", exc, status, request.app.state.outages)
     return error_response(status, reason, message)
 
 
@@ -233,8 +293,9 @@ class _CatchAll:
     """Turns an exception that escaped every handler into a JSON 500/504, so it never
     reaches Starlette's plain-text error page (which also re-raises it to the server)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, outages: _Outages) -> None:
         self.app = app
+        self.outages = outages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -246,6 +307,7 @@ class _CatchAll:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                self.outages.answered(str(scope.get("path", "")), int(message["status"]))
             await send(message)
 
         try:
@@ -254,7 +316,8 @@ class _CatchAll:
             if started:  # too late for an answer: let the server drop the connection
                 raise
             status, reason, message = classify(exc)
-            _log(f"{scope.get('method', '?')} {scope.get('path', '?')}", exc, status)
+            path = f"{scope.get('method', '?')} {scope.get('path', '?')}"
+            _log(path, exc, status, self.outages)
             await error_response(status, reason, message)(scope, receive, send)
 
 
@@ -264,4 +327,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _on_http_exception)
     for exc_type in (ApiError, LiverecError, TimeoutError):
         app.add_exception_handler(exc_type, _on_exception)
-    app.add_middleware(_CatchAll)
+    # One per app: what a dependency's outage has logged so far.
+    app.state.outages = _Outages()
+    app.add_middleware(_CatchAll, outages=app.state.outages)

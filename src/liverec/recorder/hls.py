@@ -1,11 +1,15 @@
 """Writes one publish's segments and playlists, in order, and reports them upward.
 
-Each finished segment is stored atomically, then reported to the journal (SegmentStored,
-which the catalog writer turns into a catalog row), then the recording's playlist is
-rewritten (a live EVENT playlist while the publish lasts, a VOD playlist with EXT-X-ENDLIST
-at the end), then the listeners are told (recorder/events.py). A publish longer than the
-maximum file duration continues in a new recording at a segment boundary, which is always
-a keyframe, so no frame is lost between the two."""
+Each finished segment is stored atomically, then the recording's playlist is rewritten (a
+live EVENT playlist while the publish lasts, a VOD playlist with EXT-X-ENDLIST at the end),
+then the journal (the catalog writer) is given SegmentStored, then the listeners are told
+(recorder/events.py). While the catalog fails, the journal's events wait on a queue of
+their own, so an outage holds up the catalogue, never the media: they are written in order
+when the catalog answers, retried without limit while the publish lasts (a catalog outage
+of any length loses no frame) and for `retry_for` more after it ends.
+
+A publish longer than the maximum file duration continues in a new recording at a segment
+boundary, which is always a keyframe, so no frame is lost between the two."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -28,6 +32,7 @@ from liverec.errors import (
     StorageError,
 )
 from liverec.layout import RecordingPath, StreamRef, file_part
+from liverec.logs import bind_recording
 from liverec.media.m3u8 import (
     PLAYLIST_TYPE,
     MediaPlaylist,
@@ -110,16 +115,32 @@ class HlsWriter:
         self._unstored: list[SegmentData] = []
         self._current: _Recording | None = None
         self._lost_previous = False
+        # A segment dropped at submit (the backlog was full) leaves its gap before the next
+        # segment accepted, not before the next one written (earlier ones are still queued).
+        self._gap_pending = False
+        self._gap_before: set[int] = set()  # seqs of accepted segments that follow a gap
         self._failing_since: float | None = None  # loop time the current outage began
+        # The journal's own queue: (event, the segment it releases from _unstored).
+        self._journal_q: asyncio.Queue[tuple[RecorderEvent, SegmentData | None] | None] = (
+            asyncio.Queue()
+        )
+        self._journal_holds: set[int] = set()  # seqs kept in _unstored until catalogued
+        self._journal_waiting = 0  # events queued or being retried: later ones queue too
+        self._lease_lost: set[str] = set()  # playlists another node closed
+        self._journal_deadline: float | None = None  # after close: when to give up
         self._task = asyncio.create_task(self._run(), name=f"hls {stream}")
+        self._journal_task = asyncio.create_task(self._journal_run(), name=f"journal {stream}")
 
     def submit(self, seg: SegmentData) -> None:
         if self._segments_queued >= self.max_backlog:
             # The store has been failing for minutes: keep memory bounded.
             self.dropped += 1
-            self._lost_previous = True
+            self._gap_pending = True
             log.error("%s: storage backlog full, segment %d dropped", self.stream, seg.seq)
             return
+        if self._gap_pending:
+            self._gap_pending = False
+            self._gap_before.add(seg.seq)
         self._segments_queued += 1
         self._unstored.append(seg)
         self._queue.put_nowait(seg)
@@ -140,6 +161,9 @@ class HlsWriter:
     async def close(self) -> None:
         self._queue.put_nowait(None)
         await self._task
+        self._journal_deadline = asyncio.get_running_loop().time() + self.retry_for
+        self._journal_q.put_nowait(None)
+        await self._journal_task
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -165,19 +189,104 @@ class HlsWriter:
                 self._lost_previous = True
                 log.exception("%s: writing segment %d failed", self.stream, item.seq)
             finally:
-                self._unstored.remove(item)
+                if item.seq not in self._journal_holds:
+                    self._unstored.remove(item)
 
     async def _inform(self, event: RecorderEvent) -> None:
-        """An event nothing waits on: the journal once (a failure is logged), then the
-        listeners."""
+        """An event for the journal (a refusal is logged) and the listeners."""
         try:
-            await self._io(self.journal, event)
+            await self._journal(event)
         except Exception:
-            log.exception("%s: the journal failed on %s", self.stream, type(event).__name__)
+            log.exception("%s: the journal refused %s", self.stream, type(event).__name__)
         await self._tell(event)
+
+    async def _journal(self, event: RecorderEvent, holds: SegmentData | None = None) -> None:
+        """Journal `event` now, when nothing waits before it and the catalog answers; else
+        queue it behind the others. Refusals (_REFUSALS: a lease lost, ...) raise."""
+        if not self._journal_waiting:
+            try:
+                await self._io(self.journal, event)
+                return
+            except _REFUSALS:
+                raise
+            except Exception as exc:
+                log.error("%s: catalog failing, holding its events: %s", self.stream, exc)
+        self._journal_put(event, holds)
+
+    def _journal_put(self, event: RecorderEvent, holds: SegmentData | None = None) -> None:
+        """Queue `event` for the journal. `holds`: the segment it catalogues, kept for
+        live-edge snapshots until then, unless the journal is behind (memory stays bounded:
+        a segment's bytes are never kept for an outage)."""
+        if holds is not None and self._journal_q.qsize() < self.max_backlog:
+            self._journal_holds.add(holds.seq)
+        else:
+            holds = None
+        self._journal_waiting += 1
+        self._journal_q.put_nowait((event, holds))
+
+    async def _journal_run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await self._journal_q.get()
+            if item is None:
+                return
+            event, holds = item
+            await self._journal_retrying(loop, event)
+            self._journal_waiting -= 1
+            if not self._journal_waiting:
+                log.warning("%s: catalog back, its events caught up", self.stream)
+            if holds is not None:
+                self._journal_holds.discard(holds.seq)
+                if holds in self._unstored:
+                    self._unstored.remove(holds)
+
+    async def _journal_retrying(
+        self, loop: asyncio.AbstractEventLoop, event: RecorderEvent
+    ) -> None:
+        """Journal a queued event, retrying an outage until it succeeds (or, after close,
+        until the deadline); a refusal is logged."""
+        delay = 0.1
+        playlist = getattr(getattr(event, "recording", None), "playlist", None)
+        while True:
+            if playlist in self._lease_lost and not isinstance(event, RecordingEnded):
+                return  # another node closed it: nothing more of it is catalogued
+            try:
+                await self._io(self.journal, event)
+                return
+            except LeaseLostError as exc:
+                # Found while catching up: the segments stored since are in its playlist
+                # but not catalogued (the writer goes on in a new recording).
+                log.error("%s: recording %s was closed elsewhere: %s", self.stream, playlist, exc)
+                if playlist is not None:
+                    self._lease_lost.add(playlist)
+                return
+            except _REFUSALS:
+                log.exception("%s: the catalog refused %s", self.stream, type(event).__name__)
+                return
+            except Exception as exc:
+                deadline = self._journal_deadline
+                if deadline is not None and loop.time() + delay > deadline:
+                    log.error(
+                        "%s: catalog still failing after the publish ended; %s and %d more "
+                        "events not catalogued: %s",
+                        self.stream,
+                        type(event).__name__,
+                        self._journal_q.qsize(),
+                        exc,
+                    )
+                    return
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 10.0)
 
     async def _write(self, seg: SegmentData, *, again: bool = False) -> None:
         rec = self._current
+        if rec is not None and rec.path.playlist in self._lease_lost:
+            # The recording is no longer ours (another node closed it after our lease
+            # lapsed): leave it as it is and go on in a new one, after a discontinuity.
+            self._current = None
+            self._lost_previous = True
+            await self._inform(self._ended(rec, lost=True))
+            rec = None
         if rec is not None and rec.duration >= self.max_file_duration and seg.keyframe_start:
             await self._end_recording()
             rec = None
@@ -185,7 +294,9 @@ class HlsWriter:
             rec = await self._start_recording(seg.wall_start)
         index = len(rec.entries)
         name = rec.path.segment(index)
-        discontinuity = (seg.discontinuity or self._lost_previous) and index > 0
+        gap = seg.seq in self._gap_before
+        self._gap_before.discard(seg.seq)
+        discontinuity = (seg.discontinuity or self._lost_previous or gap) and index > 0
         if self.hls and not await self._put(name, seg.data, TS_TYPE):
             self.dropped += 1
             self._lost_previous = True
@@ -201,24 +312,22 @@ class HlsWriter:
             data=seg.data,
             hls=self.hls,
         )
-        try:
-            if self.hls:
-                await self._retrying(self.journal, stored)
-        except LeaseLostError as exc:
-            # The recording is no longer ours (another node closed it after our lease
-            # lapsed): leave it as it is and go on in a new recording.
-            log.warning(
-                "%s: recording %s was closed elsewhere (%s); continuing in a new one",
-                self.stream,
-                rec.path.playlist,
-                exc,
-            )
-            self._current = None
-            self._lost_previous = True
-            await self._inform(self._ended(rec, lost=True))
-            if not again:
-                await self._write(seg, again=True)
-            return
+        if self.hls:
+            try:
+                await self._journal(replace(stored, data=b""), holds=seg)
+            except LeaseLostError as exc:
+                # The recording is no longer ours (another node closed it after our lease
+                # lapsed): leave it as it is and go on in a new recording.
+                log.warning(
+                    "%s: recording %s was closed elsewhere (%s); continuing in a new one",
+                    self.stream,
+                    rec.path.playlist,
+                    exc,
+                )
+                self._lease_lost.add(rec.path.playlist)
+                if not again:
+                    await self._write(seg, again=True)
+                return
         self._lost_previous = False
         if rec.target_duration is None:
             rec.target_duration = seg.playlist_target  # fixed for the recording's life
@@ -240,8 +349,9 @@ class HlsWriter:
         path = self.stream.recording(self.session_id, start)
         started = RecordingStarted(recording=path, hls=self.hls, mp4=self.mp4)
         if self.hls:
-            await self._retrying(self.journal, started)
+            await self._journal(started)
         self._current = _Recording(path=path)
+        bind_recording(path.playlist)  # this writer task's log lines name it from now on
         log.info("recording started: %s", path.playlist)
         await self._tell(started)
         return self._current
@@ -255,9 +365,9 @@ class HlsWriter:
             if self.hls:
                 if rec.entries:
                     await self._put_playlist(rec, ended=True)
-                await self._retrying(self.journal, ended)
+                await self._journal(ended)
         finally:
-            await self._tell(ended)  # over all the same, even if the journal failed
+            await self._tell(ended)  # over all the same, even if the playlist failed
         log.info(
             "recording ended: %s (%d segments, %.1f s)",
             rec.path.playlist,

@@ -30,10 +30,13 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, endpoint_url: str | None = None) -> BlobStore:
+def open_store(url: str, *, endpoint_url: str | None = None, timeout: float = 10.0) -> BlobStore:
     """`file:///absolute/path` -> LocalStore; `s3://bucket/prefix` -> S3Store at
     `endpoint_url` (settings.s3_endpoint_url; None or empty: AWS), the region from
-    AWS_REGION or AWS_DEFAULT_REGION and credentials from boto3's default chain."""
+    AWS_REGION or AWS_DEFAULT_REGION and credentials from boto3's default chain. An S3
+    call is one attempt that fails after `timeout` seconds without an answer (a hung
+    server must not hold an API request for minutes); the recorder, the spool and the MP4
+    publisher retry on their own schedules."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
@@ -57,5 +60,10 @@ def open_store(url: str, *, endpoint_url: str | None = None) -> BlobStore:
             unquote(parsed.path),
             endpoint_url=endpoint_url or None,
             region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+            retries=1,
+            # Measured against a hung server: a GET fails after ~2.5x botocore's socket
+            # timeout, a PUT after ~4x (connect, 100-continue, read): a quarter keeps the
+            # whole call within `timeout`.
+            timeout=timeout / 4,
         )
     raise ConfigError(f"unsupported storage URL {url!r}: use file:///PATH or s3://BUCKET/PREFIX")
