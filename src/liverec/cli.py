@@ -28,6 +28,7 @@ SETTING_OPTIONS = {
     "--storage-url": "media store URL: file://... (default, in the data dir)",
     "--region": f"region this node records into: {', '.join(REGIONS)} (default na)",
     "--log-level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+    "--log-format": "text or json (one JSON object per line) (default text)",
     "--tls-cert": "PEM certificate (chain) file: serve HTTPS instead of HTTP (with --tls-key)",
     "--tls-key": "the certificate's unencrypted PEM private key file",
     "--public-url": "base URL clients reach the API at, e.g. https://rec.example.com/liverec: "

@@ -139,6 +139,13 @@ class Settings:
     rtmp: str = "0.0.0.0:1935"
     database_url: str = ""  # empty: sqlite file in data_dir
     storage_url: str = ""  # empty: file:// in data_dir
+    # While the store fails, the recorder's segments and playlists wait in a spool on local
+    # disk ({data_dir}/spool/storage) of at most this many bytes, uploaded in order when it
+    # answers; only past it are segments dropped (storage/spool.py).
+    storage_spool_max_bytes: int = 2 * 1024**3
+    # Seconds an object-store call may take, retries included, before it fails as a
+    # timeout (the API answers 504 naming the storage; the recorder spools).
+    storage_timeout: float = 10.0
     secret_key: str = ""  # empty: kept in data_dir/secret.key, apart from the catalog
     region: str = "na"
     app_id: str = ""
@@ -192,6 +199,14 @@ class Settings:
     # This node's address as callbacks report it (nodeIp, the webhook's cdnIp); empty: the
     # RTMP listen address, else the address of the interface of the default route.
     node_ip: str = ""
+    # Logs (logs.py): "text" lines, or "json", one object per line.
+    log_format: str = "text"
+    # Metrics (metrics.py): a label per live stream (a series per stream name: off by
+    # default); a token /metrics wants as `Authorization: Bearer` (empty: none).
+    metrics_stream_labels: bool = False
+    metrics_token: str = ""
+    # Local storage: /readyz fails below this many bytes free on its disk (0: no minimum).
+    storage_min_free: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -303,6 +318,14 @@ def load_settings(
             raise ConfigError(f"setting {name} must be more than 0 and at most 3600 seconds")
     if not 0 <= settings.callback_retry_hours <= 24 * 30:
         raise ConfigError("setting callback_retry_hours must be 0-720")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"setting log_format must be text or json, not {settings.log_format!r}")
+    if settings.storage_timeout <= 0:
+        raise ConfigError("setting storage_timeout must be positive")
+    if settings.storage_spool_max_bytes < 0:
+        raise ConfigError("setting storage_spool_max_bytes must not be negative")
+    if settings.storage_min_free < 0:
+        raise ConfigError("setting storage_min_free must not be negative")
     if settings.webhook_cache_seconds < 0:
         raise ConfigError("setting webhook_cache_seconds must not be negative")
     if bool(settings.tls_cert) != bool(settings.tls_key):

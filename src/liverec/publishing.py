@@ -71,6 +71,22 @@ class _Meter:
 
 
 @dataclass
+class Ingested:
+    """What a publish received in all (or, in `Publishing.ingested_ended`, every ended
+    publish of this node): read by the metrics at scrape time (metrics.py), counted here
+    with three integer additions at most per tag."""
+
+    bytes: int = 0
+    video_frames: int = 0  # AVC NALU tags
+    audio_frames: int = 0  # AAC raw tags
+
+    def add(self, other: Ingested) -> None:
+        self.bytes += other.bytes
+        self.video_frames += other.video_frames
+        self.audio_frames += other.audio_frames
+
+
+@dataclass
 class _Config:
     """The publisher's metadata and codec configuration, to start a recorder mid-publish."""
 
@@ -102,6 +118,7 @@ class LivePublish:
         self.recorder: StreamRecorder | None = None
         self.refusal: RefusedError | None = None
         self._config = _Config()
+        self.ingested = Ingested()
         now = time.monotonic()
         self._figures = _Meter(now)
         self._minute = _Meter(now)
@@ -117,6 +134,9 @@ class LivePublish:
         self._snapshot_busy = False
         self._media_seen = False  # a coded frame arrived: the media is known
         self._media_told: tuple[Any, ...] | None = None  # the media info last reported
+        # Media writes not done yet: each may enqueue publish_media_info, which must be in
+        # the stream's callback queue before publish_end (close() waits for them).
+        self._media_writes: set[asyncio.Future[Any]] = set()
         self.set_snapshots(admitted.snapshots.interval if admitted.snapshots.enabled else None)
         if admitted.record:
             self._start_recorder()
@@ -170,6 +190,8 @@ class LivePublish:
                 await recorder.close()
         finally:
             self.owner.forget(self)
+            if self._media_writes:  # publish_media_info goes before publish_end
+                await asyncio.wait(set(self._media_writes))
             await self.on_closed()
 
     # -- control ------------------------------------------------------------------------
@@ -331,7 +353,7 @@ class LivePublish:
                     height=height,
                 )
             )
-        self.owner.run(
+        write = self.owner.run(
             self.owner.catalog.set_publish_media,
             self.publish_id,
             video_codec=video_codec,
@@ -341,9 +363,17 @@ class LivePublish:
             fps=fps,
             notices=notices,
         )
+        self._media_writes.add(write)
+        write.add_done_callback(self._media_writes.discard)
 
     def _count(self, size: int, *, video: bool, payload: bytes) -> None:
         frame = video and len(payload) > 1 and payload[1] == 1  # an AVC NALU tag
+        ingested = self.ingested
+        ingested.bytes += size
+        if frame:
+            ingested.video_frames += 1
+        elif not video and len(payload) > 1 and payload[1] == 1:
+            ingested.audio_frames += payload[0] >> 4 == flv.SOUND_AAC  # an AAC raw frame
         for meter in (self._figures, self._minute):
             meter.bytes += size
             meter.frames += frame
@@ -398,6 +428,7 @@ class Publishing:
         self.clock = clock
         self.executor = executor
         self.live: dict[StreamRef, LivePublish] = {}
+        self.ingested_ended = Ingested()  # what ended publishes received (metrics)
         self._background: set[asyncio.Future[Any]] = set()
 
     async def start(
@@ -445,15 +476,17 @@ class Publishing:
 
     def forget(self, publish: LivePublish) -> None:
         if self.live.get(publish.stream) is publish:
+            self.ingested_ended.add(publish.ingested)
             del self.live[publish.stream]
 
-    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         """Blocking work nothing waits on (a catalog write, a snapshot): off the loop, on
-        the recorder's pool; failures logged."""
+        the recorder's pool; failures logged. Returns its future (to wait for it)."""
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
         self._background.add(future)
         future.add_done_callback(self._done)
+        return future
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Loop work nothing waits on (closing a replaced recorder); failures logged."""

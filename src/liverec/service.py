@@ -22,7 +22,6 @@ import contextlib
 import logging
 import signal
 import socket
-import sys
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -49,15 +48,19 @@ from liverec.events import (
     guess_node_ip,
 )
 from liverec.livemedia import LiveMedia
+from liverec.logs import bind_stream, configure_logging
+from liverec.metrics import Metrics, StorageUsage
 from liverec.outputs import Mp4Writer
 from liverec.outputs.snapshots import PeriodicSnapshots
 from liverec.postprocess import ClipWriter, SnapshotWriter
 from liverec.postprocess.snapshot import encode_jpeg
 from liverec.publishing import Publishing
+from liverec.readiness import Readiness, disk_check, storage_check
 from liverec.recorder import Recorders
 from liverec.rtmp.server import Limits, RtmpServer
 from liverec.rtmp.session import MediaSink, PublishRequest
-from liverec.storage import BlobStore, open_store
+from liverec.storage import BlobStore, LocalStore, open_store
+from liverec.storage.spool import SpooledWriter
 
 log = logging.getLogger("liverec")
 
@@ -80,9 +83,13 @@ class Service:
         self.box = SecretBox.from_settings(settings)
         self.catalog = Catalog(self.engine, self.box)
         self.store: BlobStore = open_store(
-            settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url or None
+            settings.effective_storage_url,
+            endpoint_url=settings.s3_endpoint_url or None,
+            timeout=settings.storage_timeout,
         )
         self.node_id = settings.node_id or persistent_node_id(settings.data_dir)
+        # Counters first: the recorders write through them (the scrape's sources: below).
+        self.metrics = Metrics(stream_labels=settings.metrics_stream_labels)
         # -- callbacks and the publish webhook (events/) ---------------------------------
         node_ip = settings.node_ip or guess_node_ip(settings.rtmp_addr[0])
         self.notices = FlsNotices(node_ip, settings.region)
@@ -125,14 +132,20 @@ class Service:
             slice_seconds=settings.mp4_slice_seconds,
             slice_bytes=settings.mp4_slice_bytes,
         )
+        # The recorder writes through a local spool that rides out a storage outage.
+        self.spool = SpooledWriter(
+            self.store,
+            settings.data_dir / "spool" / "storage",
+            max_bytes=settings.storage_spool_max_bytes,
+        )
         self.recorders = Recorders(
             self.catalog,
-            self.store,
+            self.metrics.timed(self.spool),
             node_id=self.node_id,
             lease_seconds=settings.lease_seconds,
             clock=self.clock,
             executor=self.io_pool,
-            listeners=[self.admission, self.mp4],
+            listeners=[self.admission, self.mp4, self.metrics],
             close_notice=self.notices.recording_closed,
         )
         self.viewers = Viewers(self.clock.now)
@@ -151,6 +164,7 @@ class Service:
             ),
             notices=self.notices,
         )
+        self.readiness = self._observe()
         self.node_key = self.box.derive("node-rpc")
         self.live_media = LiveMedia(
             self.publishing, self.catalog, node_id=self.node_id, key=self.node_key
@@ -171,16 +185,37 @@ class Service:
     # -- publishing (the RTMP server's PublishHandler) -------------------------------------
 
     async def start_publish(self, request: PublishRequest) -> MediaSink:
-        admitted = await asyncio.to_thread(self.admission.admit, request)
+        # The session's task logs with the stream from here on, and so do the recorder's.
+        bind_stream(f"{request.app}/{request.stream_name}")
+        with self.metrics.publish_attempt():
+            admitted = await asyncio.to_thread(self.admission.admit, request)
+            bind_stream(str(admitted.stream), admitted.stream.app_id)
 
-        async def on_closed() -> None:
-            await asyncio.to_thread(self.admission.release, admitted.stream)
+            async def on_closed() -> None:
+                await asyncio.to_thread(self.admission.release, admitted.stream)
 
-        try:
-            return await self.publishing.start(admitted, request, on_closed)
-        except BaseException:
-            await on_closed()
-            raise
+            try:
+                return await self.publishing.start(admitted, request, on_closed)
+            except BaseException:
+                await on_closed()
+                raise
+
+    def _observe(self) -> Readiness:
+        """What /metrics reads at scrape time, and what /readyz checks."""
+        settings = self.settings
+        root = self.store.root if isinstance(self.store, LocalStore) else None
+        self.metrics.watch(
+            publishing=self.publishing,
+            storage=None if root is None else StorageUsage(root),
+            min_free=settings.storage_min_free,
+            callback_queue=self.catalog.pending_notices,
+        )
+        readiness = Readiness()
+        readiness.add("catalog", self.catalog.list_projects)
+        readiness.add("storage", storage_check(self.store, root))
+        if root is not None and settings.storage_min_free > 0:
+            readiness.add("disk", disk_check(root, settings.storage_min_free))
+        return readiness
 
     def node_url(self) -> str:
         """Where other nodes reach this node's API (a live-edge snapshot of a stream this
@@ -210,6 +245,9 @@ class Service:
             viewers=self.viewers,
             local_live=self.publishing,
             node_key=self.node_key,
+            probes=self.readiness,
+            metrics=self.metrics,
+            metrics_token=self.settings.metrics_token,
         )
 
     # -- running -------------------------------------------------------------------------
@@ -220,6 +258,7 @@ class Service:
         await asyncio.to_thread(self.callbacks.recover)
         # Before recording: what a crash left half-written is published first.
         await asyncio.to_thread(self.mp4.recover_spool)
+        await asyncio.to_thread(self.spool.start)
         host, port = self.settings.rtmp_addr
         await self.rtmp.start(host, port)
         await self._start_http()
@@ -260,6 +299,7 @@ class Service:
         config = uvicorn.Config(
             create_app(self.api_context()),
             log_level="warning",
+            log_config=None,  # uvicorn's lines go through ours (logs.py): text or JSON
             access_log=False,
             lifespan="off",
             ssl_certfile=self.settings.tls_cert or None,
@@ -280,6 +320,7 @@ class Service:
         await self.rtmp.close()
         # After the recorders closed: their last slices are whole and being published.
         await asyncio.to_thread(self.mp4.close)
+        await asyncio.to_thread(self.spool.close)
         self.callbacks.stop()
         if self.http is not None:
             self.http.should_exit = True
@@ -326,10 +367,6 @@ class _EmbeddedServer(uvicorn.Server):
 
 def run(settings: Settings) -> None:
     logging.getLogger("uvicorn.error").addFilter(_QuietUpgrades())
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format)
     service = Service(settings)
     asyncio.run(service.serve_forever())

@@ -40,8 +40,14 @@ def _operations() -> list[tuple[str, str, dict[str, Any]]]:
     return [(path, method, op) for path, ops in paths.items() for method, op in ops.items()]
 
 
+# Health and metrics (api/health.py): no credentials, no catalog call of their own.
+_OPS_PATHS = {"/healthz", "/readyz", "/metrics"}
+
+
 def test_every_error_an_operation_can_answer_is_documented_with_the_error_body() -> None:
     for path, method, op in _operations():
+        if path in _OPS_PATHS:
+            continue
         responses = op["responses"]
         where = f"{method.upper()} {path}"
         # Validation errors are answered 400 (api/errors.py), never FastAPI's 422.
@@ -88,7 +94,11 @@ def test_liverec_extensions_are_marked_and_internal_routes_left_out() -> None:
         "/v1/projects/{appid}/fls/entry_points/{entry_point}/admin/record/standard/regions/{region}"
     )
     assert paths[base + "/tasks"]["delete"]["description"].startswith("liverec extension")
-    assert not any(p == "/healthz" or p.startswith("/internal/") for p in paths)
+    assert not any(p.startswith("/internal/") for p in paths)
+    for path in _OPS_PATHS:
+        assert paths[path]["get"]["description"].startswith("liverec extension"), path
+    assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503"}
+    assert {"200", "401", "404"} <= set(paths["/metrics"]["get"]["responses"])
 
 
 # A value for each path parameter, to turn a schema path into a request path.

@@ -14,7 +14,17 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liverec import __version__
-from liverec.api import admin, callbacks, files, fls, internal, outputs, settings, streams
+from liverec.api import (
+    admin,
+    callbacks,
+    files,
+    fls,
+    health,
+    internal,
+    outputs,
+    settings,
+    streams,
+)
 from liverec.api.context import ApiContext
 from liverec.api.errors import (
     API_ERRORS,
@@ -25,6 +35,7 @@ from liverec.api.errors import (
 )
 from liverec.api.jsonbody import JsonBodies
 from liverec.api.limits import MAX_BODY_BYTES, BodyLimit
+from liverec.api.observe import Observe
 
 DESCRIPTION = """\
 liverec records RTMP pushes as HLS and serves Agora Fusion Live Streaming's
@@ -172,6 +183,7 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
     app.include_router(callbacks.router, responses=fls_errors)
     app.include_router(internal.router)
     app.include_router(files.router)
+    app.include_router(health.router)  # /healthz, /readyz, /metrics: no credentials
 
     @app.middleware("http")
     async def empty_segments(
@@ -187,16 +199,14 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
             )
         return await call_next(request)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "node": ctx.node_id if ctx else ""}
-
     app.add_middleware(JsonBodies)
     # Added after the others, so it runs before them: nothing reads a body before it is
     # bounded.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     # Outside even the body limit (it reads no body), so that its 413 carries CORS too.
     app.add_middleware(_MethodsAndCors, routes=app.router.routes)
+    # Outermost: request IDs and request metrics see every answer.
+    app.add_middleware(Observe, ctx=ctx)
     return app
 
 

@@ -80,6 +80,29 @@ class LocalLive(Protocol):
     def live_segment(self, stream: StreamRef, at: datetime | None) -> LiveSegmentLike | None: ...
 
 
+class ReadyReportLike(Protocol):
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def failed(self) -> list[str]: ...
+    @property
+    def checks(self) -> dict[str, str]: ...
+
+
+class Probes(Protocol):
+    """What /readyz asks (readiness.Readiness): blocking, bounded in time."""
+
+    def ready(self) -> ReadyReportLike: ...
+
+
+class MetricsSink(Protocol):
+    """What /metrics renders and the request middleware counts into (metrics.Metrics)."""
+
+    def render(self) -> bytes: ...
+
+    def api_request(self, route: str, method: str, status: int, seconds: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class ApiContext:
     catalog: Catalog
@@ -99,3 +122,8 @@ class ApiContext:
     viewers: Viewers | None = None  # counts who fetches playlists and segments
     local_live: LocalLive | None = None  # this node's live media, for other nodes
     node_key: bytes = b""  # signs calls between nodes (api/internal.py)
+    # Health and metrics (api/health.py, api/observe.py); None: /readyz answers ready with
+    # no checks, /metrics 404. `metrics_token` set: /metrics wants it as a Bearer token.
+    probes: Probes | None = None
+    metrics: MetricsSink | None = None
+    metrics_token: str = ""
