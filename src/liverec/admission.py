@@ -92,8 +92,10 @@ class Admission:
         clock: Callable[[], datetime],
         gate: PublishGate | None = None,
         notices: CrashNotices | None = None,
+        disk_full: Callable[[], str | None] | None = None,
     ) -> None:
         self.catalog = catalog
+        self.disk_full = disk_full  # why new publishes are refused now (diskguard.py)
         self.gate = gate
         self.notices = notices
         self.store = store
@@ -119,6 +121,9 @@ class Admission:
             raise RefusedError(BAD_NAME, f"unknown entry point {request.app[:64]!r}") from None
         if ep.auth_key:
             check_push_signature(ep.auth_key, ep.name, name, request.query)
+        full = self.disk_full() if self.disk_full is not None else None
+        if full is not None:
+            raise RefusedError(REJECTED, full)
         stream = StreamRef(project.app_id, self.region, ep.name, name)
         banned = self.catalog.banned_until(stream)
         if banned is not None:

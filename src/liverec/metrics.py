@@ -63,7 +63,7 @@ from prometheus_client.registry import Collector
 from liverec import __version__
 from liverec.errors import RefusedError
 from liverec.layout import StreamRef
-from liverec.recorder import RecorderEvent, SegmentStored
+from liverec.recorder import RecorderEvent, SegmentDropped, SegmentStored
 from liverec.recorder.hls import BlobWriter
 
 __all__ = [
@@ -99,6 +99,7 @@ _REFUSALS: tuple[tuple[str, str], ...] = (
     ("the push URL has expired", "push_auth"),
     ("is banned until", "banned"),
     ("is already being published", "stream_busy"),
+    ("disk is full", "disk_full"),
     ("codec", "codec"),
 )
 _REFUSAL_CODES = {
@@ -531,6 +532,8 @@ class Metrics:
 
     def __call__(self, event: RecorderEvent) -> None:
         """A recorder listener: each HLS segment stored."""
+        if isinstance(event, SegmentDropped):
+            self.dropped.inc()
         if isinstance(event, SegmentStored) and event.hls:
             self.segments_stored.inc()
             if self.storage is not None:

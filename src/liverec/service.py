@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
+from prometheus_client import Gauge
 
 from liverec.admission import Admission
 from liverec.api.app import create_app
@@ -36,6 +37,7 @@ from liverec.api.viewers import Viewers, keep_flushing
 from liverec.bootstrap import bootstrap, persistent_node_id
 from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
 from liverec.config import Settings, check_tls_files
+from liverec.diskguard import DiskGuard
 from liverec.events import (
     CallbackDelivery,
     ClipNotices,
@@ -113,6 +115,12 @@ class Service:
         # Recording's own threads: API work (snapshots, clips, auth) cannot starve the
         # storage and catalog calls that keep media and leases safe.
         self.io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recorder")
+        # New publishes stop before the local disk is full (diskguard.py).
+        local_root = self.store.root if isinstance(self.store, LocalStore) else None
+        self.disk = DiskGuard(
+            [settings.data_dir, *([local_root] if local_root is not None else [])],
+            min_free=settings.storage_min_free,
+        )
         self.admission = Admission(
             self.catalog,
             self.store,
@@ -122,6 +130,7 @@ class Service:
             clock=self.clock.now,
             gate=webhook,
             notices=self.notices,
+            disk_full=self.disk.refusal,
         )
         # MP4 record files: a listener of every recorder; slices being written live in a
         # spool on this node's disk until whole (outputs/mp4.py).
@@ -215,6 +224,12 @@ class Service:
         readiness.add("storage", storage_check(self.store, root))
         if root is not None and settings.storage_min_free > 0:
             readiness.add("disk", disk_check(root, settings.storage_min_free))
+        readiness.add("disk_full", self.disk.ready)
+        Gauge(
+            "liverec_storage_full",
+            "1 while the local disk is too full to take new publishes",
+            registry=self.metrics.registry,
+        ).set_function(lambda: 1.0 if self.disk.full else 0.0)
         return readiness
 
     def node_url(self) -> str:
@@ -267,6 +282,7 @@ class Service:
             asyncio.create_task(self.admission.keep_leases(self.io_pool), name="heartbeat")
         )
         self._tasks.append(asyncio.create_task(self.publishing.watch(), name="live controls"))
+        self._tasks.append(asyncio.create_task(self.disk.watch(), name="disk guard"))
         self._tasks.append(
             asyncio.create_task(keep_flushing(self.viewers, self.catalog), name="viewers")
         )

@@ -20,6 +20,7 @@ from liverec.recorder import (
     RecorderEvent,
     RecordingEnded,
     RecordingStarted,
+    SegmentDropped,
     SegmentStored,
 )
 from liverec.recorder.hls import HlsWriter, render_playlist
@@ -131,7 +132,8 @@ async def test_a_short_outage_loses_nothing(tmp_path: Path) -> None:
 
 async def test_a_long_outage_drops_and_marks_then_recovers(tmp_path: Path) -> None:
     store, events = FlakyStore(tmp_path), Events()
-    w = writer(store, events, retry_for=0.3, max_backlog=3)
+    told: list[RecorderEvent] = []
+    w = writer(store, events, (told.append,), retry_for=0.3, max_backlog=3)
     w.submit(segment(0))
     await asyncio.sleep(0.1)
     store.down = True
@@ -142,6 +144,9 @@ async def test_a_long_outage_drops_and_marks_then_recovers(tmp_path: Path) -> No
     w.submit(segment(8))
     await w.close()
     assert w.dropped >= 4
+    # Each one told to the listeners (metrics count them), with the media it held.
+    dropped = [e for e in told if isinstance(e, SegmentDropped)]
+    assert len(dropped) == w.dropped and all(e.duration == 4.0 for e in dropped)
     entries = parse(playlist(tmp_path, events)).segments
     assert entries[0].uri.endswith("_0.ts") and len(entries) < 9
     assert entries[-1].discontinuity  # the gap is marked for players

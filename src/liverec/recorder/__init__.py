@@ -15,6 +15,7 @@ from liverec.recorder.events import (
     RecorderEvent,
     RecordingEnded,
     RecordingStarted,
+    SegmentDropped,
     SegmentStored,
 )
 from liverec.recorder.factory import Recorders, new_session_id
@@ -28,6 +29,7 @@ __all__ = [
     "Recorders",
     "RecordingEnded",
     "RecordingStarted",
+    "SegmentDropped",
     "SegmentStored",
     "StreamRecorder",
     "finalize_recording",

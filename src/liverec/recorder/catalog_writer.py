@@ -19,6 +19,7 @@ from liverec.recorder.events import (
     RecorderEvent,
     RecordingEnded,
     RecordingStarted,
+    SegmentDropped,
     SegmentStored,
 )
 
@@ -60,6 +61,8 @@ class RecordingCatalog(Protocol):
 
     def delete_recording(self, recording_id: int) -> None: ...
 
+    def recording_head(self, recording_id: int) -> tuple[int, int]: ...
+
 
 # The callback that reports a closed recording (events.FlsNotices.recording_closed).
 CloseNotice = Callable[[Recording], Notice]
@@ -90,8 +93,14 @@ class CatalogWriter:
             self._stored(event)
         elif isinstance(event, RecordingEnded):
             self._ended(event)
-        elif not isinstance(event, MediaInfo):  # media info is not catalogued (yet)
+        elif not isinstance(event, MediaInfo | SegmentDropped):  # not catalogued
             raise TypeError(f"not a recorder event: {event!r}")
+
+    def head(self, playlist: str) -> tuple[int, int] | None:
+        """Where retention trimmed the head of this publish's recording `playlist` (the
+        writer's HeadSource; any thread); None before it is catalogued."""
+        rec_id = self._ids.get(playlist)
+        return None if rec_id is None else self.catalog.recording_head(rec_id)
 
     def _started(self, event: RecordingStarted) -> None:
         path = event.recording

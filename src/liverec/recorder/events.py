@@ -93,7 +93,17 @@ class RecordingEnded:
         return self.recording.stream
 
 
-RecorderEvent = MediaInfo | RecordingStarted | SegmentStored | RecordingEnded
+@dataclass(frozen=True, slots=True)
+class SegmentDropped:
+    """A segment the recorder gave up on (the store failing past the backlog or the retry
+    window): its media is lost and the next stored segment starts a discontinuity."""
+
+    stream: StreamRef
+    start_time: datetime  # wall clock of its first frame
+    duration: float  # seconds
+
+
+RecorderEvent = MediaInfo | RecordingStarted | SegmentStored | RecordingEnded | SegmentDropped
 
 
 class Listener(Protocol):

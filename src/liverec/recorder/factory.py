@@ -63,6 +63,12 @@ class Recorders:
         mp4: bool = False,
     ) -> StreamRecorder:
         """The recorder of a new publish of `stream` (needs a running event loop)."""
+        journal = CatalogWriter(
+            self.catalog,
+            node_id=self.node_id,
+            lease_seconds=self.lease_seconds,
+            close_notice=self.close_notice,
+        )
         return StreamRecorder(
             StreamSettings(
                 stream=stream,
@@ -73,12 +79,8 @@ class Recorders:
                 mp4=mp4,
             ),
             store=self.store,
-            journal=CatalogWriter(
-                self.catalog,
-                node_id=self.node_id,
-                lease_seconds=self.lease_seconds,
-                close_notice=self.close_notice,
-            ),
+            journal=journal,
+            head=journal.head,
             listeners=tuple(self.listeners),
             clock=self.clock,
             on_closed=on_closed,

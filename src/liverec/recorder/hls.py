@@ -47,6 +47,7 @@ from liverec.recorder.events import (
     RecorderEvent,
     RecordingEnded,
     RecordingStarted,
+    SegmentDropped,
     SegmentStored,
 )
 from liverec.recorder.segmenter import SegmentData
@@ -63,6 +64,11 @@ class BlobWriter(Protocol):
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
 
+# Where retention trimmed a recording's head (catalog/retention.py), by playlist name: (the
+# first seq kept, the discontinuities removed with the head); None: not known (yet).
+HeadSource = Callable[[str], "tuple[int, int] | None"]
+
+
 @dataclass
 class _Recording:
     path: RecordingPath
@@ -70,6 +76,8 @@ class _Recording:
     duration: float = 0.0
     end: datetime | None = None
     target_duration: int | None = None  # EXT-X-TARGETDURATION, set by its first segment
+    first: int = 0  # seq of entries[0]: retention may have trimmed the head
+    discontinuity_sequence: int = 0  # discontinuities trimmed with the head
 
 
 class HlsWriter:
@@ -95,8 +103,10 @@ class HlsWriter:
         executor: Executor | None = None,
         hls: bool = True,
         mp4: bool = False,
+        head: HeadSource | None = None,
     ) -> None:
         self.stream = stream
+        self.head = head  # retention's trimmed head, asked before each playlist
         self.hls = hls  # False: segments are cut for the other outputs, nothing stored
         self.mp4 = mp4
         self.session_id = session_id
@@ -108,7 +118,9 @@ class HlsWriter:
         self.max_backlog = max_backlog
         self.executor = executor
         self.dropped = 0  # segments lost to a storage or catalog outage
-        self._queue: asyncio.Queue[SegmentData | MediaInfo | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[SegmentData | MediaInfo | SegmentDropped | None] = (
+            asyncio.Queue()
+        )
         self._segments_queued = 0
         # Submitted and not yet written (or given up): a snapshot at the live edge may need
         # one. Read from other threads; only the loop changes it.
@@ -137,6 +149,7 @@ class HlsWriter:
             self.dropped += 1
             self._gap_pending = True
             log.error("%s: storage backlog full, segment %d dropped", self.stream, seg.seq)
+            self._queue.put_nowait(self._dropped(seg))  # told in order, off this path
             return
         if self._gap_pending:
             self._gap_pending = False
@@ -144,6 +157,9 @@ class HlsWriter:
         self._segments_queued += 1
         self._unstored.append(seg)
         self._queue.put_nowait(seg)
+
+    def _dropped(self, seg: SegmentData) -> SegmentDropped:
+        return SegmentDropped(self.stream, seg.wall_start, seg.duration)
 
     def submit_info(self, info: MediaInfo) -> None:
         """Report what the stream carries, in order with its segments."""
@@ -178,7 +194,7 @@ class HlsWriter:
                 except Exception:
                     log.exception("%s: closing the recording failed", self.stream)
                 return
-            if isinstance(item, MediaInfo):
+            if isinstance(item, MediaInfo | SegmentDropped):
                 await self._inform(item)
                 continue
             self._segments_queued -= 1
@@ -188,6 +204,7 @@ class HlsWriter:
                 self.dropped += 1
                 self._lost_previous = True
                 log.exception("%s: writing segment %d failed", self.stream, item.seq)
+                await self._tell(self._dropped(item))
             finally:
                 if item.seq not in self._journal_holds:
                     self._unstored.remove(item)
@@ -292,7 +309,7 @@ class HlsWriter:
             rec = None
         if rec is None:
             rec = await self._start_recording(seg.wall_start)
-        index = len(rec.entries)
+        index = rec.first + len(rec.entries)
         name = rec.path.segment(index)
         gap = seg.seq in self._gap_before
         self._gap_before.discard(seg.seq)
@@ -300,6 +317,7 @@ class HlsWriter:
         if self.hls and not await self._put(name, seg.data, TS_TYPE):
             self.dropped += 1
             self._lost_previous = True
+            await self._tell(self._dropped(seg))
             return
         stored = SegmentStored(
             recording=rec.path,
@@ -396,8 +414,33 @@ class HlsWriter:
                 log.exception("%s: a listener failed on %s", self.stream, type(event).__name__)
 
     async def _put_playlist(self, rec: _Recording, *, ended: bool) -> None:
-        text = render_playlist(rec.entries, ended=ended, target_duration=rec.target_duration)
+        await self._trim_head(rec)
+        text = render_playlist(
+            rec.entries,
+            ended=ended,
+            target_duration=rec.target_duration,
+            media_sequence=rec.first,
+            discontinuity_sequence=rec.discontinuity_sequence,
+        )
         await self._put(rec.path.playlist, text.encode(), PLAYLIST_TYPE)
+
+    async def _trim_head(self, rec: _Recording) -> None:
+        """Drop the entries retention deleted from the head of the recording (it deletes
+        their files only a grace period later, so a playlist written just before it learnt
+        of them lists no missing file for long). Never the last entry."""
+        if self.head is None or not rec.entries:
+            return
+        try:
+            head = await self._io(self.head, rec.path.playlist)
+        except Exception as exc:  # the catalog is failing: the head is as it was
+            log.debug("%s: retention head unknown: %s", self.stream, exc)
+            return
+        if head is None or head[0] <= rec.first:
+            return
+        drop = min(head[0] - rec.first, len(rec.entries) - 1)
+        del rec.entries[:drop]
+        rec.first += drop
+        rec.discontinuity_sequence = head[1]
 
     async def _put(self, name: str, data: bytes, content_type: str) -> bool:
         """Store; False if it failed and the outage has outlasted retry_for."""
@@ -434,9 +477,18 @@ class HlsWriter:
 
 
 def render_playlist(
-    entries: list[SegmentEntry], *, ended: bool, target_duration: int | None
+    entries: list[SegmentEntry],
+    *,
+    ended: bool,
+    target_duration: int | None,
+    media_sequence: int = 0,
+    discontinuity_sequence: int = 0,
 ) -> str:
     """A recording's playlist: live EVENT while it grows, VOD with EXT-X-ENDLIST at the end.
+
+    A live recording whose head retention trimmed (`media_sequence` > 0, the first seq
+    kept; `discontinuity_sequence`, the discontinuities trimmed with it) is a plain live
+    playlist, no longer EVENT (an EVENT playlist may only grow, RFC 8216 4.3.3.5).
 
     Every version declares the same EXT-X-TARGETDURATION, `target_duration`: the segmenter's
     limit (recorder/segmenter.py), which no segment exceeds, because RFC 8216 6.2.1 forbids
@@ -454,7 +506,9 @@ def render_playlist(
         MediaPlaylist(
             segments=entries,
             target_duration=fits if target_duration is None else max(target_duration, fits),
-            playlist_type="VOD" if ended else "EVENT",
+            media_sequence=media_sequence,
+            discontinuity_sequence=discontinuity_sequence,
+            playlist_type="VOD" if ended else ("EVENT" if media_sequence == 0 else None),
             endlist=ended,
         )
     )

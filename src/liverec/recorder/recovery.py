@@ -44,9 +44,16 @@ class ClosingCatalog(Protocol):
     def get_entry_point(self, app_id: str, name: str) -> EntryPoint: ...
 
 
-def playlist_for(segments: list[Segment], *, ended: bool, target_duration: int | None) -> str:
+def playlist_for(
+    segments: list[Segment],
+    *,
+    ended: bool,
+    target_duration: int | None,
+    discontinuity_sequence: int = 0,
+) -> str:
     """The playlist of these catalogued segments, declaring `target_duration` (None: the
-    smallest that fits them)."""
+    smallest that fits them). Its EXT-X-MEDIA-SEQUENCE is the first one's seq (retention
+    may have trimmed the head; `discontinuity_sequence`: the discontinuities it took)."""
     return render_playlist(
         [
             SegmentEntry(
@@ -59,6 +66,8 @@ def playlist_for(segments: list[Segment], *, ended: bool, target_duration: int |
         ],
         ended=ended,
         target_duration=target_duration,
+        media_sequence=segments[0].seq if segments else 0,
+        discontinuity_sequence=discontinuity_sequence,
     )
 
 

@@ -19,7 +19,7 @@ from liverec.media import flv
 from liverec.media.aac import AacConfig
 from liverec.media.h264 import AvcConfig, access_unit_annexb
 from liverec.recorder.events import Listener, MediaInfo
-from liverec.recorder.hls import BlobWriter, HlsWriter
+from liverec.recorder.hls import BlobWriter, HeadSource, HlsWriter
 from liverec.recorder.segmenter import SegmentData, Segmenter
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class StreamRecorder:
         clock: Clock,
         on_closed: Callable[[], Awaitable[None]] | None = None,
         executor: Executor | None = None,
+        head: HeadSource | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -94,6 +95,7 @@ class StreamRecorder:
             executor=executor,
             hls=settings.hls,
             mp4=settings.mp4,
+            head=head,
         )
         self.avc: AvcConfig | None = None
         self.aac: AacConfig | None = None
