@@ -133,7 +133,11 @@ async def test_a_short_outage_loses_nothing(tmp_path: Path) -> None:
 async def test_a_long_outage_drops_and_marks_then_recovers(tmp_path: Path) -> None:
     store, events = FlakyStore(tmp_path), Events()
     told: list[RecorderEvent] = []
-    w = writer(store, events, (told.append,), retry_for=0.3, max_backlog=3)
+
+    def listener(event: RecorderEvent) -> None:
+        told.append(event)
+
+    w = writer(store, events, (listener,), retry_for=0.3, max_backlog=3)
     w.submit(segment(0))
     await asyncio.sleep(0.1)
     store.down = True

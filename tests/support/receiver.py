@@ -38,8 +38,9 @@ class Received:
         )
 
 
-# What to do with the n-th request (from 0): an HTTP status to answer, or a number of
-# seconds to wait (hang) before answering 200, as (status, hang).
+# What to do with the n-th request (from 0): (status, hang): wait `hang` seconds (cut short
+# when the receiver stops), then answer `status`, or with status 0 hang up without an answer.
+# `Receiver.behaviour` may be replaced while it runs.
 Behaviour = Callable[[int, Received], tuple[int, float]]
 
 
@@ -86,6 +87,9 @@ class Receiver:
                     owner._released.wait(hang)
                 with owner._lock:
                     owner.received[n] = Received(self.path, headers, body, status)
+                if status == 0:  # no answer at all: the client sees its connection closed
+                    self.close_connection = True
+                    return
                 try:
                     payload = b'{"ok":true}'
                     self.send_response(status)
