@@ -142,7 +142,7 @@ def test_switched_by_the_cli_and_off_by_default(
         "mp4Config": {"enabled": True},
     }
     listed = liverec_cli(srv.data_dir, "entry-points", "list")
-    assert re.search(r"^cli\t.*\thls=off\tmp4=on\tsnapshots=off$", listed, re.M), listed
+    assert re.search(r"^cli\t.*\thls=off\tmp4=on\tsnapshots=off\b", listed, re.M), listed
     media = make_media(tmp_path / "short.flv", 3, fps=FPS, gop=FPS)
     started = datetime.now(UTC)
     assert push(srv.url("cli", "only"), media, realtime=False).returncode == 0

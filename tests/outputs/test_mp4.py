@@ -17,6 +17,7 @@ import pytest
 from liverec.catalog import Catalog
 from liverec.layout import parse_name, session_date
 from liverec.outputs import Mp4SliceStored
+from liverec.outputs.tsread import read_segment
 from liverec.recorder import SegmentStored
 from liverec.storage import LocalStore
 from liverec.storage.s3 import S3Store
@@ -65,6 +66,18 @@ def aac_frames(src: Path) -> int:
 
 
 # -- one slice -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bframes", [0, 2])
+async def test_the_units_handed_over_are_what_reading_the_ts_gives(
+    rig: Rig, media: Callable[..., Path], bframes: int
+) -> None:
+    # The writer takes the segmenter's units instead of reading each TS back (most of its
+    # CPU): they must be exactly what the reader finds in the bytes stored.
+    segments = await rig.push(media(4, fps=FPS, gop=FPS, bframes=bframes), [])
+    assert segments and all(seg.units is not None for seg in segments)
+    for seg in segments:
+        assert seg.units == read_segment(seg.data)
 
 
 @pytest.mark.parametrize("bframes", [0, 2])

@@ -7,6 +7,8 @@ Pure and fast: each PES is built once and cut into 188-byte packets by joining p
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from liverec.errors import MediaError
 
 TS_TYPE = "video/mp2t"  # the content type of MPEG-TS segments
@@ -22,6 +24,28 @@ STREAM_TYPE_AAC = 0x0F  # ADTS
 NULL_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
 
 _WRAP = 1 << 33
+
+
+@dataclass(frozen=True, slots=True)
+class AccessUnit:
+    """One PES of a segment, as a reader of the TS finds it (outputs/tsread.py), or as
+    the segmenter hands it over beside the TS so a remuxer need not read it back."""
+
+    video: bool
+    pts: int  # 90 kHz, 33 bits, as in the PES header
+    dts: int  # = pts when the PES carries no DTS
+    data: bytes  # the ES payload: an Annex B access unit, or one or more ADTS frames
+
+
+@dataclass(slots=True)
+class Segment:
+    """A segment's access units, in file order, and the tracks its PMT lists."""
+
+    has_video: bool  # the PMT lists an H.264 stream
+    has_audio: bool  # ... an ADTS AAC stream
+    units: list[AccessUnit] = field(default_factory=list)
+
+
 # A PCR is repeated once this much (90 kHz) has passed since the last, so that even at 60 fps
 # the gap stays near 40 ms (ISO 13818-1 allows 100 ms).
 _PCR_REPEAT = 1800

@@ -213,7 +213,7 @@ class Mp4Writer:
 
     def _segment(self, rec: _Recording, event: SegmentStored) -> None:
         try:
-            seg = rec.timeline.segment(event.data, event.duration, event.discontinuity)
+            seg = rec.timeline.segment(event.data, event.duration, event.discontinuity, event.units)
         except MediaError as exc:
             log.error("%s: segment %d not remuxed to MP4: %s", rec.path.playlist, event.seq, exc)
             return

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from liverec.errors import MediaError
 from liverec.media.aac import parse_adts
 from liverec.media.h264 import NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS, sps_dimensions
-from liverec.outputs.tsread import AccessUnit, read_segment
+from liverec.outputs.tsread import AccessUnit, Segment, read_segment
 
 PTS_HZ = 90_000
 _WRAP = 1 << 33
@@ -107,9 +107,17 @@ class Timeline:
         self._end: int | None = None  # where the previous segment ended
         self._last_dts: dict[bool, int] = {}  # by video?
 
-    def segment(self, data: bytes, duration: float, discontinuity: bool) -> SegmentSamples:
-        """The samples of the next segment of the recording (MediaError: unreadable)."""
-        ts = read_segment(data)
+    def segment(
+        self,
+        data: bytes,
+        duration: float,
+        discontinuity: bool,
+        units: Segment | None = None,
+    ) -> SegmentSamples:
+        """The samples of the next segment of the recording (MediaError: unreadable).
+        `units`: its PES payloads as the segmenter muxed them, when it kept them (then the
+        TS is not read back; they are exactly what reading it would give)."""
+        ts = read_segment(data) if units is None else units
         if not ts.units:
             raise MediaError("the segment has no frames")
         unwrapped = [self._unwrap(unit.dts) for unit in ts.units]

@@ -14,9 +14,11 @@ the moment; it belongs there (every TS packet liverec parses is meant to be hand
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from liverec.errors import MediaError
+from liverec.media.ts import AccessUnit, Segment
+
+__all__ = ["PACKET_SIZE", "AccessUnit", "Segment", "read_segment"]
 
 PACKET_SIZE = 188
 # Per packet: transport_error/PUSI/priority + PID, scrambling/adaptation/continuity, and the
@@ -25,21 +27,6 @@ _HEADER = struct.Struct(">xHBB183x")
 _PAT_PID = 0
 _STREAM_TYPE_H264 = 0x1B
 _STREAM_TYPE_ADTS = 0x0F
-
-
-@dataclass(frozen=True, slots=True)
-class AccessUnit:
-    video: bool
-    pts: int  # 90 kHz, 33 bits, as in the PES header
-    dts: int  # = pts when the PES carries no DTS
-    data: bytes  # the ES payload: an Annex B access unit, or one or more ADTS frames
-
-
-@dataclass(slots=True)
-class Segment:
-    has_video: bool  # the PMT lists an H.264 stream
-    has_audio: bool  # ... an ADTS AAC stream
-    units: list[AccessUnit] = field(default_factory=list)  # in file order
 
 
 def read_segment(ts: bytes) -> Segment:

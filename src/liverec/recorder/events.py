@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Protocol
 
 from liverec.layout import RecordingPath, StreamRef
+from liverec.media.ts import Segment
 
 __all__ = [
     "Listener",
@@ -74,6 +75,8 @@ class SegmentStored:
     discontinuity: bool
     data: bytes  # the segment itself, for listeners that remux or decode it
     hls: bool = True  # stored as HLS (False: cut for the other outputs only, not stored)
+    # Its PES payloads and timestamps as muxed into `data` (recordings with mp4 only)
+    units: Segment | None = None
 
     @property
     def stream(self) -> StreamRef:

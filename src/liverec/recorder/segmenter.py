@@ -47,7 +47,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from liverec.media.ts import TsMuxer
+from liverec.media.ts import AccessUnit, Segment, TsMuxer
+
+_WRAP = 1 << 33  # PES timestamps are 33 bits, as the muxer writes them
 
 # A publisher's timestamps may step back a little (jitter between its clocks); beyond this
 # it is a jump. A frame more than JUMP_FORWARD_MS past the end of all media so far is a jump
@@ -103,6 +105,9 @@ class SegmentData:
     keyframe_start: bool
     video_frames: int
     playlist_target: int  # EXT-X-TARGETDURATION of its playlists: duration <= it
+    # Its PES payloads with their TS timestamps, when asked for (a remuxer to MP4 takes
+    # them instead of reading the TS back: most of its cost); None otherwise.
+    units: Segment | None = None
 
 
 @dataclass(slots=True)
@@ -122,10 +127,13 @@ class _Open:
     size: int = 0
     video_frames: int = 0
     video_keyframe_start: bool | None = None  # whether its first video frame is a keyframe
+    units: list[AccessUnit] = field(default_factory=list)  # when the segmenter keeps them
 
 
 class Segmenter:
-    def __init__(self, target_duration: float, *, video: bool, audio: bool) -> None:
+    def __init__(
+        self, target_duration: float, *, video: bool, audio: bool, keep_units: bool = False
+    ) -> None:
         if not video and not audio:
             raise ValueError("a segmenter needs at least one track")
         self.target_ms = _target_ms(target_duration)
@@ -134,6 +142,7 @@ class Segmenter:
         self.hard_cut_ms = self.limit_ms - HARD_CUT_SLACK_MS
         self.has_video = video
         self.has_audio = audio
+        self.keep_units = keep_units  # hand each segment's PES payloads over too
         self._mux = TsMuxer(video=video, audio=audio)
         self._offset: int | None = None  # the time base of the latest jump, for new tracks
         self._anchor_t = 0
@@ -211,6 +220,9 @@ class Segmenter:
         dts90 = TS_BASE_90K + t * 90
         pts90 = dts90 + max(0, cts) * 90
         self._append(self._mux.video(pts90, dts90, annexb, keyframe))
+        if self.keep_units:
+            assert self._open is not None
+            self._open.units.append(AccessUnit(True, pts90 % _WRAP, dts90 % _WRAP, annexb))
         # Its presentation instant, as post-processing will read it back from the segment.
         self.last_video_time = self.wall(t + max(0, cts))
         assert self._open is not None
@@ -227,7 +239,11 @@ class Segmenter:
         if self._open is None:
             # Every audio frame can start an audio-only segment (and a new recording).
             self._start(t, not self.has_video)
-        self._append(self._mux.audio(TS_BASE_90K + t * 90, adts))
+        pts90 = TS_BASE_90K + t * 90
+        self._append(self._mux.audio(pts90, adts))
+        if self.keep_units:
+            assert self._open is not None
+            self._open.units.append(AccessUnit(False, pts90 % _WRAP, pts90 % _WRAP, adts))
         self._advance(track, t, frame_ms)
         return out
 
@@ -321,6 +337,7 @@ class Segmenter:
             keyframe_start=seg.keyframe_start,
             video_frames=seg.video_frames,
             playlist_target=self.playlist_target,
+            units=Segment(self.has_video, self.has_audio, seg.units) if self.keep_units else None,
         )
         self._seq += 1
         return [done]

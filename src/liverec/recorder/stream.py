@@ -269,7 +269,9 @@ class StreamRecorder:
         if not video and not audio:
             self._pending.clear()
             return
-        self.segmenter = Segmenter(self.settings.target_duration, video=video, audio=audio)
+        self.segmenter = Segmenter(
+            self.settings.target_duration, video=video, audio=audio, keep_units=self.settings.mp4
+        )
         self.writer.submit_info(self._media_info())
         pending, self._pending, self._pending_bytes = self._pending, [], 0
         for frame in pending:
