@@ -188,7 +188,7 @@ def test_metrics_want_the_token_and_health_wants_nothing(http: httpx.Client) -> 
     assert http.get("/healthz").json()["status"] == "ok"
     ready = http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"catalog": "ok", "storage": "ok"}
+    assert ready.json()["checks"] == {"catalog": "ok", "storage": "ok", "disk_full": "ok"}
 
 
 def test_requests_get_an_id_and_the_route_template_is_the_label(http: httpx.Client) -> None:
