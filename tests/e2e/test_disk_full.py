@@ -124,3 +124,24 @@ def test_a_full_disk_refuses_new_publishes_and_everything_resumes(
         finished(stream_dir(disk, "later"))
     assert srv.output.count("disk full:") == 1  # logged once, and its end once
     assert srv.output.count("disk has room again") == 1
+
+
+def test_retention_frees_space_before_publishes_are_refused(
+    srv: LiverecProcess, disk: Path, tmp_path: Path
+) -> None:
+    big = make_media(tmp_path / "big.flv", 4, fps=FPS, gop=FPS, bitrate=2_000_000)
+    short = make_media(tmp_path / "short.flv", 2, fps=FPS, gop=FPS)
+    with client(srv) as http:
+        assert push(srv.url(stream="old"), big, realtime=False).returncode == 0
+        finished(stream_dir(disk, "old"))
+        deleted = metric(http, "liverec_retention_deleted_segments_total")
+        # Under the minimum by less than the oldest recordings hold: the guard asks
+        # retention first, which deletes the oldest media, and nothing is refused.
+        fill(disk, leave_mb=MIN_FREE_MB - 0.5)
+        wait_until(lambda: metric(http, "liverec_retention_deleted_segments_total") > deleted)
+        wait_until(lambda: free_mb(disk) >= MIN_FREE_MB)
+        assert push(srv.url(stream="new"), short, realtime=False).returncode == 0
+        finished(stream_dir(disk, "new"))
+        assert metric(http, "liverec_storage_full") == 0
+    (disk / "ballast").unlink()
+    assert "asking retention to free space" in srv.output

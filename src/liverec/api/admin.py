@@ -29,6 +29,11 @@ class EntryPointInfo(BaseModel):
         description="liverec extension: a push longer than this continues in a new recording"
     )
     pushAuth: bool = Field(description="liverec extension: pushes need an FLS signature")
+    retentionSeconds: int = Field(
+        0,
+        description="liverec extension: recorded media older than this is deleted (0: kept "
+        "forever); set with PATCH .../entry_points/{entry_point}/settings/retention",
+    )
 
 
 class EntryPointList(BaseModel):
@@ -57,6 +62,7 @@ async def list_entry_points(
                 targetDuration=ep.target_duration,
                 maxFileDuration=ep.max_file_duration,
                 pushAuth=bool(ep.auth_key),
+                retentionSeconds=ep.retention,
             )
             for ep in eps
         ]

@@ -25,6 +25,7 @@ from liverec.catalog.outputs import Mp4File, RecordOutputs, SnapshotFile, Snapsh
 from liverec.catalog.projects import DEFAULT_ENTRY_POINT, UNSET
 from liverec.catalog.publishes import PlayPoint, Publish, QualityPoint, viewer_id
 from liverec.catalog.repo import Catalog
+from liverec.catalog.retention import Lock, Trimmed
 from liverec.catalog.secrets import SecretBox
 from liverec.catalog.streams import LiveControl
 
@@ -39,6 +40,7 @@ __all__ = [
     "DeadNotice",
     "EntryPoint",
     "LiveControl",
+    "Lock",
     "Mp4File",
     "Notice",
     "PlayPoint",
@@ -51,6 +53,7 @@ __all__ = [
     "Segment",
     "SnapshotFile",
     "SnapshotSettings",
+    "Trimmed",
     "WebhookSettings",
     "check_schema",
     "ensure_schema",

@@ -57,6 +57,7 @@ class EntryPoint:
     record_enabled: bool
     target_duration: float  # seconds
     max_file_duration: float  # seconds
+    retention: int = 0  # seconds media is kept (catalog/retention.py); 0: forever
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,17 @@ def _check_durations(target_duration: float, max_file_duration: float) -> None:
         )
 
 
+# Retention periods: whole seconds, at most 100 years (0: forever).
+MAX_RETENTION = 100 * 366 * 86400
+
+
+def _check_retention(retention: int) -> None:
+    if isinstance(retention, bool) or not isinstance(retention, int):
+        raise InvalidValueError("retention is a whole number of seconds")
+    if not 0 <= retention <= MAX_RETENTION:
+        raise InvalidValueError(f"retention must be 0 (forever) to {MAX_RETENTION} seconds")
+
+
 def _check_auth_key(auth_key: str | None) -> str | None:
     if auth_key is None or auth_key == "":
         return None
@@ -157,10 +168,12 @@ class ProjectsRepo(RepoBase):
         record_enabled: bool = True,
         target_duration: float = 4.0,
         max_file_duration: float = 21600.0,
+        retention: int = 0,
     ) -> EntryPoint:
         check_entry_point(name)
         auth_key = _check_auth_key(auth_key)
         _check_durations(target_duration, max_file_duration)
+        _check_retention(retention)
         try:
             with self._write() as conn:
                 pid = self._project_id(conn, app_id)
@@ -173,6 +186,7 @@ class ProjectsRepo(RepoBase):
                         target_duration=target_duration,
                         max_file_duration=max_file_duration,
                         created_ms=self._now_ms(),
+                        retention_s=retention,
                     )
                 )
         except ConflictError:
@@ -184,6 +198,7 @@ class ProjectsRepo(RepoBase):
             record_enabled=record_enabled,
             target_duration=target_duration,
             max_file_duration=max_file_duration,
+            retention=retention,
         )
 
     def get_entry_point(self, app_id: str, name: str) -> EntryPoint:
@@ -209,8 +224,10 @@ class ProjectsRepo(RepoBase):
         record_enabled: bool | None = None,
         target_duration: float | None = None,
         max_file_duration: float | None = None,
+        retention: int | None = None,
     ) -> EntryPoint:
-        """Change the given fields; auth_key=None or "" removes the push signature rule."""
+        """Change the given fields; auth_key=None or "" removes the push signature rule;
+        retention=0 keeps media forever."""
         with self._write() as conn:
             current = self._get_entry_point(conn, app_id, name)
             values: dict[str, object] = {}
@@ -219,6 +236,9 @@ class ProjectsRepo(RepoBase):
                 values["auth_key_sealed"] = None if key is None else self._box.seal(key)
             if record_enabled is not None:
                 values["record_enabled"] = record_enabled
+            if retention is not None:
+                _check_retention(retention)
+                values["retention_s"] = retention
             target = current.target_duration if target_duration is None else target_duration
             maximum = current.max_file_duration if max_file_duration is None else max_file_duration
             _check_durations(target, maximum)
@@ -274,6 +294,7 @@ class ProjectsRepo(RepoBase):
             record_enabled=bool(m["record_enabled"]),
             target_duration=float(m["target_duration"]),
             max_file_duration=float(m["max_file_duration"]),
+            retention=int(m["retention_s"]),
         )
 
 
@@ -283,4 +304,5 @@ _EP_COLUMNS = (
     entry_points.c.record_enabled,
     entry_points.c.target_duration,
     entry_points.c.max_file_duration,
+    entry_points.c.retention_s,
 )

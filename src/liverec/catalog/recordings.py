@@ -281,6 +281,7 @@ class RecordingsRepo(RepoBase):
                 .values(
                     end_ms=_raise_bound(recordings.c.end_ms, end_ms),
                     segment_count=recordings.c.segment_count + 1,
+                    size_bytes=recordings.c.size_bytes + size,
                     lease_expires_ms=db_now_ms() + recordings.c.lease_ms,
                 )
                 .returning(recordings.c.stream_id, recordings.c.start_ms, recordings.c.end_ms)

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -132,6 +133,8 @@ entry_points = Table(
     Column("target_duration", Float, nullable=False),
     Column("max_file_duration", Float, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    # Retention (catalog/retention.py): media older than this many seconds goes; 0: kept.
+    Column("retention_s", BigInteger, nullable=False, server_default=text("0")),
     UniqueConstraint("project_id", "name"),
 )
 
@@ -178,9 +181,16 @@ recordings = Table(
     Column("lease_expires_ms", BigInteger, nullable=False),
     Column("segment_count", Integer, nullable=False, server_default=text("0")),
     Column("created_ms", BigInteger, nullable=False),
+    # Retention trims the head (catalog/retention.py): the first seq kept (the playlist's
+    # EXT-X-MEDIA-SEQUENCE), the discontinuities removed with the head (its
+    # EXT-X-DISCONTINUITY-SEQUENCE), and the bytes of the segments kept.
+    Column("head_seq", Integer, nullable=False, server_default=text("0")),
+    Column("head_discontinuities", Integer, nullable=False, server_default=text("0")),
+    Column("size_bytes", BigInteger, nullable=False, server_default=text("0")),
     CheckConstraint("state IN ('open', 'closed')", name="state"),
 )
 Index("ix_recordings_stream_start", recordings.c.stream_id, recordings.c.start_ms)
+Index("ix_recordings_start", recordings.c.start_ms)  # retention: oldest first
 Index("ix_recordings_state_node", recordings.c.state, recordings.c.node_id)
 Index("ix_recordings_state_lease", recordings.c.state, recordings.c.lease_expires_ms)
 
@@ -420,3 +430,46 @@ dead_notices = Table(
     Column("last_error", String(300), nullable=False),
 )
 Index("ix_dead_notices_stream_id", dead_notices.c.stream_id, dead_notices.c.id)
+
+# Retention (catalog/retention.py): ranges of a stream it never deletes, user locks
+# (file_name NULL) and the ranges clips reference (their files row; gone with it).
+retention_locks = Table(
+    "retention_locks",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("stream_id", BigId, ForeignKey("streams.id"), nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=True),  # NULL: until deleted
+    Column("file_name", String(255), nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    ForeignKeyConstraint(
+        ["stream_id", "file_name"],
+        ["files.stream_id", "files.file_name"],
+        name="fk_retention_locks_stream_id_files",
+        ondelete="CASCADE",
+    ),
+)
+Index("ix_retention_locks_stream_start", retention_locks.c.stream_id, retention_locks.c.start_ms)
+
+# Blobs to delete, listed in the transaction that dropped them from the catalog (and, for a
+# recording trimmed, its playlist to rewrite first): a sweep that dies leaves rows here, and
+# the next one finishes them.
+retention_trash = Table(
+    "retention_trash",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key", String(1024), nullable=False),  # the storage key
+    Column("recording_id", BigInteger, nullable=True),  # whose playlist to rewrite first
+    Column("due_ms", BigInteger, nullable=False, index=True),
+)
+
+# One sweeper per region at a time, on the database's clock.
+retention_leases = Table(
+    "retention_leases",
+    metadata,
+    Column("region", String(8), primary_key=True),
+    Column("node_id", String(64), nullable=True),
+    Column("token", String(32), nullable=True),
+    Column("until_ms", BigInteger, nullable=True),
+)

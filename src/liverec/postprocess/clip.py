@@ -20,6 +20,7 @@ import logging
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from liverec.catalog import Recording, Segment
 from liverec.errors import NotFoundError
@@ -49,12 +50,28 @@ class ClipResult:
     precise: bool
 
 
-class ClipWriter:
-    """Makes clips of recorded streams (api/context.py's ClipMaker)."""
+class ClipHolds(Protocol):
+    """Retention's holds on what a clip references (catalog/retention.py)."""
 
-    def __init__(self, catalog: SegmentIndex, store: BlobStore) -> None:
+    def hold_clip(
+        self, stream: StreamRef, file_name: str, start: datetime, end: datetime | None
+    ) -> None: ...
+
+
+class ClipWriter:
+    """Makes clips of recorded streams (api/context.py's ClipMaker).
+
+    With `holds`, retention keeps what each clip references: the range asked is held
+    before any segment is read (so a sweep running meanwhile cannot delete one the clip
+    then lists), and narrowed to what the clip covers once it is written; the hold goes
+    with the clip's name (its DELETE, or a failure)."""
+
+    def __init__(
+        self, catalog: SegmentIndex, store: BlobStore, holds: ClipHolds | None = None
+    ) -> None:
         self.catalog = catalog
         self.store = store
+        self.holds = holds
 
     def __call__(
         self,
@@ -75,7 +92,15 @@ class ClipWriter:
         with reserved_file(self.catalog, stream, file_name, "clip"):
             job = _Job(self.catalog, self.store, stream, file_name)
             try:
-                return job.run(start, end, precise)
+                if self.holds is not None:
+                    self.holds.hold_clip(stream, file_name, start, end)
+                result = job.run(start, end, precise)
+                if self.holds is not None:
+                    # A plain clip ends where its last segment ends (exclusive); a precise
+                    # one at its last frame (inside the last segment it references).
+                    end = result.end if precise else result.end - _MS
+                    self.holds.hold_clip(stream, file_name, result.start, end)
+                return result
             except BaseException:
                 job.delete_written()
                 raise

@@ -66,7 +66,7 @@ class BlobWriter(Protocol):
 
 # Where retention trimmed a recording's head (catalog/retention.py), by playlist name: (the
 # first seq kept, the discontinuities removed with the head); None: not known (yet).
-HeadSource = Callable[[str], "tuple[int, int] | None"]
+HeadSource = Callable[[str], tuple[int, int] | None]
 
 
 @dataclass
@@ -329,10 +329,11 @@ class HlsWriter:
             discontinuity=discontinuity,
             data=seg.data,
             hls=self.hls,
+            units=seg.units,
         )
         if self.hls:
             try:
-                await self._journal(replace(stored, data=b""), holds=seg)
+                await self._journal(replace(stored, data=b"", units=None), holds=seg)
             except LeaseLostError as exc:
                 # The recording is no longer ours (another node closed it after our lease
                 # lapsed): leave it as it is and go on in a new recording.

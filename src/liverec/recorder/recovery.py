@@ -43,6 +43,8 @@ class ClosingCatalog(Protocol):
 
     def get_entry_point(self, app_id: str, name: str) -> EntryPoint: ...
 
+    def recording_head(self, recording_id: int) -> tuple[int, int]: ...
+
 
 def playlist_for(
     segments: list[Segment],
@@ -100,7 +102,12 @@ def finalize_recording(
     target = recorded_target_duration(catalog, rec, segments)
     store.put(
         rec.stream.key(rec.playlist_key),
-        playlist_for(segments, ended=True, target_duration=target).encode(),
+        playlist_for(
+            segments,
+            ended=True,
+            target_duration=target,
+            discontinuity_sequence=catalog.recording_head(rec.id)[1],
+        ).encode(),
         PLAYLIST_TYPE,
     )
     notices = [close_notice(rec)] if close_notice is not None else []

@@ -1,0 +1,612 @@
+"""Retention's catalog side: locked ranges, head trimming in batches, the durable list of
+blobs to delete, and the sweeper's lease. The sweeper itself is liverec/retention.py.
+
+- Catalog first, blobs second. `trim_recording` deletes a batch of a recording's segment
+  rows and, in the same transaction, lists their storage keys in `retention_trash` (and the
+  playlist's, when the whole recording goes). The blobs are deleted from that list
+  afterwards, and a row leaves it only once its blob is gone: a sweep that dies between the
+  two leaves rows that the next sweep finishes. So no file the catalog lists is ever
+  missing, and nothing is walked in storage to find orphans.
+- A recording's head moves: `head_seq` (the playlist's EXT-X-MEDIA-SEQUENCE) is the first
+  seq kept, `head_discontinuities` (its EXT-X-DISCONTINUITY-SEQUENCE) counts the
+  discontinuities that went with the head, start_ms is the first kept segment's start (so
+  preview_list answers the new start). A closed recording may also lose segments between
+  locked ones; the first segment kept after such a hole is marked a discontinuity.
+- An open (live) recording loses only a head, never its newest catalogued segment (the one
+  being written is not catalogued yet), and its blobs are listed due `grace_ms` later: its
+  writer, which owns the live playlist, learns the new head (`recording_head`) at its next
+  segment and drops those entries first.
+- Protected, never trimmed: segments overlapping a lock of their stream (`add_lock`, or
+  the range a clip references, `hold_clip`, gone with the clip's files row). A trim and a
+  new lock of one stream are serialised on the stream's row (FOR UPDATE on PostgreSQL; one
+  writer at a time on SQLite), so a clip never lists a segment a concurrent trim deleted.
+- Short transactions: a batch is at most `limit` segments of one recording. The rows it
+  locks are that recording's (which its writer's next add_segment waits for, a few
+  milliseconds) and its stream's row (which a segment insert updates only when the
+  stream's longest segment or recording grows)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, false, func, insert, or_, select, update
+
+from liverec.catalog._base import RepoBase, insert_ignore
+from liverec.catalog.dbclock import db_now_ms
+from liverec.catalog.models import from_ms, seconds_to_ms, to_ms
+from liverec.catalog.names import check_node_id, check_region
+from liverec.catalog.outbox import Notice, insert_notices
+from liverec.catalog.schema import (
+    entry_points,
+    files,
+    projects,
+    recordings,
+    retention_leases,
+    retention_locks,
+    retention_trash,
+    segments,
+    streams,
+)
+from liverec.errors import InvalidValueError, NotFoundError
+from liverec.layout import StreamRef, file_part
+
+# A lock covers at most this much (a typo of a year, not a range anyone means: 10 years).
+MAX_LOCK_MS = 10 * 366 * 86_400_000
+# The notice of a recording deleted whole (events.files' 1003), built by the caller.
+DeletedNotice = Callable[[StreamRef, str], Notice]
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """A range of a stream retention never deletes (a user's lock, or a clip's range)."""
+
+    id: int
+    stream: StreamRef  # region: the caller's
+    start: datetime
+    end: datetime
+    expires: datetime | None
+    file_name: str | None  # the clip holding it; None: a lock
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A recording retention may trim."""
+
+    id: int
+    start_ms: int
+    state: str
+    cutoff_ms: int | None = None  # age: segments ending at or before this go
+
+
+@dataclass(frozen=True, slots=True)
+class Trimmed:
+    """What one batch of `trim_recording` did."""
+
+    segments: int
+    bytes: int
+    recording_deleted: bool
+    done: bool  # nothing more of this recording to trim by the same rule
+    next_seq: int  # where the next batch of this recording starts looking
+
+
+@dataclass(frozen=True, slots=True)
+class TrashItem:
+    id: int
+    key: str
+    recording_id: int | None
+
+
+def _overlaps_any(start_ms: int, end_ms: int, ranges: Sequence[tuple[int, int]]) -> bool:
+    # The one overlap rule (recordings.overlapping): [start, end) meets [t0, t1] when
+    # start <= t1 and end > t0.
+    return any(start_ms <= t1 and end_ms > t0 for t0, t1 in ranges)
+
+
+class RetentionRepo(RepoBase):
+    # -- locks ------------------------------------------------------------------------------
+
+    def add_lock(
+        self, stream: StreamRef, start: datetime, end: datetime, expires: datetime | None = None
+    ) -> Lock:
+        """Lock [start, end] of `stream` against retention, until `expires` (None: until
+        deleted)."""
+        start_ms, end_ms = to_ms(start), to_ms(end)
+        if end_ms < start_ms:
+            raise InvalidValueError("a lock's end is before its start")
+        if end_ms - start_ms > MAX_LOCK_MS:
+            raise InvalidValueError("a lock covers at most 10 years")
+        expires_ms = None if expires is None else to_ms(expires)
+        with self._write() as conn:
+            sid = self._ensure_stream(conn, stream)
+            _lock_stream(conn, sid)
+            pk = conn.execute(
+                insert(retention_locks).values(
+                    stream_id=sid,
+                    start_ms=start_ms,
+                    end_ms=end_ms,
+                    expires_ms=expires_ms,
+                    file_name=None,
+                    created_ms=self._now_ms(),
+                )
+            ).inserted_primary_key
+        assert pk is not None
+        return Lock(int(pk[0]), stream, from_ms(start_ms), from_ms(end_ms), expires, None)
+
+    def hold_clip(
+        self, stream: StreamRef, file_name: str, start: datetime, end: datetime | None
+    ) -> None:
+        """The clip `file_name` (its name reserved) references [start, end] of `stream`
+        (end None: up to whatever is recorded later): retention keeps it while the clip's
+        files row exists. Called again, it replaces the range."""
+        start_ms = to_ms(start)
+        end_ms = start_ms + MAX_LOCK_MS if end is None else max(to_ms(end), start_ms)
+        with self._write() as conn:
+            sid = self._ensure_stream(conn, stream)
+            _lock_stream(conn, sid)
+            conn.execute(
+                delete(retention_locks).where(
+                    and_(
+                        retention_locks.c.stream_id == sid, retention_locks.c.file_name == file_name
+                    )
+                )
+            )
+            conn.execute(
+                insert(retention_locks).values(
+                    stream_id=sid,
+                    start_ms=start_ms,
+                    end_ms=end_ms,
+                    expires_ms=None,
+                    file_name=file_name,
+                    created_ms=self._now_ms(),
+                )
+            )
+
+    def locks(
+        self, app_id: str, entry_point: str, region: str, stream_name: str | None = None
+    ) -> list[Lock]:
+        """The user locks of the entry point's streams (or of `stream_name`'s), expired
+        ones left out, by start; their StreamRefs in `region`."""
+        now = self._now_ms()
+        stmt = (
+            select(retention_locks, streams.c.name.label("stream_name"))
+            .join(streams, streams.c.id == retention_locks.c.stream_id)
+            .join(projects, projects.c.id == streams.c.project_id)
+            .where(
+                and_(
+                    projects.c.app_id == app_id,
+                    streams.c.entry_point == entry_point,
+                    retention_locks.c.file_name.is_(None),
+                    or_(retention_locks.c.expires_ms.is_(None), retention_locks.c.expires_ms > now),
+                )
+            )
+            .order_by(retention_locks.c.start_ms, retention_locks.c.id)
+        )
+        if stream_name is not None:
+            stmt = stmt.where(streams.c.name == stream_name)
+        with self._read() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [
+            Lock(
+                id=int(m["id"]),
+                stream=StreamRef(app_id, region, entry_point, m["stream_name"]),
+                start=from_ms(m["start_ms"]),
+                end=from_ms(m["end_ms"]),
+                expires=None if m["expires_ms"] is None else from_ms(m["expires_ms"]),
+                file_name=None,
+            )
+            for m in rows
+        ]
+
+    def delete_lock(self, app_id: str, entry_point: str, lock_id: int) -> None:
+        """Delete a user lock of the entry point (NotFoundError: none such)."""
+        ids = (
+            select(streams.c.id)
+            .join(projects, projects.c.id == streams.c.project_id)
+            .where(
+                and_(
+                    projects.c.app_id == app_id,
+                    streams.c.entry_point == entry_point,
+                )
+            )
+        )
+        with self._write() as conn:
+            gone = conn.execute(
+                delete(retention_locks).where(
+                    and_(
+                        retention_locks.c.id == lock_id,
+                        retention_locks.c.file_name.is_(None),
+                        retention_locks.c.stream_id.in_(ids),
+                    )
+                )
+            ).rowcount
+        if not gone:
+            raise NotFoundError(f"lock {lock_id} does not exist")
+
+    def delete_file(
+        self, stream: StreamRef, file_name: str, kind: str, keys: Sequence[str]
+    ) -> None:
+        """Delete the clip or snapshot `file_name` (of `kind`) from its stream folder: its
+        name (and a clip's hold on its range) goes, and its blobs `keys` are listed to
+        delete in the same transaction (the caller deletes them, then `forget_trash`).
+        NotFoundError when the folder has no such file of that kind."""
+        if kind not in ("clip", "snapshot"):
+            raise InvalidValueError(f"not a deletable kind: {kind!r}")
+        with self._write() as conn:
+            sid = conn.execute(select(self._stream_id_subquery(stream))).scalar_one_or_none()
+            gone = 0
+            if sid is not None:
+                gone = conn.execute(
+                    delete(files).where(
+                        and_(
+                            files.c.stream_id == sid,
+                            files.c.file_name == file_name,
+                            files.c.kind == kind,
+                        )
+                    )
+                ).rowcount
+            if not gone:
+                raise NotFoundError(f"no {kind} {file_name!r} in {stream.folder}")
+            # Explicitly too: SQLite enforces the cascade, but say what is meant.
+            conn.execute(
+                delete(retention_locks).where(
+                    and_(
+                        retention_locks.c.stream_id == sid, retention_locks.c.file_name == file_name
+                    )
+                )
+            )
+            now = self._now_ms()
+            for key in keys:
+                conn.execute(insert(retention_trash).values(key=key, recording_id=None, due_ms=now))
+
+    # -- what to trim -----------------------------------------------------------------------
+
+    def expired_recordings(
+        self,
+        region: str,
+        now: datetime,
+        *,
+        after: tuple[int, int] = (-(2**62), 0),
+        limit: int = 500,
+    ) -> list[Candidate]:
+        """Recordings in `region` that started before their entry point's retention period
+        (oldest first, after the (start_ms, id) cursor `after`), each with its cutoff."""
+        now_ms = to_ms(now)
+        cutoff = now_ms - entry_points.c.retention_s * 1000
+        stmt = (
+            select(recordings.c.id, recordings.c.start_ms, recordings.c.state, cutoff.label("cut"))
+            .join(streams, streams.c.id == recordings.c.stream_id)
+            .join(
+                entry_points,
+                and_(
+                    entry_points.c.project_id == streams.c.project_id,
+                    entry_points.c.name == streams.c.entry_point,
+                ),
+            )
+            .where(
+                and_(
+                    recordings.c.region == region,
+                    entry_points.c.retention_s > 0,
+                    recordings.c.start_ms < cutoff,
+                    _after(after),
+                )
+            )
+            .order_by(recordings.c.start_ms, recordings.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [
+            Candidate(int(m["id"]), int(m["start_ms"]), m["state"], int(m["cut"])) for m in rows
+        ]
+
+    def oldest_recordings(
+        self, region: str, *, after: tuple[int, int] = (-(2**62), 0), limit: int = 500
+    ) -> list[Candidate]:
+        """Recordings in `region`, oldest first, after the (start_ms, id) cursor `after`."""
+        stmt = (
+            select(recordings.c.id, recordings.c.start_ms, recordings.c.state)
+            .where(and_(recordings.c.region == region, _after(after)))
+            .order_by(recordings.c.start_ms, recordings.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [Candidate(int(m["id"]), int(m["start_ms"]), m["state"]) for m in rows]
+
+    def bytes_used(self, region: str) -> int:
+        """Bytes of the catalogued segments in `region` (the catalog's count: storage is
+        not walked)."""
+        with self._read() as conn:
+            total = conn.execute(
+                select(func.coalesce(func.sum(recordings.c.size_bytes), 0)).where(
+                    recordings.c.region == region
+                )
+            ).scalar_one()
+        return int(total)
+
+    def recording_head(self, recording_id: int) -> tuple[int, int]:
+        """(first seq kept, discontinuities trimmed with the head) of a recording."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(recordings.c.head_seq, recordings.c.head_discontinuities).where(
+                    recordings.c.id == recording_id
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFoundError(f"recording {recording_id} does not exist")
+        return int(row[0]), int(row[1])
+
+    # -- trimming ---------------------------------------------------------------------------
+
+    def trim_recording(
+        self,
+        recording_id: int,
+        *,
+        cutoff: datetime | None = None,
+        max_bytes: int | None = None,
+        from_seq: int = 0,
+        limit: int = 1000,
+        grace_seconds: float = 60.0,
+        deleted_notice: DeletedNotice | None = None,
+        now: datetime | None = None,
+    ) -> Trimmed:
+        """One batch: delete up to `limit` of the recording's oldest unprotected segments
+        (from seq `from_seq` on) that end at or before `cutoff` (age), or until `max_bytes`
+        are freed (size), in one transaction; see the module docstring. `now` (default: the
+        catalog's clock) is the sweeper's: which locks have expired, when blobs are due."""
+        if cutoff is None and max_bytes is None:
+            raise InvalidValueError("trim by age (cutoff) or by size (max_bytes)")
+        cutoff_ms = None if cutoff is None else to_ms(cutoff)
+        with self._write() as conn:
+            rec = conn.execute(
+                select(
+                    recordings.c.stream_id,
+                    recordings.c.state,
+                    recordings.c.region,
+                    recordings.c.playlist_key,
+                    recordings.c.head_discontinuities,
+                    projects.c.app_id,
+                    streams.c.entry_point,
+                    streams.c.name,
+                )
+                .join(streams, streams.c.id == recordings.c.stream_id)
+                .join(projects, projects.c.id == streams.c.project_id)
+                .where(recordings.c.id == recording_id)
+            ).one_or_none()
+            if rec is None:
+                return Trimmed(0, 0, False, True, from_seq)
+            stream = StreamRef(rec.app_id, rec.region, rec.entry_point, rec.name)
+            _lock_stream(conn, rec.stream_id)
+            now_ms = self._now_ms() if now is None else to_ms(now)
+            locks = [
+                (int(r[0]), int(r[1]))
+                for r in conn.execute(
+                    select(retention_locks.c.start_ms, retention_locks.c.end_ms).where(
+                        and_(
+                            retention_locks.c.stream_id == rec.stream_id,
+                            or_(
+                                retention_locks.c.expires_ms.is_(None),
+                                retention_locks.c.expires_ms > now_ms,
+                            ),
+                        )
+                    )
+                )
+            ]
+            is_open = rec.state == "open"
+            last_seq = conn.execute(
+                select(func.max(segments.c.seq)).where(segments.c.recording_id == recording_id)
+            ).scalar_one_or_none()
+            rows = conn.execute(
+                select(
+                    segments.c.id,
+                    segments.c.seq,
+                    segments.c.key,
+                    segments.c.start_ms,
+                    segments.c.end_ms,
+                    segments.c.size,
+                    segments.c.discontinuity,
+                )
+                .where(and_(segments.c.recording_id == recording_id, segments.c.seq >= from_seq))
+                .order_by(segments.c.seq)
+                .limit(limit)
+            ).all()
+            chosen: list[Any] = []
+            freed = 0
+            done = len(rows) < limit
+            next_seq = rows[-1].seq + 1 if rows else from_seq
+            for seg in rows:
+                if (cutoff_ms is not None and seg.end_ms > cutoff_ms) or (
+                    max_bytes is not None and freed >= max_bytes
+                ):
+                    done, next_seq = True, seg.seq
+                    break
+                if is_open and seg.seq == last_seq:
+                    done, next_seq = True, seg.seq
+                    break  # the newest catalogued segment of a live recording stays
+                if _overlaps_any(seg.start_ms, seg.end_ms, locks):
+                    if is_open:
+                        done, next_seq = True, seg.seq
+                        break  # a live recording loses only a head
+                    continue
+                chosen.append(seg)
+                freed += int(seg.size)
+            if not chosen:
+                return Trimmed(0, 0, False, done, next_seq)
+            gone = self._forget_segments(
+                conn,
+                recording_id,
+                stream,
+                rec,
+                chosen,
+                due_ms=now_ms + (seconds_to_ms(grace_seconds) if is_open else 0),
+                deleted_notice=deleted_notice,
+            )
+        return Trimmed(len(chosen), freed, gone, done or gone, next_seq)
+
+    @staticmethod
+    def _forget_segments(
+        conn: Connection,
+        recording_id: int,
+        stream: StreamRef,
+        rec: Any,
+        chosen: list[Any],
+        *,
+        due_ms: int,
+        deleted_notice: DeletedNotice | None,
+    ) -> bool:
+        """Delete `chosen` segment rows, list their blobs, and move the recording's head
+        (or delete the recording when nothing is left); True when it was deleted."""
+        ids = [int(seg.id) for seg in chosen]
+        conn.execute(delete(segments).where(segments.c.id.in_(ids)))
+        conn.execute(
+            insert(retention_trash),
+            [
+                {"key": stream.key(seg.key), "recording_id": recording_id, "due_ms": due_ms}
+                for seg in chosen
+            ],
+        )
+        head = conn.execute(
+            select(segments.c.seq, segments.c.start_ms)
+            .where(segments.c.recording_id == recording_id)
+            .order_by(segments.c.seq)
+            .limit(1)
+        ).one_or_none()
+        freed = sum(int(seg.size) for seg in chosen)
+        if head is None:  # nothing left (only a closed recording gets here)
+            conn.execute(delete(files).where(files.c.recording_id == recording_id))
+            conn.execute(delete(recordings).where(recordings.c.id == recording_id))
+            conn.execute(
+                insert(retention_trash).values(
+                    key=stream.key(rec.playlist_key), recording_id=None, due_ms=due_ms
+                )
+            )
+            if deleted_notice is not None:
+                insert_notices(conn, [deleted_notice(stream, file_part(rec.playlist_key))])
+            return True
+        head_seq = int(head.seq)
+        gone_discontinuities = sum(1 for seg in chosen if seg.discontinuity and seg.seq < head_seq)
+        # A hole left between kept segments: the first one after it starts a discontinuity.
+        deleted = {int(seg.seq) for seg in chosen}
+        for seq in sorted(deleted):
+            if seq < head_seq or seq + 1 in deleted:
+                continue
+            after = conn.execute(
+                select(func.min(segments.c.seq)).where(
+                    and_(segments.c.recording_id == recording_id, segments.c.seq > seq)
+                )
+            ).scalar_one_or_none()
+            if after is not None:
+                conn.execute(
+                    update(segments)
+                    .where(and_(segments.c.recording_id == recording_id, segments.c.seq == after))
+                    .values(discontinuity=True)
+                )
+        values: dict[str, Any] = {
+            "head_seq": head_seq,
+            "head_discontinuities": recordings.c.head_discontinuities + gone_discontinuities,
+            "start_ms": int(head.start_ms),
+            "segment_count": recordings.c.segment_count - len(chosen),
+            "size_bytes": recordings.c.size_bytes - freed,
+        }
+        if rec.state != "open":
+            values["end_ms"] = (
+                select(func.max(segments.c.end_ms))
+                .where(segments.c.recording_id == recording_id)
+                .scalar_subquery()
+            )
+        conn.execute(update(recordings).where(recordings.c.id == recording_id).values(**values))
+        return False
+
+    # -- the list of blobs to delete --------------------------------------------------------
+
+    def trash_recordings(self, now: datetime) -> list[int]:
+        """Recordings (still catalogued or not) with blobs due to go: their playlists are
+        rewritten before the blobs are deleted."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(retention_trash.c.recording_id)
+                .where(
+                    and_(
+                        retention_trash.c.due_ms <= to_ms(now),
+                        retention_trash.c.recording_id.is_not(None),
+                    )
+                )
+                .distinct()
+            ).all()
+        return sorted(int(r[0]) for r in rows)
+
+    def due_trash(self, now: datetime, limit: int = 1000) -> list[TrashItem]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(retention_trash.c.id, retention_trash.c.key, retention_trash.c.recording_id)
+                .where(retention_trash.c.due_ms <= to_ms(now))
+                .order_by(retention_trash.c.id)
+                .limit(limit)
+            ).all()
+        return [TrashItem(int(r[0]), r[1], None if r[2] is None else int(r[2])) for r in rows]
+
+    def forget_trash(self, ids: Sequence[int]) -> None:
+        """These blobs are gone."""
+        if not ids:
+            return
+        with self._write() as conn:
+            conn.execute(delete(retention_trash).where(retention_trash.c.id.in_(list(ids))))
+
+    def trash_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(retention_trash)).scalar_one())
+
+    # -- the sweeper's lease ----------------------------------------------------------------
+
+    def take_retention_lease(
+        self, region: str, node_id: str, seconds: float, token: str | None = None
+    ) -> str | None:
+        """Take (or, with the token it gave, renew) the one sweeper lease of `region`, by the
+        database's clock; None when another node holds it."""
+        check_region(region)
+        check_node_id(node_id)
+        new = token or secrets.token_hex(16)
+        with self._write() as conn:
+            insert_ignore(conn, retention_leases, {"region": region})
+            mine = retention_leases.c.token == token if token is not None else false()
+            done = conn.execute(
+                update(retention_leases)
+                .where(
+                    and_(
+                        retention_leases.c.region == region,
+                        or_(
+                            retention_leases.c.until_ms.is_(None),
+                            retention_leases.c.until_ms < db_now_ms(),
+                            mine,
+                        ),
+                    )
+                )
+                .values(node_id=node_id, token=new, until_ms=db_now_ms() + seconds_to_ms(seconds))
+            ).rowcount
+        return new if done == 1 else None
+
+    def release_retention_lease(self, region: str, token: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                update(retention_leases)
+                .where(and_(retention_leases.c.region == region, retention_leases.c.token == token))
+                .values(node_id=None, token=None, until_ms=None)
+            )
+
+
+def _after(after: tuple[int, int]) -> Any:
+    start_ms, rec_id = after
+    return or_(
+        recordings.c.start_ms > start_ms,
+        and_(recordings.c.start_ms == start_ms, recordings.c.id > rec_id),
+    )
+
+
+def _lock_stream(conn: Connection, stream_id: int) -> None:
+    """Serialise trims and new locks of one stream (a row lock until commit on PostgreSQL;
+    SQLite has one writer at a time)."""
+    conn.execute(select(streams.c.id).where(streams.c.id == stream_id).with_for_update())
