@@ -260,7 +260,15 @@ def _file_responses(signed: bool) -> dict[int | str, dict[str, object]]:
     signature (401 bad_signature or expired), not against a project, and its answers carry
     Access-Control-Allow-Origin for web players on other origins."""
     content = {t: {"schema": {"type": "string", "format": "binary"}} for t in _MEDIA_TYPES}
-    cors = {"Access-Control-Allow-Origin": _header("`*`")} if signed else {}
+    cors = (
+        {
+            "Access-Control-Allow-Origin": _header(
+                "`*`, or the request's Origin if cors_origins lists it"
+            )
+        }
+        if signed
+        else {}
+    )
     served = {
         **cors,
         "Accept-Ranges": _header("`bytes`"),

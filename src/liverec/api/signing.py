@@ -57,6 +57,16 @@ def sign_url(
     return f"{SIGNED_PREFIX}/{expires}/{sig}/{tail}"
 
 
+def sign_folder(ctx: ApiContext, stream: StreamRef, ttl: float) -> tuple[int, str]:
+    """(expires, sig) of a link to `stream`'s folder valid for `ttl` seconds: the pair in
+    `/files/s/{expires}/{sig}/...` and `/play/s/{expires}/{sig}/...` (api/play.py), both
+    checked by `verify`. One HMAC for any number of files of the folder."""
+    if ttl <= 0:
+        raise ValueError(f"ttl must be positive, not {ttl}")
+    expires = math.ceil(ctx.clock().timestamp() + ttl)
+    return expires, _signature(ctx.url_key, expires, stream.app_id, stream.region, stream.folder)
+
+
 def verify(
     ctx: ApiContext, expires: int, sig: str, app_id: str, region: str, file_name: str
 ) -> None:

@@ -10,9 +10,11 @@ from liverec.catalog.callbacks import CallbacksRepo
 from liverec.catalog.credentials import CredentialsRepo
 from liverec.catalog.outbox import OutboxRepo
 from liverec.catalog.outputs import OutputsRepo
+from liverec.catalog.playback import PlaybackRepo
 from liverec.catalog.projects import ProjectsRepo
 from liverec.catalog.publishes import PublishesRepo
 from liverec.catalog.recordings import RecordingsRepo
+from liverec.catalog.retention import RetentionRepo
 from liverec.catalog.secrets import SecretBox
 from liverec.catalog.streams import StreamsRepo
 
@@ -26,6 +28,8 @@ class Catalog(
     OutputsRepo,
     CallbacksRepo,
     OutboxRepo,
+    RetentionRepo,
+    PlaybackRepo,
 ):
     """Projects, credentials, entry points, streams, recordings, segments, file names,
     publishes and their reports, callback settings and the callback outbox.
