@@ -16,6 +16,7 @@ from liverec.catalog.outputs import SNAPSHOT_INTERVAL_RANGE
 from liverec.catalog.secrets import KEY_FILE_NAME
 from liverec.config import REGIONS, Settings, check_tls_files, is_wildcard, load_settings
 from liverec.errors import ConfigError, LiverecError
+from liverec.retention import format_retention, parse_retention
 from liverec.rtmp.pushauth import signed_push_query
 
 SETTING_OPTIONS = {
@@ -149,6 +150,11 @@ def _ep_fields(args: argparse.Namespace) -> dict[str, Any]:
         fields["target_duration"] = args.target_duration
     if args.max_file_duration is not None:
         fields["max_file_duration"] = args.max_file_duration
+    if args.retention is not None:
+        try:
+            fields["retention"] = parse_retention(args.retention)
+        except ValueError as exc:
+            raise LiverecError(f"--retention: {exc}") from None
     return fields
 
 
@@ -219,7 +225,8 @@ def cmd_entry_points(args: argparse.Namespace) -> None:
                 f"{ep.name}\trecord={'on' if ep.record_enabled else 'off'}\t"
                 f"target={ep.target_duration:g}s\tmax_file={ep.max_file_duration:g}s\t"
                 f"auth={'yes' if ep.auth_key else 'no'}\thls={_on(out.hls)}\tmp4={_on(out.mp4)}\t"
-                f"snapshots={f'{shots.interval}s' if shots.enabled else 'off'}"
+                f"snapshots={f'{shots.interval}s' if shots.enabled else 'off'}\t"
+                f"retention={format_retention(ep.retention)}"
             )
         return
     if args.action == "delete":
@@ -240,6 +247,8 @@ def cmd_entry_points(args: argparse.Namespace) -> None:
         print(f"entry point {ep.name} updated")
     else:
         ep = catalog.get_entry_point(app_id, args.name)
+    if "retention" in fields:
+        print(f"retention: {format_retention(ep.retention)}")
     if args.action in ("add", "set"):
         _set_outputs(catalog, app_id, ep.name, settings.region, args)
     if ep.auth_key:
@@ -430,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument(
                 "--snapshot-interval", type=int, help="seconds between snapshots (default 10)"
+            )
+            p.add_argument(
+                "--retention",
+                help="keep recorded media this long: e.g. 36h, 7d, 4w; 0 or 'forever' "
+                "(the default) keeps it forever",
             )
         if action in ("add", "set", "sign"):
             p.add_argument("--stream", default="stream1", help="stream name for the signed URL")

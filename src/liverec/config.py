@@ -132,6 +132,19 @@ def _read_tls_file(path: str, what: str) -> bytes:
         raise ConfigError(f"cannot read TLS {what} file {path}: {exc.strerror or exc}") from None
 
 
+def parse_cors_origins(value: str) -> tuple[str, ...]:
+    """`*` -> ("*",); else each comma-separated origin checked and normalised
+    (`scheme://host[:port]`, lower-case, no path). ConfigError names a bad one."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items or items == ["*"]:
+        return ("*",)
+    origins = []
+    for item in items:
+        origin = public_base_url("cors_origins", item, ("http", "https"), path=False)
+        origins.append(origin.lower())
+    return tuple(origins)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("./liverec-data")
@@ -207,6 +220,18 @@ class Settings:
     metrics_token: str = ""
     # Local storage: /readyz fails below this many bytes free on its disk (0: no minimum).
     storage_min_free: int = 0
+    # Retention (retention.py): a cap on the recorded bytes in this region's storage (0:
+    # none; with storage_min_free on local disk, the oldest media goes first when either is
+    # passed), and the seconds between two sweeps.
+    storage_max_bytes: int = 0
+    retention_interval: float = 60.0
+    # Seconds a signed link the API hands out works (files, time-shift playlists and the
+    # segment links inside them, re-signed on each playlist request).
+    link_lifetime: float = 3600.0
+    # Origins a browser page may call the API, /files and /play from, comma-separated: `*`
+    # any (no credentials), or `https://a.example,https://b.example` (those only, and their
+    # pages may send credentials: cookies, Authorization).
+    cors_origins: str = "*"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -326,6 +351,13 @@ def load_settings(
         raise ConfigError("setting storage_spool_max_bytes must not be negative")
     if settings.storage_min_free < 0:
         raise ConfigError("setting storage_min_free must not be negative")
+    if settings.storage_max_bytes < 0:
+        raise ConfigError("setting storage_max_bytes must not be negative (0: no cap)")
+    if not 1 <= settings.retention_interval <= 86400:
+        raise ConfigError("setting retention_interval must be 1-86400 seconds")
+    if not 1 <= settings.link_lifetime <= 7 * 86400:
+        raise ConfigError("setting link_lifetime must be 1-604800 seconds")
+    parse_cors_origins(settings.cors_origins)
     if settings.webhook_cache_seconds < 0:
         raise ConfigError("setting webhook_cache_seconds must not be negative")
     if bool(settings.tls_cert) != bool(settings.tls_key):

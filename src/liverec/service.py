@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -36,7 +37,7 @@ from liverec.api.context import ApiContext
 from liverec.api.viewers import Viewers, keep_flushing
 from liverec.bootstrap import bootstrap, persistent_node_id
 from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
-from liverec.config import Settings, check_tls_files
+from liverec.config import Settings, check_tls_files, parse_cors_origins
 from liverec.diskguard import DiskGuard
 from liverec.events import (
     CallbackDelivery,
@@ -49,6 +50,7 @@ from liverec.events import (
     SnapshotNotices,
     guess_node_ip,
 )
+from liverec.events.notices import record_deleted_notice
 from liverec.livemedia import LiveMedia
 from liverec.logs import bind_stream, configure_logging
 from liverec.metrics import Metrics, StorageUsage
@@ -59,6 +61,7 @@ from liverec.postprocess.snapshot import encode_jpeg
 from liverec.publishing import Publishing
 from liverec.readiness import Readiness, disk_check, storage_check
 from liverec.recorder import Recorders
+from liverec.retention import Sweeper, SweepReport, disk_free
 from liverec.rtmp.server import Limits, RtmpServer
 from liverec.rtmp.session import MediaSink, PublishRequest
 from liverec.storage import BlobStore, LocalStore, open_store
@@ -120,6 +123,21 @@ class Service:
         self.disk = DiskGuard(
             [settings.data_dir, *([local_root] if local_root is not None else [])],
             min_free=settings.storage_min_free,
+            free_up=lambda: self.retention.sweep_now(),  # built below; called only later
+        )
+        # Retention (retention.py): one sweeper per region across nodes, every
+        # retention_interval seconds, and at once on sweep_now().
+        self.retention = Sweeper(
+            self.catalog,
+            self.store,
+            region=settings.region,
+            node_id=self.node_id,
+            clock=self.clock.now,
+            max_bytes=settings.storage_max_bytes,
+            min_free=settings.storage_min_free if local_root is not None else 0,
+            free_bytes=None if local_root is None else functools.partial(disk_free, local_root),
+            deleted_notice=record_deleted_notice,
+            on_deleted=self.metrics.retention_deleted,
         )
         self.admission = Admission(
             self.catalog,
@@ -232,6 +250,19 @@ class Service:
         ).set_function(lambda: 1.0 if self.disk.full else 0.0)
         return readiness
 
+    def sweep_now(self) -> SweepReport:
+        """Run a retention sweep now (blocking; any thread, also while the periodic one
+        runs: it waits for it, then sweeps again)."""
+        return self.retention.sweep_now()
+
+    async def _keep_sweeping(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.retention.sweep)
+            except Exception:
+                log.exception("retention sweep failed; trying again later")
+            await asyncio.sleep(self.settings.retention_interval)
+
     def node_url(self) -> str:
         """Where other nodes reach this node's API (a live-edge snapshot of a stream this
         node records is answered here)."""
@@ -250,7 +281,9 @@ class Service:
             region=self.settings.region,
             url_key=self.box.derive("file-urls"),
             clock=self.clock.now,
-            make_clip=ClipNotices(ClipWriter(self.catalog, self.store), self.catalog),
+            make_clip=ClipNotices(
+                ClipWriter(self.catalog, self.store, holds=self.catalog), self.catalog
+            ),
             make_snapshot=SnapshotNotices(
                 SnapshotWriter(self.catalog, self.store, self.live_media), self.catalog
             ),
@@ -263,7 +296,14 @@ class Service:
             probes=self.readiness,
             metrics=self.metrics,
             metrics_token=self.settings.metrics_token,
+            rtmp_url=self.settings.public_rtmp_url or self._rtmp_listen_url(),
+            url_ttl=self.settings.link_lifetime,
+            cors_origins=parse_cors_origins(self.settings.cors_origins),
         )
+
+    def _rtmp_listen_url(self) -> str:
+        host = self.settings.rtmp_addr[0]
+        return f"rtmp://{f'[{host}]' if ':' in host else host}:{self.rtmp.port}"
 
     # -- running -------------------------------------------------------------------------
 
@@ -287,6 +327,7 @@ class Service:
             asyncio.create_task(keep_flushing(self.viewers, self.catalog), name="viewers")
         )
         self._tasks.append(asyncio.create_task(self.callbacks.run(), name="callbacks"))
+        self._tasks.append(asyncio.create_task(self._keep_sweeping(), name="retention"))
         # Always shown, whatever the log level: scripts and tests wait for this line. New
         # fields go last, so parsers of the older line keep working.
         print(
@@ -338,6 +379,7 @@ class Service:
         await asyncio.to_thread(self.mp4.close)
         await asyncio.to_thread(self.spool.close)
         self.callbacks.stop()
+        self.retention.stopping.set()
         if self.http is not None:
             self.http.should_exit = True
         for task in self._tasks:

@@ -17,11 +17,14 @@ from liverec import __version__
 from liverec.api import (
     admin,
     callbacks,
+    docs,
     files,
     fls,
     health,
     internal,
+    locks,
     outputs,
+    play,
     settings,
     streams,
 )
@@ -36,6 +39,7 @@ from liverec.api.errors import (
 from liverec.api.jsonbody import JsonBodies
 from liverec.api.limits import MAX_BODY_BYTES, BodyLimit
 from liverec.api.observe import Observe
+from liverec.console import routes as console
 
 DESCRIPTION = """\
 liverec records RTMP pushes as HLS and serves Agora Fusion Live Streaming's
@@ -47,8 +51,9 @@ Times: RFC 3339 with an offset in requests; UTC with milliseconds in answers.
 Errors: a JSON body `{"message": ..., "reason": ...}` on every non-2xx answer; each call
 lists the statuses it can answer.
 Browsers: `OPTIONS` on any path answers its methods (`Allow`) and the CORS preflight
-headers without credentials; every answer to a request with an `Origin` allows any origin
-(credentials travel in the Authorization header, never in cookies).
+headers without credentials; every answer to a request with an `Origin`, errors included,
+allows the origins of the `cors_origins` setting: any (`*`, the default, without
+credentials), or the ones listed (with credentials).
 Fields and calls marked "liverec extension" are not in FLS's documentation.
 Request bodies: JSON whatever the Content-Type says (Agora's samples send none, or a form
 type); at most 64 KiB (413 `body_too_large` beyond).
@@ -64,6 +69,8 @@ _EMPTY_SEGMENT = re.compile(r"^/v1/projects/(|[^/]*/fls/entry_points/)(/|$)")
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, Date, Digest, Host, Range, If-Range"
 # How long a browser may keep a preflight's answer (Chromium keeps at most 2 hours).
 CORS_MAX_AGE = "600"
+# What a page may read of an answer besides the CORS-safelisted headers.
+CORS_EXPOSE_HEADERS = "Content-Length, Content-Range, ETag, WWW-Authenticate, X-Request-ID"
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -96,6 +103,7 @@ class _LiverecApi(FastAPI):
         if "#/components/schemas/HTTPValidationError" not in json.dumps(schema.get("paths")):
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)
+        docs.declare_security(schema)
         return schema
 
 
@@ -113,13 +121,34 @@ class _MethodsAndCors:
     405 gets them in its `Allow`. A path no route takes is left to the router: 404 JSON.
     Other requests pay nothing for this: the routes are asked only for OPTIONS and 405.
 
-    Every answer to a request with an `Origin` gets `Access-Control-Allow-Origin: *`, so a
-    browser client can read it: the API authenticates by the Authorization header, never
-    by cookies, so a page of another origin can call it only with credentials it has."""
+    Every answer to a request with an `Origin` (errors too: an expired signed link's 401
+    must be readable by hls.js, which otherwise reports "status 0") allows the configured
+    origins (`cors_origins`): `*`, the default, lets any page read answers but send no
+    cookies (a page of another origin can call the API only with credentials it has);
+    a list lets those origins only, echoed with `Access-Control-Allow-Credentials`."""
 
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+    def __init__(
+        self, app: ASGIApp, routes: Sequence[BaseRoute], origins: Sequence[str] = ("*",)
+    ) -> None:
         self.app = app
         self.routes = routes  # the app's own list: routes added later are seen
+        self.origins = tuple(origins)
+
+    def cors_headers(self, scope: Scope) -> dict[str, str]:
+        """The Access-Control-Allow-* headers for this request's Origin ({} without one)."""
+        origin = next((v for k, v in scope.get("headers", ()) if k.lower() == b"origin"), None)
+        if origin is None:
+            return {}
+        if "*" in self.origins:
+            return {"Access-Control-Allow-Origin": "*"}
+        text = origin.decode("latin-1")
+        if text.lower() not in self.origins:
+            return {"Vary": "Origin"}
+        return {
+            "Access-Control-Allow-Origin": text,
+            "Access-Control-Allow-Credentials": "true",
+            "Vary": "Origin",
+        }
 
     def takes(self, scope: Scope, method: str) -> bool:
         """Whether a route takes `method` at this request's path. Asked on a copy of the
@@ -143,14 +172,14 @@ class _MethodsAndCors:
                 allow = ", ".join(allowed)
                 headers = {
                     "Allow": allow,
-                    "Access-Control-Allow-Origin": "*",
+                    **self.cors_headers(scope),
                     "Access-Control-Allow-Methods": allow,
                     "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
                     "Access-Control-Max-Age": CORS_MAX_AGE,
                 }
                 await Response(status_code=204, headers=headers)(scope, receive, send)
                 return
-        cors = any(name.lower() == b"origin" for name, _ in scope.get("headers", ()))
+        cors = self.cors_headers(scope)
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -160,8 +189,15 @@ class _MethodsAndCors:
                     allowed = self.allowed(scope)
                     if allowed:
                         headers["Allow"] = ", ".join(allowed)
-                if cors:
-                    headers.setdefault("Access-Control-Allow-Origin", "*")
+                if "*" not in self.origins and "Access-Control-Allow-Origin" not in cors:
+                    del headers["Access-Control-Allow-Origin"]  # a route's own `*`
+                for name, value in cors.items():
+                    if name == "Vary":
+                        headers.add_vary_header("Origin")
+                    else:
+                        headers[name] = value
+                if "Access-Control-Allow-Origin" in cors:
+                    headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
             await send(message)
 
         await self.app(scope, receive, sending)
@@ -169,7 +205,14 @@ class _MethodsAndCors:
 
 def create_app(ctx: ApiContext | None) -> FastAPI:
     """The app; `ctx` None builds it for its OpenAPI schema only."""
-    app = _LiverecApi(title="liverec", version=__version__, description=DESCRIPTION)
+    # /docs is served from the package (api/docs.py); ReDoc would load from a CDN.
+    app = _LiverecApi(
+        title="liverec",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.ctx = ctx
     install_error_handlers(app)
     # Every FLS route authenticates, checks the project and calls the catalog: it can
@@ -181,9 +224,13 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
     app.include_router(settings.router, responses=fls_errors)
     app.include_router(outputs.router, responses=fls_errors)
     app.include_router(callbacks.router, responses=fls_errors)
+    app.include_router(locks.router, responses=fls_errors)
     app.include_router(internal.router)
     app.include_router(files.router)
+    app.include_router(play.router)  # /play: time-shift playlists (liverec extension)
+    docs.install(app)  # /docs and its assets, from the package
     app.include_router(health.router)  # /healthz, /readyz, /metrics: no credentials
+    console.install(app)  # /console: the web console's page and session (not in OpenAPI)
 
     @app.middleware("http")
     async def empty_segments(
@@ -204,7 +251,11 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
     # bounded.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     # Outside even the body limit (it reads no body), so that its 413 carries CORS too.
-    app.add_middleware(_MethodsAndCors, routes=app.router.routes)
+    app.add_middleware(
+        _MethodsAndCors,
+        routes=app.router.routes,
+        origins=ctx.cors_origins if ctx is not None else ("*",),
+    )
     # Outermost: request IDs and request metrics see every answer.
     app.add_middleware(Observe, ctx=ctx)
     return app

@@ -31,6 +31,7 @@ from fastapi import Depends, Request
 from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError
 from liverec.catalog import Project
+from liverec.console import session as console_session
 from liverec.errors import NotFoundError
 
 ALGORITHM = "hmac-sha256"
@@ -251,14 +252,40 @@ async def _verify_basic(ctx: ApiContext, token: str) -> str:
     return credential.customer_id
 
 
+def _console_session(ctx: ApiContext, request: Request) -> str | None:
+    """The web console's hook (console/session.py): with no Authorization header, a valid
+    console session cookie stands for its customer ID, with the same project grants as
+    the secret it was signed in with; a change (not GET, HEAD or OPTIONS) also needs the
+    session's CSRF token header, else 403; a browser's request from another origin: 403.
+    No cookie: None (the usual 401)."""
+    try:
+        return console_session.authorize(
+            console_session.session_key(ctx.url_key),
+            request.cookies.get(console_session.COOKIE),
+            request.method,
+            request.headers.get(console_session.CSRF_HEADER),
+            ctx.clock().timestamp(),
+            request.headers.get("sec-fetch-site"),
+        )
+    except console_session.SessionRefused as exc:
+        # Not Basic: a browser would answer that with its own password dialog.
+        challenge = {"WWW-Authenticate": console_session.CHALLENGE}
+        raise ApiError(exc.status, exc.reason, str(exc), challenge) from None
+
+
 async def authenticate(request: Request) -> str:
-    """FastAPI dependency: the customer ID of a valid Basic or hmac Authorization, else 401.
-    Also kept on `request.state.customer_id`."""
+    """FastAPI dependency: the customer ID of a valid Basic or hmac Authorization, or of
+    the console's session (without an Authorization header), else 401. Also kept on
+    `request.state.customer_id`."""
     header = request.headers.get("authorization")
-    if not header or not header.strip():
-        raise unauthorized("missing Authorization header")
-    scheme, _, rest = header.strip().partition(" ")
     ctx = get_context(request)
+    if not header or not header.strip():
+        customer_id = _console_session(ctx, request)
+        if customer_id is None:
+            raise unauthorized("missing Authorization header")
+        request.state.customer_id = customer_id
+        return customer_id
+    scheme, _, rest = header.strip().partition(" ")
     if scheme.lower() == "basic":
         customer_id = await _verify_basic(ctx, rest)
     elif scheme.lower() == "hmac":

@@ -127,3 +127,9 @@ class ApiContext:
     probes: Probes | None = None
     metrics: MetricsSink | None = None
     metrics_token: str = ""
+    # Origins whose pages may read answers (config.parse_cors_origins): ("*",) any, without
+    # credentials; else those only, with credentials (api/app.py's CORS middleware).
+    cors_origins: tuple[str, ...] = ("*",)
+    # Where publishers push (`rtmp://host:port`, no path), for the console's "copy for OBS";
+    # a wildcard host (0.0.0.0, [::]) is replaced by the host the page was reached at.
+    rtmp_url: str = ""
