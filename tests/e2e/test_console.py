@@ -423,3 +423,29 @@ def test_console_assets_are_local(srv: LiverecProcess) -> None:
     hls = httpx.get(base + "/console/static/vendor/hls.js/hls.min.js", timeout=30)
     assert hls.status_code == 200 and len(hls.content) > 100_000
     assert httpx.get(base + "/console", timeout=30, follow_redirects=True).status_code == 200
+
+
+def test_api_docs_render_offline_and_authorize(srv: LiverecProcess, page: Any) -> None:
+    """/docs in the browser, with every request to another host blocked (no internet):
+    Swagger UI renders the operations from the package's own assets, and its Authorize
+    dialog offers the Basic and HMAC schemes."""
+    outside: list[str] = []
+    local = f"http://127.0.0.1:{srv.http_port}/"
+
+    def only_local(route: Any) -> None:
+        if route.request.url.startswith(local):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(local + "docs")
+    page.wait_for_selector(".opblock", timeout=30_000)
+    assert page.locator(".opblock").count() > 20
+    page.click("button.authorize")
+    dialog = page.locator(".dialog-ux")
+    dialog.wait_for(timeout=10_000)
+    text = dialog.inner_text()
+    assert "basic" in text.lower() and "hmac" in text.lower(), text
+    assert not outside, outside
