@@ -69,6 +69,7 @@ class SweepReport:
     segments: int = 0  # segment rows retention dropped
     bytes: int = 0  # their bytes
     recordings_deleted: int = 0
+    outputs_deleted: int = 0  # MP4 slices and periodic snapshots (catalog/retention_outputs.py)
     blobs_deleted: int = 0  # blobs deleted from storage (segments, playlists, orphans)
     playlists_rewritten: int = 0
 
@@ -136,6 +137,7 @@ class Sweeper:
             try:
                 self._empty_trash(report)  # what a sweep that died left
                 self._by_age(report)
+                self._outputs_by_age(report)
                 self._by_size(report)
                 if self.before_blobs is not None:
                     self.before_blobs()
@@ -144,12 +146,14 @@ class Sweeper:
                 token, self._token = self._token, None
                 if token is not None:
                     self.catalog.release_retention_lease(self.region, token)
-            if report.segments or report.recordings_deleted:
+            if report.segments or report.recordings_deleted or report.outputs_deleted:
                 log.info(
-                    "retention deleted %d segments (%d bytes), %d whole recordings",
+                    "retention deleted %d segments (%d bytes), %d whole recordings, "
+                    "%d MP4 slices and periodic snapshots",
                     report.segments,
                     report.bytes,
                     report.recordings_deleted,
+                    report.outputs_deleted,
                 )
             if self.on_deleted is not None and report.segments:
                 self.on_deleted(report.segments, report.bytes)
@@ -186,6 +190,13 @@ class Sweeper:
             if len(found) < 500:
                 return
             after = (found[-1].start_ms, found[-1].id)
+
+    def _outputs_by_age(self, report: SweepReport) -> None:
+        while self._renew():
+            files, _ = self.catalog.expire_outputs(self.region, self.clock())
+            report.outputs_deleted += files
+            if files < 500:
+                return
 
     def _by_size(self, report: SweepReport) -> None:
         need = self.need()

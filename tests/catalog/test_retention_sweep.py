@@ -306,3 +306,53 @@ def test_retention_periods_parse() -> None:
         with pytest.raises(ValueError):
             parse_retention(bad)
     assert [format_retention(s) for s in (0, 604800, 129600, 90)] == ["forever", "7d", "36h", "90s"]
+
+
+def test_mp4_slices_and_periodic_snapshots_go_by_age_unless_locked(
+    catalog: Catalog, store: LocalStore, clock: FakeClock
+) -> None:
+    setup_project(catalog, retention=3600)
+    now = clock()
+    keep = StreamRef("app1", "na", "keep", "x")
+
+    def mp4(stream: StreamRef, start: datetime, slice_id: int) -> str:
+        name = stream.recording("s1", start).mp4(slice_id, start)
+        store.put(stream.key(name), b"mp4" * 100, "video/mp4")
+        catalog.add_mp4_file(
+            stream,
+            name=name,
+            session_id="s1",
+            slice_id=slice_id,
+            start_time=start,
+            end_time=start + timedelta(minutes=10),
+            size=300,
+        )
+        return name
+
+    def shot(stream: StreamRef, taken: datetime) -> str:
+        name = stream.recording("s1", now - timedelta(hours=5)).snapshot(taken)
+        store.put(stream.key(name), b"jpeg", "image/jpeg")
+        catalog.add_snapshot_file(stream, name, taken)
+        return name
+
+    old_mp4 = mp4(T0_STREAM, now - timedelta(hours=3), 0)
+    locked_mp4 = mp4(T0_STREAM, now - timedelta(hours=2), 1)
+    young_mp4 = mp4(T0_STREAM, now - timedelta(minutes=30), 2)
+    forever_mp4 = mp4(keep, now - timedelta(days=30), 0)
+    old_shot = shot(T0_STREAM, now - timedelta(hours=3))
+    young_shot = shot(T0_STREAM, now - timedelta(minutes=5))
+    catalog.add_lock(T0_STREAM, now - timedelta(hours=2), now - timedelta(hours=2, minutes=-1))
+    report = sweeper(catalog, store, clock).sweep()
+    assert report.outputs_deleted == 2
+    listed = catalog.mp4_files_overlapping(T0_STREAM, now - timedelta(days=1), now)
+    assert [f.name for f in listed] == [locked_mp4, young_mp4]
+    assert [f.name for f in catalog.mp4_files_overlapping(keep, now - timedelta(days=31), now)] == [
+        forever_mp4
+    ]
+    shots = catalog.snapshot_files_between(T0_STREAM, now - timedelta(days=1), now)
+    assert [s.name for s in shots] == [young_shot]
+    # The catalog first, then the blobs: none listed is missing, none deleted is left.
+    assert not store.exists(T0_STREAM.key(old_mp4)) and not store.exists(T0_STREAM.key(old_shot))
+    for name in (locked_mp4, young_mp4, young_shot):
+        assert store.exists(T0_STREAM.key(name))
+    assert catalog.trash_count() == 0

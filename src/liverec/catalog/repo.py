@@ -15,6 +15,7 @@ from liverec.catalog.projects import ProjectsRepo
 from liverec.catalog.publishes import PublishesRepo
 from liverec.catalog.recordings import RecordingsRepo
 from liverec.catalog.retention import RetentionRepo
+from liverec.catalog.retention_outputs import OutputsRetentionRepo
 from liverec.catalog.secrets import SecretBox
 from liverec.catalog.streams import StreamsRepo
 
@@ -29,6 +30,7 @@ class Catalog(
     CallbacksRepo,
     OutboxRepo,
     RetentionRepo,
+    OutputsRetentionRepo,
     PlaybackRepo,
 ):
     """Projects, credentials, entry points, streams, recordings, segments, file names,
