@@ -34,6 +34,7 @@ __all__ = [
     "bind_recording",
     "bind_request",
     "bind_stream",
+    "clip",
     "configure_logging",
     "recording_var",
     "request_id_var",
@@ -51,6 +52,23 @@ request_id_var: ContextVar[str | None] = ContextVar("liverec_request_id", defaul
 # LogRecord attributes of every record: anything else on a record came from `extra=`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _FIELDS = ("app_id", "stream", "recording", "request_id")
+
+
+# Control characters (a newline could forge a log line) are shown escaped.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127)}
+CLIP = 64  # characters of a user-supplied string a log line shows
+
+
+def clip(text: object, limit: int = CLIP) -> str:
+    """`text` as a log line may show it: at most `limit` characters of it, then how many
+    more there were, control characters escaped. For every string a client supplied
+    (stream and app names, query strings, hosts): a 10,000-character stream name must not
+    make a 10 kB log line."""
+    value = str(text)
+    extra = len(value) - limit
+    if extra > 0:
+        value = f"{value[:limit]}...(+{extra} chars)"
+    return value.translate(_CONTROL)
 
 
 def bind_stream(stream: str, app_id: str | None = None) -> None:

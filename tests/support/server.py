@@ -30,6 +30,9 @@ class LiverecProcess:
             "LIVEREC_CUSTOMER_ID": CUSTOMER_ID,
             "LIVEREC_CUSTOMER_SECRET": CUSTOMER_SECRET,
             "LIVEREC_LOG_LEVEL": "INFO",
+            # Tests and benches start many pushes at once, all from 127.0.0.1: more than the
+            # default per-address share of connections not yet publishing (16).
+            "LIVEREC_RTMP_MAX_PENDING_PER_IP": "512",
             **(env or {}),
         }
         self.args = list(args)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from liverec.errors import LiverecError
 from liverec.rtmp import messages as m
@@ -34,11 +36,25 @@ MESSAGES_PER_YIELD = 256
 REFUSAL_LINGER = 5.0
 
 
+# A refusal of each kind is logged at most once in this many seconds (with how many there
+# were since the last line): a flood of connections must not become a flood of log lines.
+REFUSAL_LOG_EVERY = 10.0
+
+
 @dataclass(frozen=True)
 class Limits:
     idle_timeout: float = 15.0  # from accept, or from a publish's end, until publishing
+    handshake_timeout: float = 5.0  # from accept until the handshake and `connect` are done
     read_timeout: float = 30.0  # silence from a publisher
     max_connections: int = 1000
+    # Connections of one address that are not publishing (handshaking, connected, idle).
+    max_pending_per_ip: int = 16
+    # Slots of max_connections that connections not publishing may not fill: once they
+    # hold the rest, a new connection takes one of these and must start publishing (its
+    # push signature checked) within handshake_timeout. So idle connections, from however
+    # many addresses, never leave a publisher without a slot for long, and never touch the
+    # connections that are publishing.
+    reserved: int = 0
     max_message_size: int = 8 * 1024 * 1024
     max_buffered: int = 16 * 1024 * 1024  # unfinished messages' bytes, all chunk streams
     write_buffer_limit: int = 256 * 1024  # a peer that does not read its answers is dropped
@@ -57,13 +73,45 @@ def _csid(msg: Message) -> int:
     return 3 if msg.stream_id == 0 else 5
 
 
+@dataclass(eq=False)
+class _Conn:
+    """What the server knows of one accepted connection, for its limits."""
+
+    ip: str
+    writer: asyncio.StreamWriter
+    session: Session | None = None
+    reserve: bool = False  # holds a reserved slot: must publish within handshake_timeout
+
+    @property
+    def publishing(self) -> bool:
+        return self.session is not None and self.session.publishing
+
+
+@dataclass
+class _Refusals:
+    """Refusals of one kind since its last log line."""
+
+    count: int = 0
+    logged_at: float = field(default=-REFUSAL_LOG_EVERY)
+
+
 class RtmpServer:
-    def __init__(self, handler: PublishHandler, limits: Limits | None = None) -> None:
+    """`on_refused(reason)` is called for each connection refused or closed by a limit:
+    `max_connections`, `pending_per_ip`, `handshake_timeout`, `reserve_timeout`."""
+
+    def __init__(
+        self,
+        handler: PublishHandler,
+        limits: Limits | None = None,
+        on_refused: Callable[[str], None] | None = None,
+    ) -> None:
         self.handler = handler
         self.limits = limits or Limits()
+        self.on_refused = on_refused
         self._server: asyncio.Server | None = None
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._connections: dict[asyncio.Task[None], _Conn] = {}
         self._closing = False
+        self._refusals: dict[str, _Refusals] = {}
 
     @property
     def port(self) -> int:
@@ -80,8 +128,8 @@ class RtmpServer:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        for writer in list(self._connections.values()):
-            writer.close()
+        for conn in list(self._connections.values()):
+            conn.writer.close()
         tasks = list(self._connections)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
@@ -93,27 +141,76 @@ class RtmpServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer_info = writer.get_extra_info("peername")
         peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
-        if self._closing or len(self._connections) >= self.limits.max_connections:
-            log.warning("RTMP connection from %s refused: too many connections", peer)
+        ip = str(peer_info[0]) if peer_info else "?"
+        if self._closing:
+            writer.close()
+            return
+        conn = _Conn(ip, writer)
+        refusal = self._admit(conn)
+        if refusal is not None:
+            self._refused(refusal, peer)
             writer.close()
             return
         task = asyncio.current_task()
         assert task is not None
-        self._connections[task] = writer
+        self._connections[task] = conn
         try:
-            await self._serve(reader, writer, peer)
+            await self._serve(reader, writer, peer, conn)
         finally:
             del self._connections[task]
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
+    def _admit(self, conn: _Conn) -> str | None:
+        """The reason to refuse a new connection, or None (then `conn.reserve` tells
+        whether it takes a reserved slot)."""
+        limits = self.limits
+        if len(self._connections) >= limits.max_connections:
+            return "max_connections"
+        pending = 0
+        from_ip = 0
+        for other in self._connections.values():
+            if not other.publishing:
+                pending += 1
+                from_ip += other.ip == conn.ip
+        if from_ip >= limits.max_pending_per_ip:
+            return "pending_per_ip"
+        conn.reserve = pending >= limits.max_connections - limits.reserved
+        return None
+
+    def _refused(self, reason: str, peer: str) -> None:
+        """Count a refusal; log the first of a kind, then one line per REFUSAL_LOG_EVERY
+        seconds with the number since the last."""
+        if self.on_refused is not None:
+            self.on_refused(reason)
+        kind = self._refusals.setdefault(reason, _Refusals())
+        kind.count += 1
+        now = time.monotonic()
+        if now - kind.logged_at >= REFUSAL_LOG_EVERY:
+            log.warning(
+                "RTMP connection from %s refused or closed: %s (%d such since the last line)",
+                peer,
+                _REASONS[reason],
+                kind.count,
+            )
+            kind.count = 0
+            kind.logged_at = now
+
     async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        conn: _Conn,
     ) -> None:
         session = Session(self.handler, peer)
+        conn.session = session
         loop = asyncio.get_running_loop()
-        idle_deadline = loop.time() + self.limits.idle_timeout
+        accepted = loop.time()
+        # Until `connect` (and, in a reserved slot, until publishing): handshake_timeout.
+        short_deadline = accepted + self.limits.handshake_timeout
+        idle_deadline = accepted + self.limits.idle_timeout
         ended = 0  # session.publishes_ended when idle_deadline was last set
         linger = False  # an error status was sent: the peer gets time to read it
         handshake = ServerHandshake()
@@ -130,11 +227,13 @@ class RtmpServer:
                     # of that, however long it has been open.
                     ended = session.publishes_ended
                     idle_deadline = loop.time() + self.limits.idle_timeout
-                timeout = (
-                    self.limits.read_timeout if session.publishing else idle_deadline - loop.time()
-                )
+                if conn.reserve and session.publishing:
+                    conn.reserve = False  # it proved itself: an ordinary connection now
+                short = not session.connected or conn.reserve
+                deadline = min(idle_deadline, short_deadline) if short else idle_deadline
+                timeout = self.limits.read_timeout if session.publishing else deadline - loop.time()
                 if timeout <= 0:
-                    self._log_idle(peer, ended)
+                    self._log_idle(peer, ended, session, short and deadline < idle_deadline)
                     return
                 try:
                     data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
@@ -142,7 +241,7 @@ class RtmpServer:
                     if session.publishing:
                         log.warning("RTMP %s closed: silent for %.0f s", peer, timeout)
                     else:
-                        self._log_idle(peer, ended)
+                        self._log_idle(peer, ended, session, short and deadline < idle_deadline)
                     return
                 if not data:
                     return
@@ -202,7 +301,16 @@ class RtmpServer:
             if linger:  # after the recording is closed: lingering delays only the hang-up
                 await _linger(reader, writer)
 
-    def _log_idle(self, peer: str, publishes_ended: int) -> None:
+    def _log_idle(
+        self,
+        peer: str,
+        publishes_ended: int,
+        session: Session,
+        short: bool,
+    ) -> None:
+        if short:  # the handshake deadline, not the idle one
+            self._refused("reserve_timeout" if session.connected else "handshake_timeout", peer)
+            return
         if publishes_ended:
             # A publisher that keeps its connection after unpublishing: normal, not a fault.
             log.info(
@@ -214,6 +322,14 @@ class RtmpServer:
             log.warning(
                 "RTMP %s closed: did not publish within %g s", peer, self.limits.idle_timeout
             )
+
+
+_REASONS = {
+    "max_connections": "too many connections",
+    "pending_per_ip": "too many connections from its address that do not publish",
+    "handshake_timeout": "no handshake and connect within the handshake timeout",
+    "reserve_timeout": "in a reserved slot, it did not publish within the handshake timeout",
+}
 
 
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from liverec.errors import LiverecError, MediaError, ProtocolError, RefusedError
+from liverec.logs import clip
 from liverec.media import amf0
 from liverec.rtmp import messages as m
 from liverec.rtmp.chunk import Message
@@ -25,6 +26,8 @@ PUBLISH_STREAM_ID = 1
 REJECTED = "NetStream.Publish.Rejected"
 # What the encoder is told when the publish fails on our side (storage, catalog, a bug).
 _INTERNAL = RefusedError(REJECTED, "internal error")
+# A refusal's description may quote what the client sent: logged this long at most.
+DESCRIPTION_CLIP = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class Session:
         # them by it (GStreamer's rtmp2sink waits for onStatus on that stream id only).
         self.stream_id = PUBLISH_STREAM_ID
         self.publishes_ended = 0
+        self.connected = False  # `connect` was answered
         self._unwrap = TimestampUnwrapper()
 
     async def handle(self, msg: Message) -> list[Message]:
@@ -155,14 +159,14 @@ class Session:
         try:
             call()
         except MediaError as exc:
-            log.warning("%s %s: bad media dropped: %s", self.peer, self.stream_name, exc)
+            log.warning("%s %s: bad media dropped: %s", self.peer, clip(self.stream_name), exc)
         except RefusedError as exc:
             log.warning(
                 "publish refused: %s/%s from %s: %s",
-                self.app,
-                self.stream_name,
+                clip(self.app),
+                clip(self.stream_name),
                 self.peer,
-                exc.description,
+                clip(exc.description, DESCRIPTION_CLIP),
             )
             return await self._abort(exc)
         except Exception as exc:
@@ -174,15 +178,19 @@ class Session:
         if isinstance(exc, LiverecError):  # an expected kind of failure: one line
             log.warning(
                 "publish %s/%s from %s: %s failed: %s",
-                self.app,
-                self.stream_name,
+                clip(self.app),
+                clip(self.stream_name),
                 self.peer,
                 what,
                 exc,
             )
         else:
             log.exception(
-                "publish %s/%s from %s: %s failed", self.app, self.stream_name, self.peer, what
+                "publish %s/%s from %s: %s failed",
+                clip(self.app),
+                clip(self.stream_name),
+                self.peer,
+                what,
             )
 
     async def _abort(self, exc: RefusedError) -> list[Message]:
@@ -191,7 +199,7 @@ class Session:
         try:
             await self.end_publish()
         except Exception:
-            log.exception("%s %s: closing the recording failed", self.peer, self.stream_name)
+            log.exception("%s %s: closing the recording failed", self.peer, clip(self.stream_name))
         return [self.refusal(exc, self.stream_id)]
 
     async def _data(self, msg: Message) -> list[Message]:
@@ -248,6 +256,7 @@ class Session:
         self.app, self.app_query = split_query(app if isinstance(app, str) else "")
         self.app = self.app.strip("/")
         self.tc_url = tc_url if isinstance(tc_url, str) else ""
+        self.connected = True
         return [
             m.window_ack_size(WINDOW_ACK_SIZE),
             m.set_peer_bandwidth(WINDOW_ACK_SIZE, 2),
@@ -289,10 +298,10 @@ class Session:
         except RefusedError as exc:
             log.warning(
                 "publish refused: %s/%s from %s: %s",
-                request.app,
-                request.stream_name,
+                clip(request.app),
+                clip(request.stream_name),
                 self.peer,
-                exc.description,
+                clip(exc.description, DESCRIPTION_CLIP),
             )
             self.closing = True
             return [self.refusal(exc, stream_id)]
@@ -302,7 +311,12 @@ class Session:
             return [self.refusal(_INTERNAL, stream_id)]
         self.publishing = True
         self._unwrap = TimestampUnwrapper()  # a new publish is a new timeline
-        log.info("publish started: %s/%s from %s", request.app, request.stream_name, self.peer)
+        log.info(
+            "publish started: %s/%s from %s",
+            clip(request.app),
+            clip(request.stream_name),
+            self.peer,
+        )
         return [
             m.stream_begin(stream_id),
             m.command(
@@ -336,7 +350,9 @@ class Session:
         if sink is not None:
             self.publishing = False
             self.publishes_ended += 1
-            log.info("publish ended: %s/%s from %s", self.app, self.stream_name, self.peer)
+            log.info(
+                "publish ended: %s/%s from %s", clip(self.app), clip(self.stream_name), self.peer
+            )
             await sink.close()
 
 
