@@ -127,7 +127,7 @@ def _parse_params(text: str) -> dict[str, str]:
     return params
 
 
-def _check_date(ctx: ApiContext, value: str) -> None:
+def _check_date(ctx: ApiContext, value: str) -> datetime:
     try:
         sent = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -139,6 +139,7 @@ def _check_date(ctx: ApiContext, value: str) -> None:
         raise unauthorized(f"the Date header is stale (more than {ctx.hmac_skew:g} s old)")
     if offset > ctx.hmac_skew:
         raise unauthorized(f"the Date header is more than {ctx.hmac_skew:g} s in the future")
+    return sent
 
 
 def _check_digest(value: str, body: bytes) -> None:
@@ -210,7 +211,7 @@ async def _verify_hmac(ctx: ApiContext, request: Request, text: str) -> str:
         if value is None:
             raise unauthorized(f"the signed header {name} is missing")
         values[name] = value
-    _check_date(ctx, values["date"])
+    sent = _check_date(ctx, values["date"])
     digest = request.headers.get("digest")
     if digest is not None:
         _check_digest(digest, body)
@@ -233,8 +234,26 @@ async def _verify_hmac(ctx: ApiContext, request: Request, text: str) -> str:
                 variant = {**values, "host": host} if "host" in values else values
                 text = signing_string(signed, variant, line)
                 if hmac.compare_digest(signature, _mac(secret, text)):
+                    _check_replay(ctx, request.method, signature, sent)
                     return customer_id
     raise unauthorized("the signature does not match")
+
+
+# A replay of these changes nothing; and FLS clients sign with a Date to the second, so two
+# identical reads within a second (Agora's samples do that) carry the same signature.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _check_replay(ctx: ApiContext, method: str, signature: bytes, sent: datetime) -> None:
+    """Refuse a signature of a change (not GET, HEAD or OPTIONS) this node already accepted
+    while its Date is in the window (a per-node cache: api/guard.py)."""
+    if ctx.guard is None or method.upper() in _SAFE_METHODS:
+        return
+    valid_until = sent.timestamp() + ctx.hmac_skew
+    if not ctx.guard.first_use(signature, valid_until):
+        raise unauthorized(
+            "this signed request was already received (replay): sign each request anew"
+        )
 
 
 async def _verify_basic(ctx: ApiContext, token: str) -> str:
@@ -273,10 +292,58 @@ def _console_session(ctx: ApiContext, request: Request) -> str | None:
         raise ApiError(exc.status, exc.reason, str(exc), challenge) from None
 
 
+def client_address(request: Request) -> str:
+    """The peer's address (the limits' key; behind a proxy, the proxy's)."""
+    return request.client.host if request.client is not None else ""
+
+
+def _claimed_customer_id(scheme: str, rest: str) -> str | None:
+    """The customer ID a Basic or hmac Authorization claims, before any check; None if
+    there is none to read."""
+    try:
+        if scheme == "basic":
+            decoded = base64.b64decode(rest.strip(), validate=True).decode("utf-8")
+            customer_id, sep, _ = decoded.partition(":")
+            return customer_id[:MAX_CUSTOMER_ID_LEN] if sep and customer_id else None
+        if scheme == "hmac":
+            return _parse_params(rest).get("username", "")[:MAX_CUSTOMER_ID_LEN] or None
+    except (binascii.Error, ValueError, ApiError):
+        return None
+    return None
+
+
+async def _verify(ctx: ApiContext, request: Request, header: str) -> str:
+    scheme, _, rest = header.strip().partition(" ")
+    scheme = scheme.lower()
+    guard = ctx.guard
+    if guard is None:
+        return await _verify_scheme(ctx, request, scheme, rest)
+    ip = client_address(request)
+    claimed = _claimed_customer_id(scheme, rest)
+    guard.check_auth(ip, claimed)
+    try:
+        customer_id = await _verify_scheme(ctx, request, scheme, rest)
+    except ApiError as exc:
+        if exc.status == 401:
+            guard.auth_failed(ip, claimed, exc.message)
+        raise
+    guard.auth_succeeded(ip, customer_id)
+    return customer_id
+
+
+async def _verify_scheme(ctx: ApiContext, request: Request, scheme: str, rest: str) -> str:
+    if scheme == "basic":
+        return await _verify_basic(ctx, rest)
+    if scheme == "hmac":
+        return await _verify_hmac(ctx, request, rest)
+    raise unauthorized("unsupported Authorization scheme: use Basic or hmac")
+
+
 async def authenticate(request: Request) -> str:
     """FastAPI dependency: the customer ID of a valid Basic or hmac Authorization, or of
     the console's session (without an Authorization header), else 401. Also kept on
-    `request.state.customer_id`."""
+    `request.state.customer_id`. With ctx.guard, failures count towards a lockout (429 with
+    Retry-After; api/guard.py) and an HMAC signature is accepted once."""
     header = request.headers.get("authorization")
     ctx = get_context(request)
     if not header or not header.strip():
@@ -285,13 +352,7 @@ async def authenticate(request: Request) -> str:
             raise unauthorized("missing Authorization header")
         request.state.customer_id = customer_id
         return customer_id
-    scheme, _, rest = header.strip().partition(" ")
-    if scheme.lower() == "basic":
-        customer_id = await _verify_basic(ctx, rest)
-    elif scheme.lower() == "hmac":
-        customer_id = await _verify_hmac(ctx, request, rest)
-    else:
-        raise unauthorized("unsupported Authorization scheme: use Basic or hmac")
+    customer_id = await _verify(ctx, request, header)
     request.state.customer_id = customer_id
     return customer_id
 

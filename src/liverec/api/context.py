@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from liverec.api.guard import Guard
 from liverec.api.viewers import Viewers
 from liverec.catalog import Catalog
 from liverec.layout import StreamRef
@@ -133,3 +134,6 @@ class ApiContext:
     # Where publishers push (`rtmp://host:port`, no path), for the console's "copy for OBS";
     # a wildcard host (0.0.0.0, [::]) is replaced by the host the page was reached at.
     rtmp_url: str = ""
+    # Failed-credential and signed-link limits, the HMAC replay cache (api/guard.py); None:
+    # none (tests that build a context by hand).
+    guard: Guard | None = None

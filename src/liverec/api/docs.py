@@ -38,7 +38,14 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "description": 'Agora\'s HMAC-SHA256 scheme: `hmac username="{customer_id}", '
         'algorithm="hmac-sha256", headers="host date request-line digest", '
         'signature="{base64}"` over those headers, with `Date` within the clock-skew window '
-        "and `Digest: SHA-256={base64(sha256(body))}`. Computed per request.",
+        "and `Digest: SHA-256={base64(sha256(body))}`. Computed per request: the signature "
+        "of a change (any method but GET, HEAD, OPTIONS) already accepted is refused (401) "
+        "while its Date is in the window, so two identical changes need two Dates (a second "
+        "apart); reads are not checked (a replayed read changes nothing, and clients sign "
+        "with a Date to the second). The replay cache is per node, in memory "
+        "(sharing it through the catalog would add a database write to every signed "
+        "request): behind a load balancer a captured request could be replayed once per "
+        "node within the window.",
     },
 }
 

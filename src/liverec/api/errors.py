@@ -43,6 +43,7 @@ _REASONS = {
     409: "conflict",
     413: "too_large",
     416: "range_not_satisfiable",
+    429: "too_many_requests",
     503: "unavailable",
     504: "timeout",
 }
@@ -75,6 +76,10 @@ ERROR_DESCRIPTIONS = {
     413: "The request body is larger than 64 KiB (reason body_too_large).",
     416: "The byte range is past the end of the file (reason range_not_satisfiable); "
     "Content-Range gives the file's size.",
+    429: "Too many failed authentications or signed links from this address, or on this "
+    "customer ID from this address (reason too_many_requests): refused without a check "
+    "until Retry-After seconds have passed; the lockout grows with each further one. "
+    "liverec extension.",
     500: "An internal error (reason internal); the message has no detail.",
     503: "The catalog database or the storage is unavailable (reason unavailable; the "
     "message says which); the call may be retried. liverec extension.",
@@ -89,6 +94,13 @@ _ERROR_HEADERS: dict[int, dict[str, dict[str, object]]] = {
             "schema": {"type": "string"},
         }
     },
+    429: {
+        "Retry-After": {
+            "description": "seconds until the lockout ends",
+            "required": True,
+            "schema": {"type": "integer"},
+        }
+    },
     416: {
         "Content-Range": {
             "description": "`bytes */{size}`",
@@ -99,7 +111,8 @@ _ERROR_HEADERS: dict[int, dict[str, dict[str, object]]] = {
 }
 # Every route that authenticates, looks up a project and calls the catalog can answer these
 # (400 also for an empty appid or entry point, or a bad Content-Length, before routing).
-API_ERRORS = (400, 401, 404, 500, 503, 504)
+# 429: a lockout after failed credentials (api/guard.py).
+API_ERRORS = (400, 401, 404, 429, 500, 503, 504)
 # ... and a route that takes a body also 413 (api/limits.py).
 BODY_ERRORS = (*API_ERRORS, 413)
 

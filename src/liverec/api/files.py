@@ -26,7 +26,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from liverec.api.access import Region, check_region
-from liverec.api.auth import authenticate, get_context, require_project
+from liverec.api.auth import authenticate, client_address, get_context, require_project
 from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError, error_responses
 from liverec.api.signing import SIGNED_PREFIX, stream_folder_of, verify
@@ -299,6 +299,7 @@ def _file_responses(signed: bool) -> dict[int | str, dict[str, object]]:
             401,
             404,
             416,
+            429,
             500,
             504,
             notes={
@@ -359,7 +360,7 @@ async def get_signed_file(
 ) -> Response:
     ctx = get_context(request)
     media_type = _media_type(file_name)
-    verify(ctx, expires, sig, app_id, region, file_name)
+    verify(ctx, expires, sig, app_id, region, file_name, client=client_address(request))
     check_region(region)
     response = await deliver(request, ctx, _key(region, app_id, file_name), media_type)
     _count_viewer(request, ctx, app_id, region, file_name, media_type)

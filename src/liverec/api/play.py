@@ -41,7 +41,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from liverec.api.access import Region, check_region, check_stream_name
-from liverec.api.auth import authenticate, get_context, require_project
+from liverec.api.auth import authenticate, client_address, get_context, require_project
 from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError, error_responses
 from liverec.api.signing import SIGNED_PREFIX, sign_folder, verify
@@ -195,7 +195,7 @@ async def get_signed_play(
 ) -> Response:
     ctx = get_context(request)
     ref = play_stream(appid, region, ep, stream)
-    verify(ctx, expires, sig, appid, region, ref.file("x.m3u8"))
+    verify(ctx, expires, sig, appid, region, ref.file("x.m3u8"), client=client_address(request))
     return await _answer(request, ctx, ref, start, end)
 
 
@@ -257,7 +257,7 @@ def _play_responses(signed: bool) -> dict[int | str, dict[str, object]]:
             "without), each segment an absolute signed /files/s/ URL.",
             "content": _PLAYLIST_CONTENT,
         },
-        **error_responses(400, 401, 404, 500, 503, 504, notes=notes),
+        **error_responses(400, 401, 404, 429, 500, 503, 504, notes=notes),
     }
 
 
@@ -306,6 +306,6 @@ router.add_api_route(
     "without credentials (hls.js, Safari, ffmpeg, a page of another origin) until "
     "`expiresAt`. The time range is checked as the playlist checks it.",
     response_model=PlayLink,
-    responses=error_responses(400, 401, 404, 500, 503, 504, notes=_ERRORS_NOTES),
+    responses=error_responses(400, 401, 404, 429, 500, 503, 504, notes=_ERRORS_NOTES),
     openapi_extra={"x-liverec-extension": True},
 )

@@ -68,13 +68,27 @@ def sign_folder(ctx: ApiContext, stream: StreamRef, ttl: float) -> tuple[int, st
 
 
 def verify(
-    ctx: ApiContext, expires: int, sig: str, app_id: str, region: str, file_name: str
+    ctx: ApiContext,
+    expires: int,
+    sig: str,
+    app_id: str,
+    region: str,
+    file_name: str,
+    *,
+    client: str | None = None,
 ) -> None:
-    """Raise ApiError (403, reason bad_signature or expired) unless the signature is right
-    for this folder and expiry and has not expired; InvalidKeyError for an unsafe name."""
+    """Raise ApiError (401, reason bad_signature or expired) unless the signature is right
+    for this folder and expiry and has not expired; InvalidKeyError for an unsafe name.
+    With ctx.guard and the `client` address: a wrong signature counts towards a lockout of
+    the address (429, reason too_many_requests, with Retry-After; api/guard.py)."""
+    guard = ctx.guard if client is not None else None
+    if guard is not None and client is not None:
+        guard.check_link(client)
     folder = stream_folder_of(file_name)
     expected = _signature(ctx.url_key, expires, app_id, region, folder)
     if not hmac.compare_digest(expected.encode("ascii"), sig.encode("utf-8", "replace")):
+        if guard is not None and client is not None:
+            guard.link_failed(client)
         raise ApiError(REFUSED_STATUS, "bad_signature", "the link's signature is not valid")
     if expires < ctx.clock().timestamp():
         raise ApiError(REFUSED_STATUS, "expired", "the link has expired")
