@@ -39,6 +39,7 @@ from liverec.catalog import (
 )
 from liverec.errors import NotFoundError, RefusedError
 from liverec.layout import StreamRef
+from liverec.logs import clip
 from liverec.recorder import RecorderEvent, RecordingEnded, RecordingStarted, finalize_recording
 from liverec.recorder.hls import BlobWriter
 from liverec.rtmp.pushauth import BAD_NAME, UNAUTHORIZED, check_push_signature, check_stream_name
@@ -58,6 +59,13 @@ class Admitted:
     record: bool  # standard recording is on for the stream
     outputs: RecordOutputs = field(default_factory=RecordOutputs)  # HLS, MP4 in this region
     snapshots: SnapshotSettings = field(default_factory=SnapshotSettings)  # periodic ones
+
+
+class PushGuard(Protocol):
+    """Limits bad push signatures per address (api/guard.Guard); called from a thread."""
+
+    def push_allowed(self, ip: str) -> float: ...  # seconds still locked out; 0: allowed
+    def push_failed(self, ip: str) -> None: ...
 
 
 class PublishGate(Protocol):
@@ -96,6 +104,7 @@ class Admission:
     ) -> None:
         self.catalog = catalog
         self.disk_full = disk_full  # why new publishes are refused now (diskguard.py)
+        self.push_guard: PushGuard | None = None  # set by service.py
         self.gate = gate
         self.notices = notices
         self.store = store
@@ -108,19 +117,39 @@ class Admission:
 
     # -- admission ------------------------------------------------------------------------
 
+    def _check_signature(
+        self, auth_key: str, entry_point: str, name: str, request: PublishRequest
+    ) -> None:
+        """FLS's push signature; with push_guard, bad ones lock the address out a while."""
+        guard = self.push_guard
+        if guard is None:
+            check_push_signature(auth_key, entry_point, name, request.query)
+            return
+        ip = request.peer.rsplit(":", 1)[0]
+        wait = guard.push_allowed(ip)
+        if wait:
+            raise RefusedError(
+                UNAUTHORIZED, f"too many bad push signatures from {clip(ip)}: retry later"
+            )
+        try:
+            check_push_signature(auth_key, entry_point, name, request.query)
+        except RefusedError:
+            guard.push_failed(ip)
+            raise
+
     def admit(self, request: PublishRequest) -> Admitted:
         """Check the publish against the catalog and take the stream's live lease; raise
         RefusedError (with the RTMP status to send) if it may not go ahead."""
         name = check_stream_name(request.stream_name)
         project = self.catalog.project_for_host(request.host)
         if project is None:
-            raise RefusedError(BAD_NAME, f"no project takes pushes for host {request.host!r}")
+            raise RefusedError(BAD_NAME, f"no project takes pushes for host {clip(request.host)!r}")
         try:
             ep = self.catalog.get_entry_point(project.app_id, request.app)
         except NotFoundError:
             raise RefusedError(BAD_NAME, f"unknown entry point {request.app[:64]!r}") from None
         if ep.auth_key:
-            check_push_signature(ep.auth_key, ep.name, name, request.query)
+            self._check_signature(ep.auth_key, ep.name, name, request)
         full = self.disk_full() if self.disk_full is not None else None
         if full is not None:
             raise RefusedError(REJECTED, full)

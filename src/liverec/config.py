@@ -179,6 +179,11 @@ class Settings:
     rtmp_read_timeout: float = 30.0  # seconds without any byte from a publisher
     rtmp_max_connections: int = 1000
     rtmp_max_message_size: int = 8 * 1024 * 1024
+    rtmp_handshake_timeout: float = 5.0  # seconds from accept to handshake and `connect` done
+    rtmp_max_pending_per_ip: int = 16  # connections of one address not (yet) publishing
+    # Slots of rtmp_max_connections that connections not publishing cannot fill: a new
+    # connection in one must publish within rtmp_handshake_timeout (rtmp/server.py Limits).
+    rtmp_reserved_connections: int = 100
     # MP4 record files: a recording's MP4 is cut into slices of at most this much media or
     # these many bytes (a new slice starts at the first keyframe segment that would pass
     # either; outputs/mp4.py).
@@ -225,6 +230,25 @@ class Settings:
     # passed), and the seconds between two sweeps.
     storage_max_bytes: int = 0
     retention_interval: float = 60.0
+    # HTTP limits (api/connlimits.py): open connections in all and from one address (more
+    # are closed at once), seconds a request line and headers may take to arrive, seconds
+    # an idle keep-alive connection is kept.
+    http_max_connections: int = 4096
+    http_max_per_ip: int = 256
+    http_header_timeout: float = 10.0
+    http_keepalive_timeout: float = 5.0
+    # Failed credentials and signed links (api/guard.py): this many failures within
+    # auth_fail_window seconds from one address, or on one customer ID, lock the address
+    # (or the customer ID, for the addresses that failed on it) out for auth_lockout
+    # seconds, doubling per further lockout up to auth_lockout_max (429, Retry-After).
+    auth_max_failures_per_ip: int = 20
+    auth_max_failures_per_customer: int = 50
+    auth_fail_window: float = 60.0
+    auth_lockout: float = 1.0
+    auth_lockout_max: float = 300.0
+    # HMAC signatures remembered to refuse a replay within the Date window (per node;
+    # 0: no replay check).
+    hmac_replay_cache: int = 100_000
     # Seconds a signed link the API hands out works (files, time-shift playlists and the
     # segment links inside them, re-signed on each playlist request).
     link_lifetime: float = 3600.0
@@ -334,6 +358,15 @@ def load_settings(
         raise ConfigError(f"region must be one of {', '.join(REGIONS)}, not {settings.region!r}")
     settings.http_addr  # noqa: B018 - validate early, with a clear error
     settings.rtmp_addr  # noqa: B018
+    if not 0 <= settings.rtmp_reserved_connections < settings.rtmp_max_connections:
+        raise ConfigError(
+            "setting rtmp_reserved_connections must be at least 0 and less than "
+            "rtmp_max_connections"
+        )
+    if settings.rtmp_max_pending_per_ip < 1 or settings.rtmp_handshake_timeout <= 0:
+        raise ConfigError(
+            "settings rtmp_max_pending_per_ip and rtmp_handshake_timeout must be positive"
+        )
     if settings.snapshot_max_width < 0 or settings.snapshot_max_width % 2:
         raise ConfigError("setting snapshot_max_width must be 0 or a positive even number")
     if settings.mp4_slice_seconds <= 0 or settings.mp4_slice_bytes <= 0:
@@ -357,6 +390,16 @@ def load_settings(
         raise ConfigError("setting retention_interval must be 1-86400 seconds")
     if not 1 <= settings.link_lifetime <= 7 * 86400:
         raise ConfigError("setting link_lifetime must be 1-604800 seconds")
+    for name in ("http_max_connections", "http_max_per_ip", "auth_max_failures_per_ip"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"setting {name} must be at least 1")
+    if settings.auth_max_failures_per_customer < 1 or settings.hmac_replay_cache < 0:
+        raise ConfigError("auth_max_failures_per_customer >= 1, hmac_replay_cache >= 0")
+    for name in ("http_header_timeout", "http_keepalive_timeout", "auth_fail_window"):
+        if not 0 < getattr(settings, name) <= 3600:
+            raise ConfigError(f"setting {name} must be more than 0 and at most 3600 seconds")
+    if not 0 < settings.auth_lockout <= settings.auth_lockout_max <= 86400:
+        raise ConfigError("settings auth_lockout and auth_lockout_max: 0 < lockout <= max")
     parse_cors_origins(settings.cors_origins)
     if settings.webhook_cache_seconds < 0:
         raise ConfigError("setting webhook_cache_seconds must not be negative")

@@ -22,6 +22,11 @@ Metric names (all `liverec_`):
     live_publishes                         gauge    publishes live on this node
     publishes_accepted_total               counter  publishes admitted
     publishes_refused_total{reason}        counter  publishes refused (refusal_reason)
+    rtmp_connections_refused_total{reason} counter  RTMP connections refused or closed by a
+                                                    limit (rtmp/server.py RtmpServer)
+    refusals_total{reason}                 counter  API requests and HTTP connections refused
+                                                    by a limit or a failed credential or
+                                                    signature (api/guard.py, api/connlimits.py)
     ingest_bytes_total                     counter  FLV tag bytes received (audio + video)
     ingest_frames_total{kind}              counter  video / audio frames received
     segments_stored_total                  counter  HLS segments stored and catalogued
@@ -435,6 +440,12 @@ class Metrics:
         self.publishes_refused = Counter(
             "liverec_publishes_refused", "Publishes refused, by reason", ("reason",), registry=r
         )
+        self.rtmp_refused = Counter(
+            "liverec_rtmp_connections_refused",
+            "RTMP connections refused or closed by a limit, by reason",
+            ("reason",),
+            registry=r,
+        )
         self.segments_stored = Counter(
             "liverec_segments_stored", "HLS segments stored and catalogued", registry=r
         )
@@ -472,11 +483,22 @@ class Metrics:
             buckets=HTTP_BUCKETS,
             registry=r,
         )
+        self.refusals = Counter(
+            "liverec_refusals",
+            "Requests and connections refused by a limit or a failed check, by reason "
+            "(auth_failed, auth_locked, hmac_replay, link_bad_signature, link_locked, "
+            "push_bad_signature, push_locked, http_header_timeout, http_max_connections, "
+            "http_max_per_ip)",
+            ("reason",),
+            registry=r,
+        )
         Gauge("liverec_build_info", "liverec's version", ("version",), registry=r).labels(
             __version__
         ).set(1)
         for result in ("ok", "failed"):
             self.segment_writes.labels(result)  # both series from the start, at 0
+        for reason in ("max_connections", "pending_per_ip", "handshake_timeout", "reserve_timeout"):
+            self.rtmp_refused.labels(reason)  # rtmp/server.py's reasons, at 0
         r.register(_Scraped(self))
 
     def watch(
@@ -494,6 +516,10 @@ class Metrics:
         self.callback_queue = None if callback_queue is None else Refreshed(callback_queue)
 
     # -- counters other parts call ----------------------------------------------------------
+
+    def rtmp_refused_one(self, reason: str) -> None:
+        """An RTMP connection refused or closed by a limit (RtmpServer's on_refused)."""
+        self.rtmp_refused.labels(reason).inc()
 
     @contextlib.contextmanager
     def publish_attempt(self) -> Iterator[None]:
@@ -525,6 +551,10 @@ class Metrics:
     def api_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http_requests.labels(route, method, str(status)).inc()
         self.http_seconds.labels(route, method).observe(seconds)
+
+    def refused(self, reason: str) -> None:
+        """A refusal by a limit or a failed check (api/guard.py, api/connlimits.py)."""
+        self.refusals.labels(reason).inc()
 
     def timed(self, store: BlobWriter) -> TimedWrites:
         """`store`, its segment puts timed and counted (for the recorders)."""

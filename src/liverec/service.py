@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import signal
 import socket
 from collections.abc import Generator
@@ -33,7 +34,9 @@ from prometheus_client import Gauge
 
 from liverec.admission import Admission
 from liverec.api.app import create_app
+from liverec.api.connlimits import ConnectionLimits, limited_protocol
 from liverec.api.context import ApiContext
+from liverec.api.guard import Guard, GuardSettings
 from liverec.api.viewers import Viewers, keep_flushing
 from liverec.bootstrap import bootstrap, persistent_node_id
 from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
@@ -51,8 +54,9 @@ from liverec.events import (
     guess_node_ip,
 )
 from liverec.events.notices import record_deleted_notice
+from liverec.fdlimit import GuardedLoop, raise_nofile_limit
 from liverec.livemedia import LiveMedia
-from liverec.logs import bind_stream, configure_logging
+from liverec.logs import bind_stream, clip, configure_logging
 from liverec.metrics import Metrics, StorageUsage
 from liverec.outputs import Mp4Writer
 from liverec.outputs.snapshots import PeriodicSnapshots
@@ -95,6 +99,17 @@ class Service:
         self.node_id = settings.node_id or persistent_node_id(settings.data_dir)
         # Counters first: the recorders write through them (the scrape's sources: below).
         self.metrics = Metrics(stream_labels=settings.metrics_stream_labels)
+        self.guard = Guard(
+            GuardSettings(
+                ip_failures=settings.auth_max_failures_per_ip,
+                customer_failures=settings.auth_max_failures_per_customer,
+                window=settings.auth_fail_window,
+                lockout=settings.auth_lockout,
+                lockout_max=settings.auth_lockout_max,
+                replay_entries=settings.hmac_replay_cache,
+            ),
+            on_refusal=self.metrics.refused,
+        )
         # -- callbacks and the publish webhook (events/) ---------------------------------
         node_ip = settings.node_ip or guess_node_ip(settings.rtmp_addr[0])
         self.notices = FlsNotices(node_ip, settings.region)
@@ -150,6 +165,7 @@ class Service:
             notices=self.notices,
             disk_full=self.disk.refusal,
         )
+        self.admission.push_guard = self.guard  # bad push signatures: api/guard.py
         # MP4 record files: a listener of every recorder; slices being written live in a
         # spool on this node's disk until whole (outputs/mp4.py).
         self.mp4 = Mp4Writer(
@@ -203,7 +219,11 @@ class Service:
                 read_timeout=settings.rtmp_read_timeout,
                 max_connections=settings.rtmp_max_connections,
                 max_message_size=settings.rtmp_max_message_size,
+                handshake_timeout=settings.rtmp_handshake_timeout,
+                max_pending_per_ip=settings.rtmp_max_pending_per_ip,
+                reserved=settings.rtmp_reserved_connections,
             ),
+            on_refused=self.metrics.rtmp_refused_one,
         )
         self.http: uvicorn.Server | None = None
         self.http_port = 0
@@ -213,7 +233,7 @@ class Service:
 
     async def start_publish(self, request: PublishRequest) -> MediaSink:
         # The session's task logs with the stream from here on, and so do the recorder's.
-        bind_stream(f"{request.app}/{request.stream_name}")
+        bind_stream(f"{clip(request.app)}/{clip(request.stream_name)}")
         with self.metrics.publish_attempt():
             admitted = await asyncio.to_thread(self.admission.admit, request)
             bind_stream(str(admitted.stream), admitted.stream.app_id)
@@ -298,6 +318,7 @@ class Service:
             metrics_token=self.settings.metrics_token,
             rtmp_url=self.settings.public_rtmp_url or self._rtmp_listen_url(),
             url_ttl=self.settings.link_lifetime,
+            guard=self.guard,
             cors_origins=parse_cors_origins(self.settings.cors_origins),
         )
 
@@ -361,6 +382,16 @@ class Service:
             lifespan="off",
             ssl_certfile=self.settings.tls_cert or None,
             ssl_keyfile=self.settings.tls_key or None,
+            # Connection caps and the header deadline (api/connlimits.py), keep-alive.
+            http=limited_protocol(
+                ConnectionLimits(
+                    max_connections=self.settings.http_max_connections,
+                    max_per_ip=self.settings.http_max_per_ip,
+                    header_timeout=self.settings.http_header_timeout,
+                    on_refusal=self.metrics.refused,
+                )
+            ),
+            timeout_keep_alive=math.ceil(self.settings.http_keepalive_timeout),
         )
         # Loaded here rather than in the serving task, where a failure (the TLS files
         # changed since the check) would leave a node that is "ready" without HTTP.
@@ -426,5 +457,9 @@ class _EmbeddedServer(uvicorn.Server):
 def run(settings: Settings) -> None:
     logging.getLogger("uvicorn.error").addFilter(_QuietUpgrades())
     configure_logging(settings.log_level, settings.log_format)
+    soft, _ = raise_nofile_limit()
+    log.info("open-file limit: %d", soft)
     service = Service(settings)
-    asyncio.run(service.serve_forever())
+    # The loop that pauses accepting when out of file descriptors, quietly (fdlimit.py).
+    with asyncio.Runner(loop_factory=GuardedLoop) as runner:
+        runner.run(service.serve_forever())
