@@ -108,6 +108,10 @@ def _routes(app: FastAPI) -> None:
     def fail_sync(kind: str) -> None:
         FAILURES[kind]()
 
+    @app.get("/fail-long/{rest:path}")
+    async def fail_long(rest: str) -> None:
+        raise RuntimeError("bug")
+
     @app.get("/v1/ok")
     async def ok() -> dict[str, bool]:
         return {"ok": True}
@@ -259,3 +263,12 @@ async def test_an_outage_is_logged_once_and_its_end_once(
     assert (await client.get("/v1/ok")).status_code == 200
     lines = [r.getMessage() for r in caplog.records]
     assert lines[1:] == ["the catalog database answers again"], lines
+
+
+async def test_a_long_path_is_clipped_in_the_log(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="liverec.api.errors")
+    assert_error(await client.get("/fail-long/" + "x" * 10_000), 500, "internal")
+    [record] = caplog.records
+    assert len(record.getMessage()) < 400 and "(+" in record.getMessage()

@@ -28,6 +28,7 @@ from liverec.errors import (
     StorageError,
     StorageTimeoutError,
 )
+from liverec.logs import clip
 from liverec.storage import ObjectNotFoundError
 
 log = logging.getLogger(__name__)
@@ -246,7 +247,9 @@ def classify(exc: BaseException) -> tuple[int, str, str]:
 
 
 def _log(request_line: str, exc: BaseException, status: int, outages: _Outages) -> None:
-    # Only the method and path: never headers (credentials) or bodies.
+    # Only the method and path: never headers (credentials) or bodies; the path clipped
+    # (a client chooses it, and its length).
+    request_line = clip(request_line, 200)
     what = dependency(exc)
     if status in (503, 504) and what is not None:
         outages.failed(what, exc)
