@@ -56,6 +56,13 @@ async def wait(receiver: Receiver, predicate: Callable[[list[Received]], bool]) 
     return await asyncio.to_thread(receiver.wait_for, predicate, 60.0)
 
 
+async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
 def seqs(bodies: list[dict[str, object]], stream: str) -> list[int]:
     return [b["payload"]["seq"] for b in bodies if b["payload"]["streamName"] == stream]  # type: ignore[index]
 
@@ -75,6 +82,9 @@ async def test_signed_in_order_and_a_500_retried_with_the_same_notice_id(cat: Ca
         cat.enqueue_notices(notices_for(CAM, range(3)) + notices_for(other, range(2)))
         async with running(cat):
             got = await wait(receiver, lambda r: len(delivered(r)) == 5)
+            # The receiver has the last request before the worker has its answer and marks
+            # the notice done: wait for that too, while the worker still runs.
+            await until(lambda: cat.pending_notices() == 0)
     finally:
         receiver.stop()
     bodies = delivered(got)
