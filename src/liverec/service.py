@@ -41,6 +41,7 @@ from liverec.api.viewers import Viewers, keep_flushing
 from liverec.bootstrap import bootstrap, persistent_node_id
 from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
 from liverec.config import Settings, check_tls_files, parse_cors_origins
+from liverec.console import routes as console
 from liverec.diskguard import DiskGuard
 from liverec.events import (
     CallbackDelivery,
@@ -374,8 +375,12 @@ class Service:
         sock.listen(1024)
         sock.setblocking(False)
         self.http_port = sock.getsockname()[1]
+        app = create_app(self.api_context())
+        # The web console sits above the API (it only calls it): installed here, so that
+        # the API never imports it.
+        console.install(app)
         config = uvicorn.Config(
-            create_app(self.api_context()),
+            app,
             log_level="warning",
             log_config=None,  # uvicorn's lines go through ours (logs.py): text or JSON
             access_log=False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from liverec.console import session as s
+from liverec.api import session as s
 
 KEY = s.session_key(b"k" * 32)
 NOW = 1_800_000_000.0

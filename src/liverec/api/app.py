@@ -39,7 +39,6 @@ from liverec.api.errors import (
 from liverec.api.jsonbody import JsonBodies
 from liverec.api.limits import MAX_BODY_BYTES, BodyLimit
 from liverec.api.observe import Observe
-from liverec.console import routes as console
 
 DESCRIPTION = """\
 liverec records RTMP pushes as HLS and serves Agora Fusion Live Streaming's
@@ -230,7 +229,6 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
     app.include_router(play.router)  # /play: time-shift playlists (liverec extension)
     docs.install(app)  # /docs and its assets, from the package
     app.include_router(health.router)  # /healthz, /readyz, /metrics: no credentials
-    console.install(app)  # /console: the web console's page and session (not in OpenAPI)
 
     @app.middleware("http")
     async def empty_segments(

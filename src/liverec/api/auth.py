@@ -28,10 +28,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from liverec.api import session as console_session
 from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError
 from liverec.catalog import Project
-from liverec.console import session as console_session
 from liverec.errors import NotFoundError
 
 ALGORITHM = "hmac-sha256"
@@ -283,7 +283,7 @@ async def _verify_basic(ctx: ApiContext, token: str) -> str:
 
 
 def _console_session(ctx: ApiContext, request: Request) -> str | None:
-    """The web console's hook (console/session.py): with no Authorization header, a valid
+    """The web console's hook (api/session.py): with no Authorization header, a valid
     console session cookie stands for its customer ID, with the same project grants as
     the secret it was signed in with; a change (not GET, HEAD or OPTIONS) also needs the
     session's CSRF token header, else 403; a browser's request from another origin: 403.

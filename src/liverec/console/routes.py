@@ -24,11 +24,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.staticfiles import StaticFiles
 
+from liverec.api import session as sessions
 from liverec.api.auth import get_context
 from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError
 from liverec.config import is_wildcard
-from liverec.console import session as sessions
 
 router = APIRouter(include_in_schema=False)
 STATIC = "/console/static"
