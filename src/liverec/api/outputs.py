@@ -11,9 +11,8 @@ from pydantic import BaseModel, Field
 
 from liverec.api.access import Scope, stream_scope
 from liverec.api.auth import get_context
-from liverec.api.errors import ApiError
 from liverec.api.signing import signed_link
-from liverec.api.times import format_time, parse_time, whole_seconds
+from liverec.api.times import format_time, parse_range, whole_seconds
 from liverec.layout import StreamRef
 
 EP = "/v1/projects/{appid}/fls/entry_points/{entry_point}/admin"
@@ -56,10 +55,7 @@ async def mp4_list(
 ) -> Mp4List:
     """liverec extension: the stream's finished MP4 record files that overlap [start_time,
     end_time], oldest first, in preview_list's item shape."""
-    start = parse_time(start_time, "start_time")
-    end = parse_time(end_time, "end_time")
-    if end < start:
-        raise ApiError(400, "invalid_time", "end_time is before start_time")
+    start, end = parse_range(start_time, end_time)
     stream = scope.stream(stream_name)
     files = await asyncio.to_thread(
         get_context(request).catalog.mp4_files_overlapping, stream, start, end
@@ -88,10 +84,7 @@ async def snapshot_list(
 ) -> SnapshotList:
     """liverec extension: the stream's periodic snapshots whose frame time is in
     [start_time, end_time], oldest first (a thumbnail strip along a timeline)."""
-    start = parse_time(start_time, "start_time")
-    end = parse_time(end_time, "end_time")
-    if end < start:
-        raise ApiError(400, "invalid_time", "end_time is before start_time")
+    start, end = parse_range(start_time, end_time)
     stream = scope.stream(stream_name)
     shots = await asyncio.to_thread(
         get_context(request).catalog.snapshot_files_between, stream, start, end

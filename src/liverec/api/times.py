@@ -13,7 +13,7 @@ from liverec.errors import MediaError
 from liverec.media import m3u8
 from liverec.media.m3u8 import format_time
 
-__all__ = ["format_time", "not_in_future", "parse_time", "whole_seconds"]
+__all__ = ["format_time", "not_in_future", "parse_range", "parse_time", "whole_seconds"]
 
 
 def parse_time(value: str, field: str) -> datetime:
@@ -23,6 +23,16 @@ def parse_time(value: str, field: str) -> datetime:
         return m3u8.parse_time(value)
     except MediaError as exc:
         raise ApiError(400, "invalid_time", f"{field}: {exc}") from None
+
+
+def parse_range(start_time: str, end_time: str) -> tuple[datetime, datetime]:
+    """The `start_time` and `end_time` query parameters of a listing; 400 `invalid_time` if
+    either is not a time or the end is before the start."""
+    start = parse_time(start_time, "start_time")
+    end = parse_time(end_time, "end_time")
+    if end < start:
+        raise ApiError(400, "invalid_time", "end_time is before start_time")
+    return start, end
 
 
 def not_in_future(value: datetime, now: datetime, field: str) -> None:
