@@ -106,6 +106,27 @@ def test_push_is_recorded_frame_for_frame(srv: LiverecProcess, media: dict[str, 
         assert gap == pytest.approx(a.duration, abs=0.002)
 
 
+def test_fast_pushes_keep_their_last_frames(
+    srv: LiverecProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Pushed faster than the server reads (as a busy server is behind real-time pushes),
+    the end of a push still arrives: ffmpeg closes right after its last write, and an
+    acknowledgement it had not read turned that close into a reset that threw away the
+    media in flight (pushes at N = 200 lost their last seconds; here, most of these did)."""
+    d = tmp_path_factory.mktemp("fast")
+    fast = make_media(
+        d / "fast.flv", 20, fps=FPS, gop=50, width=1280, height=720, bitrate=3_000_000
+    )
+    names = [f"fast{i}" for i in range(3)]
+    results = run_parallel(
+        *[lambda n=n: push(srv.url(stream=n), fast, realtime=False) for n in names]
+    )
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    for name in names:
+        recs = finished(srv.stream_dir(name))
+        assert [n for rec in recs for n in rec.frames()] == list(range(20 * FPS)), name
+
+
 def test_streams_at_once_audio_only_video_only(srv: LiverecProcess, media: dict[str, Path]) -> None:
     results = run_parallel(
         lambda: push(srv.url(stream="both"), media["av6"]),

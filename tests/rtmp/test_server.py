@@ -4,6 +4,7 @@ sockets, and the connections next to a misbehaving one keep working."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import statistics
@@ -184,6 +185,46 @@ def header0(csid: int, length: int, type_id: int, ts: int = 0) -> bytes:
         + bytes((type_id,))
         + (1).to_bytes(4, "little")
     )
+
+
+async def send_media(client: Client, total: int) -> list[Message]:
+    """`total` bytes of video, then a ping; returns what the server sent meanwhile (all of
+    it: everything before the answer to the ping)."""
+    frame = os.urandom(100_000)
+    for n in range(total // len(frame)):
+        client.send(Message(m.VIDEO, 1, 40 * n, frame), 6)
+        await client.writer.drain()
+    client.send(Message(m.USER_CONTROL, 0, 0, b"\x00\x06" + b"last"), 2)
+    seen: list[Message] = []
+    async with asyncio.timeout(5):
+        while not any(x.type_id == m.USER_CONTROL and x.payload[2:] == b"last" for x in seen):
+            data = await client.reader.read(65536)
+            assert data, "closed by the server"
+            seen += client.chunks.feed(data)
+    return seen
+
+
+async def test_no_acknowledgements_unless_the_publisher_asks_for_them(
+    server: RtmpServer,
+) -> None:
+    """ffmpeg never sets a window, reads what the server sends only now and then, and
+    closes right after its last write: an acknowledgement it has not read makes its close a
+    reset, which throws away the media still in flight (the lost ends of pushes, issue 14).
+    So, as nginx-rtmp does, acknowledgements go only to a publisher that set a window."""
+    client = await honest(server)
+    seen = await send_media(client, 3 * MIB)
+    assert [msg.type_id for msg in seen] == [m.USER_CONTROL]
+    client.close()
+
+
+async def test_a_publisher_that_sets_a_window_is_acknowledged(server: RtmpServer) -> None:
+    client = await honest(server)
+    client.send(m.window_ack_size(1_000_000), 2)
+    seen = await send_media(client, 3 * MIB)
+    acks = [int.from_bytes(msg.payload, "big") for msg in seen if msg.type_id == m.ACK]
+    assert len(acks) >= 2
+    assert all(b - a >= 1_000_000 for a, b in itertools.pairwise(acks))
+    client.close()
 
 
 async def test_unfinished_messages_over_16_mib_close_only_that_connection(

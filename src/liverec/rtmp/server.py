@@ -267,7 +267,7 @@ class RtmpServer:
                     if since_yield >= MESSAGES_PER_YIELD:
                         since_yield = 0
                         await asyncio.sleep(0)
-                if chunks.bytes_received - acked >= session.peer_window:
+                if session.peer_window and chunks.bytes_received - acked >= session.peer_window:
                     acked = chunks.bytes_received
                     replies.append(m.acknowledgement(acked & 0xFFFFFFFF))
                 for reply_msg in replies:

@@ -106,7 +106,11 @@ class Session:
         self.sink: MediaSink | None = None
         self.publishing = False
         self.closing = False
-        self.peer_window = WINDOW_ACK_SIZE
+        # Acknowledge received bytes only once the publisher set a window (as nginx-rtmp):
+        # ffmpeg never does, reads our messages only now and then, and closes right after
+        # its last write; an unread acknowledgement turns that close into a reset that
+        # throws away the media still in flight, the end of the push.
+        self.peer_window = 0
         self.stream_name = ""
         # The message stream the publish came on: its statuses go there, as clients match
         # them by it (GStreamer's rtmp2sink waits for onStatus on that stream id only).
