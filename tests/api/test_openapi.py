@@ -27,9 +27,10 @@ def test_schema_describes_the_fls_calls() -> None:
         "/v1/projects/{appid}/fls/entry_points/{entry_point}/admin/record/standard/regions/{region}"
     )
     assert set(paths[base + "/preview_list"]) == {"get"}
-    # DELETE (release a clip or snapshot) is a liverec extension (api/locks.py).
-    assert set(paths[base + "/cutting/{stream_name}"]) == {"post", "delete"}
-    assert set(paths[base + "/snapshot/{stream_name}"]) == {"post", "delete"}
+    # DELETE (release a clip or snapshot, api/locks.py) and GET (list them, api/made.py) are
+    # liverec extensions.
+    assert set(paths[base + "/cutting/{stream_name}"]) == {"post", "delete", "get"}
+    assert set(paths[base + "/snapshot/{stream_name}"]) == {"post", "delete", "get"}
     assert {"get", "post", "delete"} <= set(paths[base + "/locks"])
     assert {"put", "delete"} <= set(paths[base + "/tasks"])
     assert {"get", "post"} <= set(paths["/v1/projects/{appid}/fls/entry_points"])

@@ -301,6 +301,18 @@ def _journey(srv: LiverecProcess, pg: Any, tmp_path: Path) -> None:
         pg.wait_for_selector(f"main[data-ready='{hash_}']")
         assert pg.locator("main > p.error").count() == 0 and pg.is_hidden("#notice")
         shoot(pg, tmp_path, name)
+        if hash_ == "media":
+            # The clips and snapshot made above, as the API lists them: from another
+            # browser too (this one forgets what it made).
+            pg.evaluate("() => localStorage.clear()")
+            pg.reload()
+            pg.wait_for_selector("main[data-ready='media']")
+            pg.fill("input[aria-label='Stream name']", "cam1")
+            pg.click("button:text('Show')")
+            pg.locator("#made tr[data-kind=snapshot]").wait_for(timeout=10_000)
+            assert pg.locator("#made tr[data-kind=clip]").count() == 2
+            assert "snap-" in pg.inner_text("#made tr[data-kind=snapshot]")
+            shoot(pg, tmp_path, "5-media-listed")
         if hash_ == "entry-points":
             # "Copy for OBS": the server URL and the stream key (push auth is off here).
             pg.context.grant_permissions(["clipboard-read", "clipboard-write"])

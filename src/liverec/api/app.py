@@ -23,6 +23,7 @@ from liverec.api import (
     health,
     internal,
     locks,
+    made,
     outputs,
     play,
     settings,
@@ -224,6 +225,7 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
     app.include_router(outputs.router, responses=fls_errors)
     app.include_router(callbacks.router, responses=fls_errors)
     app.include_router(locks.router, responses=fls_errors)
+    app.include_router(made.router, responses=fls_errors)
     app.include_router(internal.router)
     app.include_router(files.router)
     app.include_router(play.router)  # /play: time-shift playlists (liverec extension)

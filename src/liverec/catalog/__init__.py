@@ -11,6 +11,7 @@ May import: layout, media, config, errors."""
 from liverec.catalog._base import Clock, utc_now
 from liverec.catalog.callbacks import CallbackSettings, WebhookSettings
 from liverec.catalog.db import check_schema, ensure_schema, head_revision, make_engine, migrate
+from liverec.catalog.made import MadeFile
 from liverec.catalog.models import (
     Credential,
     EntryPoint,
@@ -41,6 +42,7 @@ __all__ = [
     "EntryPoint",
     "LiveControl",
     "Lock",
+    "MadeFile",
     "Mp4File",
     "Notice",
     "PlayPoint",

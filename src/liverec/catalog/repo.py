@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from liverec.catalog._base import Clock, utc_now
 from liverec.catalog.callbacks import CallbacksRepo
 from liverec.catalog.credentials import CredentialsRepo
+from liverec.catalog.made import MadeFilesRepo
 from liverec.catalog.outbox import OutboxRepo
 from liverec.catalog.outputs import OutputsRepo
 from liverec.catalog.playback import PlaybackRepo
@@ -32,6 +33,7 @@ class Catalog(
     RetentionRepo,
     OutputsRetentionRepo,
     PlaybackRepo,
+    MadeFilesRepo,
 ):
     """Projects, credentials, entry points, streams, recordings, segments, file names,
     publishes and their reports, callback settings and the callback outbox.

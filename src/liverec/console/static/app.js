@@ -121,8 +121,25 @@ function stopPage() {
   window.consolePlayer = null;
 }
 
-/* Keep what the console made (clips, snapshots): the API has no list of them. */
+/* What this browser made (clips, snapshots), with the exact ranges the cutting call
+   answered; the API's listings add what was made elsewhere (madeBy). */
 function results(key) { try { return JSON.parse(localStorage.getItem(key) || "[]"); } catch { return []; } }
+/* The clips and snapshots the API made of a stream (last 7 days), as result items. */
+async function madeBy(ep, stream) {
+  const s = encodeURIComponent(stream);
+  const [clips, shots] = await Promise.all([
+    api("GET", `${recPath(ep)}/cutting/${s}`), api("GET", `${recPath(ep)}/snapshot/${s}`)]);
+  return [
+    ...clips.list.map((c) => ({ kind: "clip", stream, ep, fileName: c.fileName, url: c.url,
+      startTime: c.startTime || c.createdTime, endTime: c.endTime || c.createdTime, createdTime: c.createdTime })),
+    ...shots.list.map((x) => ({ kind: "snapshot", stream, ep, fileName: x.fileName, url: x.url,
+      time: x.createdTime, createdTime: x.createdTime })),
+  ].sort((a, b) => Date.parse(b.createdTime) - Date.parse(a.createdTime));
+}
+function merged(local, made) {
+  const known = new Set(local.map((it) => baseName(it.fileName)));
+  return [...local, ...made.filter((it) => !known.has(baseName(it.fileName)))];
+}
 function keepResult(key, item) {
   const list = [item, ...results(key)].slice(0, 100);
   localStorage.setItem(key, JSON.stringify(list));
@@ -529,8 +546,13 @@ async function pageStream(view, ep, stream) {
   });
 
   /* results */
+  let made = [];
+  async function loadMade() {
+    try { made = await madeBy(ep, stream); } catch (e) { notice(e.message); }
+    drawResults();
+  }
   function drawResults() {
-    const items = results(resultsKey);
+    const items = merged(results(resultsKey), made);
     list.replaceChildren(...items.map((it) => h("li", { "data-kind": it.kind },
       h("span", { class: "badge" }, it.kind), h("span", { class: "name", title: it.fileName }, baseName(it.fileName)),
       h("span", { class: "muted" }, it.kind === "clip" ? `${clock(it.startTime)} – ${clock(it.endTime)}` : clock(it.time)),
@@ -579,6 +601,7 @@ async function pageStream(view, ep, stream) {
   });
 
   drawResults();
+  loadMade();
   await loadTimeline();
   if (recs.length) fit("rec");
   if (isLive) goLive();
@@ -652,9 +675,9 @@ async function pageEntryPoints(view) {
 /* ---------- Clips and snapshots ---------- */
 
 async function pageMedia(view) {
-  const items = results("liverec.results");
+  const local = results("liverec.results");
   const epSel = h("select", { "aria-label": "Entry point" }, state.eps.map((e) => h("option", {}, e.name)));
-  const name = h("input", { placeholder: "stream name", "aria-label": "Stream name", value: items[0]?.stream || "" });
+  const name = h("input", { placeholder: "stream name", "aria-label": "Stream name", value: local[0]?.stream || "" });
   const day = h("input", { type: "date", "aria-label": "Day", value: new Date().toLocaleDateString("en-CA") });
   const grid = h("div", { class: "shots" });
   async function listShots() {
@@ -668,21 +691,32 @@ async function pageMedia(view) {
       if (!r.list.length) grid.replaceChildren(h("p", { class: "muted" }, "No periodic snapshots that day (turn them on under Entry points)."));
     } catch (e) { notice(e.message); }
   }
-  view.replaceChildren(h("h1", {}, "Clips and snapshots"),
-    h("h2", {}, "Made in this console"),
-    h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Kind"), h("th", {}, "Stream"),
-      h("th", {}, "File"), h("th", {}, "Time"), h("th", {}, ""))),
-      h("tbody", {}, items.length ? items.map((it) => h("tr", {},
+  const made = h("tbody", { id: "made" });
+  function drawMade(items) {
+    made.replaceChildren(...(items.length ? items.map((it) => h("tr", { "data-kind": it.kind },
         h("td", {}, it.kind), h("td", {}, h("a", { href: `#/s/${encodeURIComponent(it.ep)}/${encodeURIComponent(it.stream)}` }, it.stream)),
         h("td", { class: "name", title: it.fileName }, baseName(it.fileName)),
         h("td", { class: "num" }, it.kind === "clip" ? `${stamp(it.startTime)} – ${clock(it.endTime)}` : stamp(it.time)),
         h("td", {}, h("a", { href: it.url, download: it.fileName }, "Download"), " ",
           h("button", { type: "button", class: "link", onclick: () => copyText(it.url) }, "Copy URL"))))
-        : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "Nothing yet: select a range on a stream's timeline and press Clip."))))),
+        : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "Nothing yet: select a range on a stream's timeline and press Clip."))]));
+  }
+  async function show() {
+    const stream = name.value.trim();
+    if (!stream) { drawMade(local); return; }
+    const mine = local.filter((it) => it.ep === epSel.value && it.stream === stream);
+    try { drawMade(merged(mine, await madeBy(epSel.value, stream))); } catch (e) { notice(e.message); drawMade(mine); }
+    await listShots();
+  }
+  if (local[0]) epSel.value = local[0].ep;
+  view.replaceChildren(h("h1", {}, "Clips and snapshots"),
+    h("div", { class: "toolbar" }, epSel, name, day, h("button", { type: "button", onclick: show }, "Show")),
+    h("h2", {}, "Clips and snapshots made through the API"),
+    h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Kind"), h("th", {}, "Stream"),
+      h("th", {}, "File"), h("th", {}, "Time"), h("th", {}, ""))), made)),
     h("h2", {}, "Periodic snapshots"),
-    h("div", { class: "toolbar" }, epSel, name, day, h("button", { type: "button", onclick: listShots }, "Show")),
     grid);
-  if (name.value) await listShots();
+  await show();
 }
 
 /* ---------- Callbacks ---------- */
