@@ -13,6 +13,7 @@ folder and to /tmp/console-shots/."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -319,6 +320,23 @@ def _journey(srv: LiverecProcess, pg: Any, tmp_path: Path) -> None:
             pg.locator("[data-ep=live] button", has_text="Copy for OBS").click()
             copied = pg.evaluate("() => navigator.clipboard.readText()")
             assert copied == f"Server: rtmp://127.0.0.1:{srv.rtmp_port}/live\nStream key: cam1"
+            # Push authentication on, through the API: OBS gets a signed stream key.
+            card = pg.locator("[data-ep=live]")
+            card.locator("input[aria-label='Push auth key']").fill("k3y")
+            card.locator("button", has_text="Require signed pushes").click()
+            pg.locator("[data-ep=live] strong", has_text="on (signed push URLs)").wait_for()
+            card = pg.locator("[data-ep=live]")
+            card.locator("input[aria-label='Push auth key']").fill("k3y")
+            card.locator("button", has_text="Copy for OBS").click()
+            key = pg.evaluate("() => navigator.clipboard.readText()").split("Stream key: ")[1]
+            ts = key.split("ts=")[1].split("&")[0]
+            sign = hashlib.md5(f"k3y/live/cam1{ts}".encode()).hexdigest()
+            assert key == f"cam1?ts={ts}&sign={sign}", key
+            shoot(pg, tmp_path, "4-entry-points-push-auth")
+            card.locator("button", has_text="Turn off").click()
+            pg.wait_for_function(
+                "() => !document.querySelector('[data-ep=live] .push-auth strong')"
+            )
     pg.set_viewport_size(PHONE)
     pg.goto(console_url(srv) + "#/streams")
     row.locator("img.thumb").wait_for(timeout=20_000)  # a periodic snapshot

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from liverec.api.access import Scope, project_scope, stream_scope
 from liverec.api.auth import get_context
@@ -143,6 +143,48 @@ async def entry_point_recording(
             404, "entry_point_not_found", f"entry point {entry_point[:64]!r} does not exist"
         ) from None
     return Ok(message=f"standard recording {'on' if body.enabled else 'off'}")
+
+
+class PushAuthPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    authKey: StrictStr | None = Field(
+        description="the key pushes are signed with (FLS's push signature: "
+        "`?ts=&sign=md5(key + /entry_point/stream + ts)`); null or empty: pushes need no "
+        "signature"
+    )
+
+
+class PushAuth(BaseModel):
+    pushAuth: bool = Field(description="pushes need a signature; the key is never answered")
+
+
+@router.patch(
+    ENTRY_POINTS + "/{entry_point}/settings/push_auth",
+    response_model=PushAuth,
+    description="liverec extension. Set or remove the key an entry point's pushes must be "
+    "signed with. Publishes already live are not affected.",
+    responses=error_responses(*BODY_ERRORS, notes=_NO_ENTRY_POINT),
+)
+async def set_push_auth(
+    request: Request,
+    entry_point: str,
+    body: PushAuthPatch,
+    appid: Annotated[str, Depends(project_scope)],
+) -> PushAuth:
+    try:
+        ep = await asyncio.to_thread(
+            get_context(request).catalog.update_entry_point,
+            appid,
+            entry_point,
+            auth_key=body.authKey or None,
+        )
+    except NotFoundError:
+        raise ApiError(
+            404, "entry_point_not_found", f"entry point {entry_point[:64]!r} does not exist"
+        ) from None
+    except InvalidValueError as exc:
+        raise ApiError(400, "invalid_parameter", f"authKey: {exc}") from None
+    return PushAuth(pushAuth=bool(ep.auth_key))
 
 
 # A task covers a stream that is live or starts publishing within this (FLS's 24 hours).

@@ -634,7 +634,7 @@ async function pageEntryPoints(view) {
     const retention = h("input", { value: keep?.retention ?? "", placeholder: "e.g. 7d, 12h, 0", style: "width:8em",
       "aria-label": "Retention" });
     const streamName = h("input", { value: "cam1", "aria-label": "Stream name", style: "width:9em" });
-    const authKey = h("input", { type: "password", placeholder: "push auth key", "aria-label": "Push auth key (not stored)", style: "width:11em" });
+    const authKey = h("input", { type: "password", placeholder: "push auth key", "aria-label": "Push auth key", style: "width:11em" });
     const server = `${state.session.rtmpUrl}/${ep.name}`;
     function obs() {
       let key = streamName.value.trim();
@@ -660,10 +660,16 @@ async function pageEntryPoints(view) {
       keep && h("div", { class: "row" }, h("span", {}, "Keep media for"), retention,
         h("button", { type: "button", class: "secondary", onclick: () => change("Retention", () =>
           api("PATCH", `${base}/retention`, { body: { retention: retention.value.trim() || 0 } })) }, "Save")),
-      h("p", {}, "Push authentication: ", ep.pushAuth ? h("strong", {}, "on (signed push URLs)") : "off",
-        h("span", { class: "muted" }, " (set with liverec entry-points set)")),
+      h("div", { class: "row push-auth" }, "Push authentication: ", ep.pushAuth ? h("strong", {}, "on (signed push URLs)") : "off",
+        authKey,
+        h("button", { type: "button", class: "secondary", onclick: () => {
+          if (!authKey.value) { notice("Type the key pushes must be signed with first."); return; }
+          change("Push auth", async () => { await api("PATCH", `${base}/push_auth`, { body: { authKey: authKey.value } }); route(); });
+        } }, ep.pushAuth ? "Change key" : "Require signed pushes"),
+        ep.pushAuth ? h("button", { type: "button", class: "secondary", onclick: () => change("Push auth", async () => {
+          await api("PATCH", `${base}/push_auth`, { body: { authKey: null } }); route(); }) }, "Turn off") : null),
       h("div", { class: "field" }, h("span", {}, "Server ", h("code", { class: "copy" }, server)),
-        h("div", { class: "row" }, "Stream ", streamName, ep.pushAuth ? authKey : null,
+        h("div", { class: "row" }, "Stream ", streamName,
           h("button", { type: "button", onclick: obs }, "Copy for OBS"))),
       status);
   }));
