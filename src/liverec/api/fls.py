@@ -16,7 +16,7 @@ from liverec.api.auth import get_context
 from liverec.api.context import ApiContext
 from liverec.api.errors import API_ERRORS, BODY_ERRORS, ApiError, error_responses
 from liverec.api.signing import signed_link
-from liverec.api.times import format_time, not_in_future, parse_time, whole_seconds
+from liverec.api.times import format_time, not_in_future, parse_range, parse_time, whole_seconds
 from liverec.errors import ConflictError, InvalidKeyError, NotFoundError
 from liverec.layout import StreamRef
 from liverec.media.names import CLIP_EXTENSIONS, SNAPSHOT_EXTENSIONS
@@ -101,13 +101,10 @@ async def preview_list(
 ) -> PreviewList:
     """Every recording of the stream that overlaps [start_time, end_time], oldest first."""
     ctx = get_context(request)
-    start = parse_time(start_time, "start_time")
-    end = parse_time(end_time, "end_time")
-    stream = scope.stream(stream_name)
     # Only cutting's endTime and snapshot's time are limited to "not after now": a whole-day
     # query during that day answers what exists so far.
-    if end < start:
-        raise ApiError(400, "invalid_time", "end_time is before start_time")
+    start, end = parse_range(start_time, end_time)
+    stream = scope.stream(stream_name)
     recs = await asyncio.to_thread(ctx.catalog.recordings_overlapping, stream, start, end)
     return PreviewList(
         list=[
