@@ -272,3 +272,43 @@ def test_workers_racing_keep_each_streams_order_and_send_each_notice(cat: Catalo
     assert not errors, errors
     assert delivered == {s.stream_name: list(range(20)) for s in streams}
     assert cat.pending_notices() == 0
+
+
+def test_delivered_notices_are_kept_newest_first_and_pruned(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from liverec.catalog import outbox
+
+    other = CAM.with_stream("other")
+    cat.enqueue_notices([n(CAM, 1), n(other, 10, 101), n(CAM, 2)])
+    (a, b) = cat.claim_notices("node-a", 10, LEASE)
+    cat.notice_failed(b, "HTTP 500", retry_in=0, keep_for=3600, lease_seconds=LEASE)
+    nxt = cat.notice_delivered(a, LEASE)  # 1
+    assert nxt is not None
+    cat.notice_delivered(nxt, LEASE)  # 2
+    (again,) = cat.claim_notices("node-b", 10, LEASE)
+    cat.notice_delivered(again, LEASE)  # 10, on its second try
+    done = cat.delivered_notices("app")
+    assert [(d.stream_name, d.event_type, d.attempts) for d in done] == [
+        ("other", 101, 2),
+        ("cam", 1, 1),
+        ("cam", 1, 1),
+    ]
+    assert done[0].notice_id == b.notice_id and done[0].created_at <= done[0].delivered_at
+    assert [d.id for d in cat.delivered_notices("app", before_id=done[0].id, limit=1)] == [
+        done[1].id
+    ]
+    cat.create_project("other")
+    assert cat.delivered_notices("other") == []
+    # A lost lease delivers nothing twice: the notice is recorded once.
+    assert cat.notice_delivered(a, LEASE) is None
+    assert len(cat.delivered_notices("app")) == 3
+    # Only the newest are kept (here 4, pruned on every delivery).
+    monkeypatch.setattr(outbox, "MAX_DELIVERED", 4)
+    monkeypatch.setattr(outbox, "_PRUNE_EVERY", 1)
+    for i in range(6):
+        cat.enqueue_notices([n(CAM, 100 + i)])
+        (claim,) = cat.claim_notices("node-a", 10, LEASE)
+        cat.notice_delivered(claim, LEASE)
+    kept = cat.delivered_notices("app")
+    assert len(kept) == 4 and kept[0].id > kept[-1].id

@@ -393,8 +393,16 @@ def test_500s_then_success_same_notice_id(
     assert all(a["notifyMs"] < b["notifyMs"] for a, b in pairwise(first)), first
     assert {b["payload"] == first[0]["payload"] for b in first} == {True}
     check_publish_order(types_of(delivered(got), "cam"))
-    # Retried, not given up.
+    # Retried, not given up; listed as delivered on its fourth try.
     assert http.get(SETTINGS + "/callback/failed").json() == {"failedList": []}
+
+    def taken() -> list[dict[str, Any]]:
+        found = http.get(SETTINGS + "/callback/delivered").json()["deliveredList"]
+        return [d for d in found if d["entryPoint"] == "errors"]
+
+    wait_until(lambda: any(d["noticeId"] == first[0]["noticeId"] for d in taken()), "listed")
+    (listed,) = [d for d in taken() if d["noticeId"] == first[0]["noticeId"]]
+    assert (listed["attempts"], listed["eventType"], listed["streamName"]) == (4, 1, "cam")
 
 
 def test_a_receiver_that_hangs_is_cut_at_the_timeout_and_holds_up_no_other_stream(

@@ -360,6 +360,61 @@ async def failed_callbacks(
     return FailedCallbackList(failedList=[_failed(d) for d in dead])
 
 
+class DeliveredCallback(BaseModel):
+    id: int
+    noticeId: str
+    eventType: int
+    eventName: str
+    entryPoint: str
+    streamName: str
+    createdTime: str = Field(description="when the event happened")
+    deliveredTime: str = Field(description="when the receiver took it")
+    attempts: int = Field(description="tries it took, this one included")
+
+
+class DeliveredCallbackList(BaseModel):
+    deliveredList: list[DeliveredCallback]
+
+
+@router.get(
+    "/callback/delivered",
+    response_model=DeliveredCallbackList,
+    tags=[_CALLBACK_TAG],
+    description=_EXT + "the project's callbacks its receivers took, newest first (the "
+    "newest 10,000 of the server are kept).",
+    responses=error_responses(*API_ERRORS),
+)
+async def delivered_callbacks(
+    request: Request,
+    appid: Annotated[str, Depends(project_scope)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="only ids below this (paging)")
+    ] = None,
+) -> DeliveredCallbackList:
+    found = await asyncio.to_thread(
+        get_context(request).catalog.delivered_notices, appid, limit=limit, before_id=before
+    )
+    return DeliveredCallbackList(
+        deliveredList=[
+            DeliveredCallback(
+                id=d.id,
+                noticeId=d.notice_id,
+                eventType=d.event_type,
+                eventName=EVENT_NAMES.get(EventType(d.event_type), "")
+                if d.event_type in EVENT_NAMES
+                else "",
+                entryPoint=d.entry_point,
+                streamName=d.stream_name,
+                createdTime=format_time(d.created_at),
+                deliveredTime=format_time(d.delivered_at),
+                attempts=d.attempts,
+            )
+            for d in found
+        ]
+    )
+
+
 @router.post(
     "/callback/failed/redeliver",
     response_model=Ok,

@@ -21,7 +21,7 @@ from liverec.catalog.models import (
     from_ms,
     to_ms,
 )
-from liverec.catalog.outbox import ClaimedNotice, DeadNotice, Notice
+from liverec.catalog.outbox import ClaimedNotice, DeadNotice, DeliveredNotice, Notice
 from liverec.catalog.outputs import Mp4File, RecordOutputs, SnapshotFile, SnapshotSettings
 from liverec.catalog.projects import DEFAULT_ENTRY_POINT, UNSET
 from liverec.catalog.publishes import PlayPoint, Publish, QualityPoint, viewer_id
@@ -39,6 +39,7 @@ __all__ = [
     "Clock",
     "Credential",
     "DeadNotice",
+    "DeliveredNotice",
     "EntryPoint",
     "LiveControl",
     "Lock",

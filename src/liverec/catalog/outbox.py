@@ -40,9 +40,16 @@ from sqlalchemy import Connection, RowMapping, and_, delete, func, insert, or_, 
 from liverec.catalog._base import RepoBase, insert_ignore
 from liverec.catalog.callbacks import callback_row, subscribed
 from liverec.catalog.dbclock import db_now_ms
-from liverec.catalog.models import from_ms, seconds_to_ms
+from liverec.catalog.models import from_ms, seconds_to_ms, to_ms
 from liverec.catalog.names import check_node_id
-from liverec.catalog.schema import dead_notices, notice_queues, notices, projects, streams
+from liverec.catalog.schema import (
+    dead_notices,
+    delivered_notices,
+    notice_queues,
+    notices,
+    projects,
+    streams,
+)
 from liverec.errors import NotFoundError
 from liverec.layout import StreamRef
 
@@ -74,6 +81,18 @@ class ClaimedNotice:
     payload: str  # JSON, as enqueued
     attempts: int  # tries made before this one
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredNotice:
+    id: int
+    notice_id: str
+    entry_point: str
+    stream_name: str
+    event_type: int
+    created_at: datetime
+    delivered_at: datetime
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +207,29 @@ def _now(conn: Connection) -> int:
 
 _NO_LEASE = {"lease_node": None, "lease_token": None, "lease_until_ms": None}
 
+# Delivered notices kept for the record (the console's "recent deliveries"), all projects.
+MAX_DELIVERED = 10_000
+_PRUNE_EVERY = 100
+
+
+def _keep_delivered(conn: Connection, claim: ClaimedNotice) -> None:
+    row_id = conn.execute(
+        insert(delivered_notices)
+        .values(
+            stream_id=claim.stream_id,
+            notice_id=claim.notice_id,
+            event_type=claim.event_type,
+            created_ms=to_ms(claim.created_at),
+            delivered_ms=db_now_ms(),
+            attempts=claim.attempts + 1,
+        )
+        .returning(delivered_notices.c.id)
+    ).scalar_one()
+    if row_id % _PRUNE_EVERY == 0:  # now and then, not on every delivery
+        conn.execute(
+            delete(delivered_notices).where(delivered_notices.c.id <= row_id - MAX_DELIVERED)
+        )
+
 
 class OutboxRepo(RepoBase):
     def enqueue_notices(self, items: Iterable[Notice]) -> int:
@@ -272,7 +314,9 @@ class OutboxRepo(RepoBase):
         claimed under the same lease (None: none, or the lease was lost meanwhile)."""
         with self._write() as conn:
             held = self._hold(conn, claim)
-            conn.execute(delete(notices).where(notices.c.id == claim.id))
+            gone = conn.execute(delete(notices).where(notices.c.id == claim.id)).rowcount
+            if gone:
+                _keep_delivered(conn, claim)
             if not held:
                 return None
             return self._next(conn, claim, seconds_to_ms(lease_seconds))
@@ -405,6 +449,41 @@ class OutboxRepo(RepoBase):
                 failed_at=from_ms(row.failed_ms),
                 attempts=int(row.attempts),
                 last_error=row.last_error,
+            )
+            for row in rows
+        ]
+
+    def delivered_notices(
+        self, app_id: str, *, limit: int = 100, before_id: int | None = None
+    ) -> list[DeliveredNotice]:
+        """The project's notices its receivers took, newest first (`before_id` pages on;
+        the newest MAX_DELIVERED of all projects are kept)."""
+        stmt = (
+            select(
+                delivered_notices,
+                streams.c.entry_point,
+                streams.c.name.label("stream_name"),
+            )
+            .join(streams, streams.c.id == delivered_notices.c.stream_id)
+            .join(projects, projects.c.id == streams.c.project_id)
+            .where(projects.c.app_id == app_id)
+            .order_by(delivered_notices.c.id.desc())
+            .limit(max(1, min(limit, 1000)))
+        )
+        if before_id is not None:
+            stmt = stmt.where(delivered_notices.c.id < before_id)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            DeliveredNotice(
+                id=int(row.id),
+                notice_id=row.notice_id,
+                entry_point=row.entry_point,
+                stream_name=row.stream_name,
+                event_type=int(row.event_type),
+                created_at=from_ms(row.created_ms),
+                delivered_at=from_ms(row.delivered_ms),
+                attempts=int(row.attempts),
             )
             for row in rows
         ]

@@ -431,6 +431,20 @@ dead_notices = Table(
 )
 Index("ix_dead_notices_stream_id", dead_notices.c.stream_id, dead_notices.c.id)
 
+# The callbacks receivers took, newest kept (catalog/outbox.py prunes to MAX_DELIVERED).
+delivered_notices = Table(
+    "delivered_notices",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("stream_id", BigId, ForeignKey("streams.id", ondelete="CASCADE"), nullable=False),
+    Column("notice_id", String(64), nullable=False),
+    Column("event_type", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("delivered_ms", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+)
+Index("ix_delivered_notices_stream_id", delivered_notices.c.stream_id, delivered_notices.c.id)
+
 # Retention (catalog/retention.py): ranges of a stream it never deletes, user locks
 # (file_name NULL) and the ranges clips reference (their files row; gone with it).
 retention_locks = Table(

@@ -742,7 +742,14 @@ async function pageCallbacks(view) {
         catch (err) { notice(err.message); e.target.disabled = false; }
       } }, "Send again")))));
     if (!r.failedList.length) body.replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No failed deliveries.")));
+    const d = await api("GET", `${projectPath()}/settings/callback/delivered`, { query: { limit: 50 } });
+    sent.replaceChildren(...d.deliveredList.map((x) => h("tr", {},
+      h("td", { class: "num" }, stamp(x.deliveredTime)), h("td", {}, `${x.eventName} (${x.eventType})`),
+      h("td", {}, `${x.entryPoint}/${x.streamName}`), h("td", { class: "num" }, x.attempts),
+      h("td", { class: "num" }, `${((Date.parse(x.deliveredTime) - Date.parse(x.createdTime)) / 1000).toFixed(1)} s`))));
+    if (!d.deliveredList.length) sent.replaceChildren(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "Nothing delivered yet.")));
   }
+  const sent = h("tbody", { id: "delivered" });
   let config = null;
   try { config = await api("GET", `${projectPath()}/settings/callback`); } catch (e) { if (e.status !== 404) notice(e.message); }
   view.replaceChildren(h("h1", {}, "Callbacks"),
@@ -750,7 +757,10 @@ async function pageCallbacks(view) {
       : h("span", { class: "muted" }, "No callback URL is set (liverec callbacks set --url …).")),
     h("h2", {}, "Recent failures"),
     h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Given up"), h("th", {}, "Event"),
-      h("th", {}, "Stream"), h("th", {}, "Attempts"), h("th", { class: "wide" }, "Last error"), h("th", {}, ""))), body)));
+      h("th", {}, "Stream"), h("th", {}, "Attempts"), h("th", { class: "wide" }, "Last error"), h("th", {}, ""))), body)),
+    h("h2", {}, "Recent deliveries"),
+    h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Delivered"), h("th", {}, "Event"),
+      h("th", {}, "Stream"), h("th", {}, "Attempts"), h("th", {}, "After the event"))), sent)));
   await load();
 }
 
