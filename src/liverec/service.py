@@ -61,7 +61,7 @@ from liverec.logs import bind_stream, clip, configure_logging
 from liverec.metrics import Metrics, StorageUsage
 from liverec.outputs import Mp4Writer
 from liverec.outputs.snapshots import PeriodicSnapshots
-from liverec.postprocess import ClipWriter, SnapshotWriter
+from liverec.postprocess import ClipWriter, LiveThumbnails, SnapshotWriter
 from liverec.postprocess.snapshot import encode_jpeg
 from liverec.publishing import Publishing
 from liverec.readiness import Readiness, disk_check, storage_check
@@ -321,6 +321,7 @@ class Service:
             url_ttl=self.settings.link_lifetime,
             guard=self.guard,
             cors_origins=parse_cors_origins(self.settings.cors_origins),
+            thumbnails=LiveThumbnails(self.live_media),
         )
 
     def _rtmp_listen_url(self) -> str:

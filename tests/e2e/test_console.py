@@ -341,7 +341,13 @@ def _journey(srv: LiverecProcess, pg: Any, tmp_path: Path) -> None:
             )
     pg.set_viewport_size(PHONE)
     pg.goto(console_url(srv) + "#/streams")
-    row.locator("img.thumb").wait_for(timeout=20_000)  # a periodic snapshot
+    row.locator("img.thumb").wait_for(timeout=20_000)
+    # The live edge's thumbnail, decoded: the picture of the push, 240 px wide.
+    shown = pg.evaluate(
+        "() => { const i = document.querySelector('#live-streams tr[data-stream=cam1] img.thumb');"
+        " return { src: i.src, w: i.naturalWidth }; }"
+    )
+    assert "/reports/online_streams/cam1/thumbnail.jpg" in shown["src"] and shown["w"] == 240, shown
     shoot(pg, tmp_path, "7-phone-streams")
     pg.goto(console_url(srv) + "#/s/live/cam1")
     playing(pg)

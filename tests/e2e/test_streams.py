@@ -229,6 +229,18 @@ def test_a_snapshot_at_the_live_edge(
             if when is not None:  # the frame shown then: at most one frame interval before
                 shown = parse_z(resp.json()["time"])
                 assert when - timedelta(milliseconds=41) <= shown <= when
+        # The console's thumbnail of the live edge: the pushed picture, scaled down.
+        thumb = http.get(EP + "/reports/online_streams/edge/thumbnail.jpg")
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+        number, width, height = jpeg_frame(thumb.content, tmp_path)  # 320 wide: as pushed
+        assert (width, height) == (320, 240) and 0 < number < 12 * FPS
+        small = http.get(EP + "/reports/online_streams/edge/thumbnail.jpg", params={"width": 160})
+        assert jpeg_frame(small.content, tmp_path)[1:] == (160, 120)
+        assert (
+            http.get(EP + "/reports/online_streams/edge/thumbnail.jpg?width=5").status_code == 400
+        )
+        gone = http.get(EP + "/reports/online_streams/nobody/thumbnail.jpg")
+        assert gone.status_code == 404 and gone.json()["reason"] == "not_live"
         proc.communicate(timeout=60)
     finally:
         stop(proc)

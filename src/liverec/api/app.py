@@ -28,6 +28,7 @@ from liverec.api import (
     play,
     settings,
     streams,
+    thumbnails,
 )
 from liverec.api.context import ApiContext
 from liverec.api.errors import (
@@ -226,6 +227,7 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
     app.include_router(callbacks.router, responses=fls_errors)
     app.include_router(locks.router, responses=fls_errors)
     app.include_router(made.router, responses=fls_errors)
+    app.include_router(thumbnails.router, responses=fls_errors)
     app.include_router(internal.router)
     app.include_router(files.router)
     app.include_router(play.router)  # /play: time-shift playlists (liverec extension)

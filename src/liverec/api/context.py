@@ -68,6 +68,12 @@ class SnapshotMaker(Protocol):
     ) -> SnapshotInfo: ...
 
 
+class ThumbnailMaker(Protocol):
+    """The JPEG of a live stream's edge at most `width` wide; None when it is not live."""
+
+    def __call__(self, stream: StreamRef, width: int) -> bytes | None: ...
+
+
 class LiveSegmentLike(Protocol):
     @property
     def start_time(self) -> datetime: ...
@@ -137,3 +143,5 @@ class ApiContext:
     # Failed-credential and signed-link limits, the HMAC replay cache (api/guard.py); None:
     # none (tests that build a context by hand).
     guard: Guard | None = None
+    # Thumbnails of live streams (postprocess.LiveThumbnails); None: the route answers 404.
+    thumbnails: ThumbnailMaker | None = None

@@ -8,12 +8,14 @@ storage, layout, media, errors. PyAV does the decoding and encoding."""
 
 from liverec.postprocess.clip import ClipResult, ClipWriter
 from liverec.postprocess.snapshot import LiveSegment, LiveSource, SnapshotResult, SnapshotWriter
+from liverec.postprocess.thumbnail import LiveThumbnails
 
 __all__ = [
     "ClipResult",
     "ClipWriter",
     "LiveSegment",
     "LiveSource",
+    "LiveThumbnails",
     "SnapshotResult",
     "SnapshotWriter",
 ]

@@ -232,8 +232,19 @@ function route() {
 
 /* ---------- Streams ---------- */
 
+/* A live stream's thumbnail: its live edge (the thumbnail call), else its newest periodic
+   snapshot. */
 async function thumbnail(ep, name) {
   const now = Date.now();
+  const edge = `${ROOT}${epPath(ep)}/reports/online_streams/${encodeURIComponent(name)}/thumbnail.jpg` +
+    `?width=240&t=${Math.floor(now / 5000)}`;
+  const loaded = await new Promise((resolve) => {
+    const img = new Image();
+    img.onload = () => resolve(true);
+    img.onerror = () => resolve(false);
+    img.src = edge;
+  });
+  if (loaded) return h("img", { class: "thumb", src: edge, alt: `${name}, live` });
   try {
     const data = await api("GET", `${shotPath(ep)}/list`, {
       query: { stream_name: name, start_time: iso(now - 5 * 60e3), end_time: iso(now + 60e3) } });
