@@ -208,6 +208,9 @@ class HlsWriter:
             finally:
                 if item.seq not in self._journal_holds:
                     self._unstored.remove(item)
+            # Not kept while waiting for the next one: that would hold every stream's last
+            # segment (1.5 MB at 3 Mbit/s) for a whole segment duration.
+            del item
 
     async def _inform(self, event: RecorderEvent) -> None:
         """An event for the journal (a refusal is logged) and the listeners."""
@@ -256,6 +259,7 @@ class HlsWriter:
                 self._journal_holds.discard(holds.seq)
                 if holds in self._unstored:
                     self._unstored.remove(holds)
+            del item, event, holds  # the segment held is not kept while the queue is empty
 
     async def _journal_retrying(
         self, loop: asyncio.AbstractEventLoop, event: RecorderEvent
