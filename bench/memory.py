@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("n", type=int, nargs="?", default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--trace", action="store_true", help="tracemalloc top lines")
+    parser.add_argument("--trace-at", type=float, default=None, help="seconds into the pushes")
     parser.add_argument("--frames", type=int, default=1, help="traceback depth (--trace)")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     parser.add_argument("--series", action="store_true", help="print RSS every second")
@@ -104,7 +105,8 @@ def main() -> None:
                 rss = proc_mb(pid)
                 samples.append(rss)
                 # One snapshot, near the end of the pushes' first half (a steady state).
-                if args.trace and not asked and len(samples) * 0.2 > args.seconds * 0.6:
+                at = args.seconds * 0.6 if args.trace_at is None else args.trace_at
+                if args.trace and not asked and len(samples) * 0.2 > at:
                     (trace_dir / "request").touch()
                     asked = True
 
