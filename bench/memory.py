@@ -53,6 +53,11 @@ def _watch():
                 f.write(f"traced {cur / 1e6:.1f} MB (peak {peak / 1e6:.1f} MB)\\n")
                 for st in stats[:40]:
                     f.write(f"{st.size / 1e6:8.2f} MB {st.count:7d} {st.traceback[0]}\\n")
+                if tracemalloc.get_traceback_limit() > 1:
+                    for st in snap.statistics("traceback")[:8]:
+                        f.write(f"{st.size / 1e6:8.2f} MB {st.count:7d}\\n")
+                        for fr in st.traceback.format(most_recent_first=True):
+                            f.write(f"    {fr}\\n")
             os.replace(os.path.join(_dir, "stats.tmp"), os.path.join(_dir, "stats"))
 
 threading.Thread(target=_watch, daemon=True).start()
@@ -91,7 +96,7 @@ def main() -> None:
             env["LIVEREC_BENCH_TRACE_DIR"] = str(trace_dir)
         if args.trace:
             env["LIVEREC_BENCH_TRACE_FRAMES"] = str(args.frames)
-        srv = LiverecProcess(tmpdir / "data", env=env).start()
+        srv = LiverecProcess(tmpdir / "data", env=env).start(timeout=180)
         assert srv.proc is not None
         pid = srv.proc.pid
         time.sleep(1.0)
@@ -114,9 +119,10 @@ def main() -> None:
         sampler.start()
         pushes = [start_push(srv.url(stream=f"s{i}"), media) for i in range(args.n)]
         failed = sum(1 for p in pushes if p.wait(args.seconds + 120) != 0)
+        pushed = len(samples)
+        time.sleep(5.0)  # the server may still be catching up on what was sent
         stop.set()
         sampler.join()
-        time.sleep(1.0)
         after = proc_mb(pid)
         peak = proc_mb(pid, "VmHWM")
         if args.trace:
@@ -139,12 +145,13 @@ def main() -> None:
         print(f"after malloc_trim(0): {trimmed:.1f} MB")
     n = args.n
     if args.series:
-        print("RSS/s:", " ".join(f"{x:.0f}" for x in samples[::5]))
-    mean = sum(samples) / max(1, len(samples))
+        print("RSS/s:", " ".join(f"{x:.0f}" for x in samples[:pushed:5]))
+        print("RSS/s after the pushes:", " ".join(f"{x:.0f}" for x in samples[pushed::5]))
+    mean = sum(samples[:pushed]) / max(1, pushed)
     print(
         f"N={n} idle={idle:.1f} MB  peak={peak:.1f} MB ({(peak - idle) / n:.2f} MB/stream)  "
         f"mean while pushing={mean:.1f} MB ({(mean - idle) / n:.2f} MB/stream)  "
-        f"after={after:.1f} MB  failed pushes={failed}",
+        f"5 s after={after:.1f} MB  failed pushes={failed}",
         flush=True,
     )
 
