@@ -16,10 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-
 from liverec.errors import ConfigError
 
 REGIONS = ("na", "eu", "ap", "cn")
@@ -93,6 +89,11 @@ def check_tls_files(cert_file: str, key_file: str) -> None:
     one by one so that a wrong file is one line that names it, not a traceback from inside
     the server; `serve` makes them before it touches the data dir or the catalog. An
     encrypted key is refused rather than prompted for: a service has no terminal."""
+    # Only with TLS: cryptography's X.509 and key parsers are ~1.5 MB of RSS.
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     cert_pem = _read_tls_file(cert_file, "certificate")
     key_pem = _read_tls_file(key_file, "key")
     try:

@@ -58,6 +58,7 @@ from liverec.events.notices import record_deleted_notice
 from liverec.fdlimit import GuardedLoop, raise_nofile_limit
 from liverec.livemedia import LiveMedia
 from liverec.logs import bind_stream, clip, configure_logging
+from liverec.malloc import tune_malloc
 from liverec.metrics import Metrics, StorageUsage
 from liverec.outputs import Mp4Writer
 from liverec.outputs.snapshots import PeriodicSnapshots
@@ -461,6 +462,7 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 def run(settings: Settings) -> None:
+    tune_malloc()  # big buffers go back to the system when freed (malloc.py)
     logging.getLogger("uvicorn.error").addFilter(_QuietUpgrades())
     configure_logging(settings.log_level, settings.log_format)
     soft, _ = raise_nofile_limit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
 from liverec.catalog import check_schema, ensure_schema, head_revision, make_engine, migrate
-from liverec.catalog.db import MIGRATIONS_DIR, current_revision, redact_url
+from liverec.catalog.db import MIGRATIONS_DIR, current_revision, redact_url, scripts_head
 from liverec.catalog.schema import metadata
 from liverec.errors import ConfigError, SchemaError
 
@@ -148,3 +150,24 @@ def test_plain_postgresql_urls_use_psycopg() -> None:
     engine = make_engine("postgresql://postgres@127.0.0.1:1/x")
     assert engine.dialect.driver == "psycopg"
     engine.dispose()
+
+
+def test_schema_head_is_the_migration_scripts_head() -> None:
+    # The server checks the schema against SCHEMA_HEAD without loading Alembic: a new
+    # migration must move it too.
+    assert head_revision() == scripts_head()
+
+
+def test_starting_on_a_catalog_at_head_does_not_load_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    ensure_schema(make_engine(url))
+    code = (
+        "import sys\n"
+        "from liverec.catalog import ensure_schema, make_engine\n"
+        f"ensure_schema(make_engine({url!r}))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

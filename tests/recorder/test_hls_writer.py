@@ -5,6 +5,7 @@ and its listeners, which are told everything and cannot stop a recording."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,14 +83,19 @@ class Events:
 
 
 def segment(
-    seq: int, *, keyframe: bool = True, duration: float = 4.0, playlist_target: int = 12
+    seq: int,
+    *,
+    keyframe: bool = True,
+    duration: float = 4.0,
+    playlist_target: int = 12,
+    packets: int = 1,
 ) -> SegmentData:
     return SegmentData(
         seq=seq,
         start_ms=seq * 4000,
         wall_start=T0 + timedelta(seconds=4 * seq),
         duration=duration,
-        data=b"\x47" + bytes([seq]) * 187,
+        data=(b"\x47" + bytes([seq]) * 187) * packets,
         discontinuity=False,
         keyframe_start=keyframe,
         video_frames=100,
@@ -109,6 +115,8 @@ def writer(
         max_file_duration=kw.pop("max_file_duration", 3600.0),
         retry_for=kw.pop("retry_for", 5.0),
         max_backlog=int(kw.pop("max_backlog", 16)),
+        max_backlog_bytes=int(kw.pop("max_backlog_bytes", 32 << 20)),
+        max_held_bytes=int(kw.pop("max_held_bytes", 8 << 20)),
     )
 
 
@@ -371,3 +379,55 @@ async def test_a_segment_dropped_at_submit_marks_the_next_one_accepted(tmp_path:
     assert [e.discontinuity for e in entries] == [False, False, False, False, True]
     assert entries[4].program_date_time == T0 + timedelta(seconds=20)
     assert w.dropped == 1
+
+
+MB = 1 << 20
+BIG = MB // 188  # packets in a ~1 MB segment
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait until `condition` holds (the writer stores in its own thread)."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def unstored_bytes(w: HlsWriter) -> int:
+    return sum(len(s.data) for s in w.unstored())
+
+
+async def test_a_catalog_outage_keeps_no_more_than_max_held_bytes(tmp_path: Path) -> None:
+    # A publisher that floods big segments while the catalog is down: they are stored,
+    # and only the first max_held_bytes of them stay in memory for live-edge snapshots.
+    store, events = FlakyStore(tmp_path), Events()
+    w = writer(store, events, max_held_bytes=3 * MB)
+    w.submit(segment(0, packets=BIG))
+    await until(lambda: len(events.stored) == 1)
+    events.down = True
+    for i in range(1, 11):
+        w.submit(segment(i, packets=BIG))
+    await until(lambda: len(parse(playlist(tmp_path, events)).segments) == 11)
+    await until(lambda: unstored_bytes(w) <= 3 * MB)  # the last one leaves after its put
+    assert [s.seq for s in w.unstored()] == [1, 2, 3]  # held: the first that fit
+    events.down = False
+    await w.close()
+    assert [s.seq for _, s in events.stored] == list(range(11)) and w.unstored() == []
+
+
+async def test_a_slow_store_queues_no_more_than_max_backlog_bytes(tmp_path: Path) -> None:
+    # The store fails (the writer retries the segment it holds) while the publisher floods:
+    # the queue behind it stays within max_backlog_bytes; the rest is dropped and marked.
+    store, events = FlakyStore(tmp_path), Events()
+    w = writer(store, events, retry_for=30.0, max_backlog_bytes=3 * MB)
+    store.down = True
+    w.submit(segment(0, packets=BIG))
+    await until(lambda: store.attempts > 0)  # the writer holds segment 0, retrying
+    for i in range(1, 11):
+        w.submit(segment(i, packets=BIG))
+        assert unstored_bytes(w) <= 4 * MB  # segment 0 and at most 3 MB queued
+    assert [s.seq for s in w.unstored()] == [0, 1, 2, 3]  # a fourth ~1 MB would pass 3 MB
+    store.down = False
+    await w.close()
+    entries = parse(playlist(tmp_path, events)).segments
+    assert len(entries) == 4 and w.dropped == 7
+    assert entries[3].discontinuity is False  # the gap follows the last one written

@@ -1,18 +1,28 @@
 """Engines and schema versions: SQLite by default, PostgreSQL by URL, Alembic migrations
-driven from code (no alembic.ini at run time)."""
+driven from code (no alembic.ini at run time).
+
+Alembic (with Mako and Pygments, ~10 MB of RSS) is imported only to migrate or to explain
+a schema that is not at SCHEMA_HEAD: a server starting on a catalog at head reads the
+version table itself."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    column,
+    create_engine,
+    event,
+    inspect,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -21,6 +31,9 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 from liverec.errors import (
     CatalogBusyError,
@@ -32,6 +45,10 @@ from liverec.errors import (
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The newest migration's revision (tests/catalog check it is Alembic's head): what the
+# code needs, known without loading the migration scripts.
+SCHEMA_HEAD = "0006d"
+VERSION_TABLE = "alembic_version"  # Alembic's default, where it keeps the revision
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Any constant: PostgreSQL advisory lock taken while migrating, so nodes migrate one at a time.
 _MIGRATE_LOCK = 0x6C69766572656301
@@ -161,6 +178,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
@@ -168,20 +187,36 @@ def _alembic_config() -> Config:
 
 def head_revision() -> str:
     """The schema revision this code needs."""
+    return SCHEMA_HEAD
+
+
+def scripts_head() -> str:
+    """The head of the migration scripts, as Alembic finds it (loads Alembic)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None, "migrations have no head"
     return head
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The database's schema revision, None when it has none."""
+    """The database's schema revision, None when it has none: the version table's one row,
+    read as Alembic reads it (MigrationContext.get_current_revision)."""
     with mapped_errors(), engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return None
+        version = table(VERSION_TABLE, column("version_num"))
+        rows = conn.execute(select(version.c.version_num)).scalars().all()
+    if len(rows) > 1:
+        raise SchemaError(f"the catalog's {VERSION_TABLE} table has {len(rows)} revisions")
+    return str(rows[0]) if rows else None
 
 
 def migrate(engine: Engine) -> None:
     """Upgrade the schema to head (alembic upgrade head). Safe to run from several nodes at
     once: PostgreSQL takes an advisory lock, SQLite the write lock."""
+    from alembic import command
+
     cfg = _alembic_config()
     with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
@@ -208,6 +243,8 @@ def check_schema(engine: Engine) -> None:
             f"the catalog database has tables but no liverec schema version (code needs {head}): "
             "is it another application's database?"
         )
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config())
     known = {rev.revision for rev in script.walk_revisions()}
     if current not in known:

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import av
-
 from liverec.errors import MediaError
 from liverec.layout import RecordingPath, StreamRef
 from liverec.media.names import JPEG_TYPE
@@ -52,6 +50,8 @@ class SnapshotStore(Protocol):
 
 def decode_keyframe(annexb: bytes) -> Any:
     """The picture of one H.264 IDR access unit (Annex B, with its SPS and PPS)."""
+    import av  # on first use: PyAV and FFmpeg's libraries are ~17 MB of RSS
+
     ctx = av.CodecContext.create("h264", "r")
     try:
         frames = ctx.decode(av.Packet(annexb)) + ctx.decode(None)

@@ -39,8 +39,6 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-import av
-
 from liverec.errors import MediaError
 from liverec.media.ts import NULL_PACKET, PACKET_SIZE, TsMuxer, continuity, renumber
 from liverec.postprocess.timing import PTS_HZ, SegmentMedia, frame_rate
@@ -235,6 +233,8 @@ def _reorder(media: SegmentMedia, index: int) -> int:
 def _reencode(media: SegmentMedia, start: int, wanted: list[int], delay: int) -> list[_Out]:
     """Decode from keyframe `start` and re-encode the frames of video packets `wanted`,
     keeping their PTS; DTS = PTS - delay."""
+    import av  # on first use: PyAV and FFmpeg's libraries are ~17 MB of RSS
+
     vids = media.video
     keep = {vids[i].pts for i in wanted}
     decoded = media.decode(start, max(wanted), keep)

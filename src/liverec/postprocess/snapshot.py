@@ -13,8 +13,6 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any, Protocol
 
-import av
-
 from liverec.catalog import Segment
 from liverec.errors import MediaError, NotFoundError
 from liverec.layout import StreamRef
@@ -85,6 +83,8 @@ class SnapshotWriter:
 
 def encode_jpeg(frame: Any) -> bytes:
     """A decoded video frame -> JPEG bytes at the frame's own size (full-range yuvj420p)."""
+    import av  # on first use: PyAV and FFmpeg's libraries are ~17 MB of RSS
+
     ctx = av.CodecContext.create("mjpeg", "w")
     ctx.width = frame.width
     ctx.height = frame.height

@@ -23,8 +23,6 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-import av
-
 from liverec.catalog import Segment
 from liverec.errors import MediaError, StorageError
 from liverec.layout import StreamRef
@@ -137,6 +135,8 @@ class SegmentMedia:
         non-reference frame nobody wants costs nothing. Slice threading only (PyAV's
         default): with frame threads the per-packet skip setting would apply late, and on
         two cores they measured no faster for the few dozen frames of a GOP."""
+        import av  # on first use: PyAV and FFmpeg's libraries are ~17 MB of RSS
+
         stream = self.video_stream
         if stream is None:
             raise MediaError("the segment has no video")
@@ -208,6 +208,8 @@ def open_segment_bytes(
 def _opened(
     segment: Segment, source: str | bytes, head: bytes, *, audio: bool
 ) -> Iterator[SegmentMedia]:
+    import av  # on first use: PyAV and FFmpeg's libraries are ~17 MB of RSS
+
     clock = SegmentClock(segment.start_time, first_dts(head))
     try:
         opened = io.BytesIO(source) if isinstance(source, bytes) else source

@@ -56,6 +56,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_BACKLOG = 16  # segments waiting for the store: about a minute at 4 s
+# ... and their bytes: 16 segments of 4 s up to 4 Mbit/s; past that, fewer. A publisher
+# at 50 Mbit/s would otherwise hold 400 MB while the store is slow.
+MAX_BACKLOG_BYTES = 32 * 1024 * 1024
+# Segments stored but not yet catalogued (the catalog is failing) are kept for live-edge
+# snapshots up to this many bytes per stream (5 segments of 4 s at 3 Mbit/s); the rest are
+# let go at once. Without it 100 streams held 16 segments each through a catalog outage.
+MAX_HELD_BYTES = 8 * 1024 * 1024
 # Refusals, not outages: retrying cannot help.
 _REFUSALS = (LeaseLostError, InvalidValueError, ConflictError, NotFoundError, InvalidKeyError)
 
@@ -100,6 +107,8 @@ class HlsWriter:
         max_file_duration: float,
         retry_for: float = 60.0,
         max_backlog: int = MAX_BACKLOG,
+        max_backlog_bytes: int = MAX_BACKLOG_BYTES,
+        max_held_bytes: int = MAX_HELD_BYTES,
         executor: Executor | None = None,
         hls: bool = True,
         mp4: bool = False,
@@ -116,12 +125,16 @@ class HlsWriter:
         self.max_file_duration = max_file_duration
         self.retry_for = retry_for
         self.max_backlog = max_backlog
+        self.max_backlog_bytes = max_backlog_bytes
+        self.max_held_bytes = max_held_bytes
         self.executor = executor
         self.dropped = 0  # segments lost to a storage or catalog outage
         self._queue: asyncio.Queue[SegmentData | MediaInfo | SegmentDropped | None] = (
             asyncio.Queue()
         )
         self._segments_queued = 0
+        self._queued_bytes = 0  # their data, waiting for the store
+        self._held_bytes = 0  # data of the segments in _journal_holds
         # Submitted and not yet written (or given up): a snapshot at the live edge may need
         # one. Read from other threads; only the loop changes it.
         self._unstored: list[SegmentData] = []
@@ -144,8 +157,11 @@ class HlsWriter:
         self._journal_task = asyncio.create_task(self._journal_run(), name=f"journal {stream}")
 
     def submit(self, seg: SegmentData) -> None:
-        if self._segments_queued >= self.max_backlog:
-            # The store has been failing for minutes: keep memory bounded.
+        size = len(seg.data)
+        if self._segments_queued >= self.max_backlog or (
+            self._segments_queued and self._queued_bytes + size > self.max_backlog_bytes
+        ):
+            # The store has been failing or slow for a while: keep memory bounded.
             self.dropped += 1
             self._gap_pending = True
             log.error("%s: storage backlog full, segment %d dropped", self.stream, seg.seq)
@@ -155,6 +171,7 @@ class HlsWriter:
             self._gap_pending = False
             self._gap_before.add(seg.seq)
         self._segments_queued += 1
+        self._queued_bytes += size
         self._unstored.append(seg)
         self._queue.put_nowait(seg)
 
@@ -198,6 +215,7 @@ class HlsWriter:
                 await self._inform(item)
                 continue
             self._segments_queued -= 1
+            self._queued_bytes -= len(item.data)
             try:
                 await self._write(item)
             except Exception:
@@ -208,6 +226,9 @@ class HlsWriter:
             finally:
                 if item.seq not in self._journal_holds:
                     self._unstored.remove(item)
+            # Not kept while waiting for the next one: that would hold every stream's last
+            # segment (1.5 MB at 3 Mbit/s) for a whole segment duration.
+            del item
 
     async def _inform(self, event: RecorderEvent) -> None:
         """An event for the journal (a refusal is logged) and the listeners."""
@@ -232,10 +253,15 @@ class HlsWriter:
 
     def _journal_put(self, event: RecorderEvent, holds: SegmentData | None = None) -> None:
         """Queue `event` for the journal. `holds`: the segment it catalogues, kept for
-        live-edge snapshots until then, unless the journal is behind (memory stays bounded:
-        a segment's bytes are never kept for an outage)."""
-        if holds is not None and self._journal_q.qsize() < self.max_backlog:
+        live-edge snapshots until then, unless the journal is behind or max_held_bytes are
+        held already (memory stays bounded: a catalog outage keeps no more)."""
+        if (
+            holds is not None
+            and self._journal_q.qsize() < self.max_backlog
+            and self._held_bytes + len(holds.data) <= self.max_held_bytes
+        ):
             self._journal_holds.add(holds.seq)
+            self._held_bytes += len(holds.data)
         else:
             holds = None
         self._journal_waiting += 1
@@ -254,8 +280,10 @@ class HlsWriter:
                 log.warning("%s: catalog back, its events caught up", self.stream)
             if holds is not None:
                 self._journal_holds.discard(holds.seq)
+                self._held_bytes -= len(holds.data)
                 if holds in self._unstored:
                     self._unstored.remove(holds)
+            del item, event, holds  # the segment held is not kept while the queue is empty
 
     async def _journal_retrying(
         self, loop: asyncio.AbstractEventLoop, event: RecorderEvent
