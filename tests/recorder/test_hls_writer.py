@@ -387,7 +387,7 @@ BIG = MB // 188  # packets in a ~1 MB segment
 
 async def until(condition: Callable[[], bool]) -> None:
     """Wait until `condition` holds (the writer stores in its own thread)."""
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         while not condition():
             await asyncio.sleep(0.01)
 
