@@ -135,6 +135,7 @@ class Supervisor:
         # Imported once in the fork server: every worker shares those pages.
         self.context.set_forkserver_preload(["liverec.service"])
         self.workers: dict[int, _Worker] = {}
+        self._starting: dict[int, BaseProcess] = {}
         self.stopping = False
         self._watchers: list[asyncio.Task[None]] = []
 
@@ -148,6 +149,7 @@ class Supervisor:
             await self.stop()
             raise failed[0]
         self.service.metrics.workers = WorkerFigures(self.fetch_metrics)
+        self.service.readiness.add("workers", self.check_workers)
         for i in range(len(self.settings)):
             self._watchers.append(asyncio.create_task(self._watch(i), name=f"worker {i}"))
 
@@ -158,12 +160,16 @@ class Supervisor:
             args=(self.settings[index], index, send),
             name=f"liverec-w{index}",
         )
-        process.start()
-        send.close()
+        self._starting[index] = process  # stop() stops it too
         try:
+            # Off the loop: the first start boots the fork server (imports, a second).
+            await asyncio.to_thread(process.start)
+            send.close()
             url = await asyncio.to_thread(_wait_ready, receive, process)
         finally:
+            send.close()
             receive.close()
+            del self._starting[index]
         self.workers[index] = _Worker(index, process, url, time.monotonic())
         log.info("ingest worker %d (pid %s) listening, node %s", index, process.pid, url)
 
@@ -198,24 +204,35 @@ class Supervisor:
     async def stop(self) -> None:
         """SIGTERM to every worker (each closes its recordings), then wait for them all."""
         self.stopping = True
-        alive = [w for w in self.workers.values() if w.process.exitcode is None]
-        for worker in alive:
-            if worker.process.pid is not None:
-                with contextlib.suppress(ProcessLookupError):  # it ended already
-                    os.kill(worker.process.pid, signal.SIGTERM)
-        for worker in alive:
-            try:
-                await asyncio.wait_for(_exited(worker.process), STOP_GRACE)
-            except TimeoutError:
-                log.error("ingest worker %d did not stop in time: killed", worker.index)
-                worker.process.kill()
-                await _exited(worker.process)
-            worker.process.join()
-            code = worker.process.exitcode
-            log.info("ingest worker %d stopped (exit code %s)", worker.index, code)
+        starting = list(self._starting.items())  # a restart under way: before the cancel
         for task in self._watchers:
             task.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)
+        alive = [(w.index, w.process) for w in self.workers.values()] + starting
+        alive = [(i, p) for i, p in alive if p.pid is not None and p.exitcode is None]
+        for _, process in alive:
+            pid = process.pid
+            assert pid is not None  # started (filtered above)
+            with contextlib.suppress(ProcessLookupError):  # it ended already
+                os.kill(pid, signal.SIGTERM)
+        for index, process in alive:
+            try:
+                await asyncio.wait_for(_exited(process), STOP_GRACE)
+            except TimeoutError:
+                log.error("ingest worker %d did not stop in time: killed", index)
+                process.kill()
+                await _exited(process)
+            log.info("ingest worker %d stopped (exit code %s)", index, process.exitcode)
+
+    def check_workers(self) -> None:
+        """/readyz: every worker runs (one being restarted is not ready yet)."""
+        down = [
+            str(i)
+            for i in range(len(self.settings))
+            if i not in self.workers or self.workers[i].process.exitcode is not None
+        ]
+        if down:
+            raise LiverecError(f"ingest worker(s) {', '.join(down)} not running")
 
     def fetch_metrics(self) -> list[tuple[str, str | None]]:
         """Each worker's Prometheus text (blocking; None for one that did not answer)."""
@@ -344,7 +361,7 @@ def worker_main(
 ) -> None:
     """An ingest worker's process: serve until SIGTERM/SIGINT or the API process ends."""
     _die_with_parent()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, worker=f"w{index}")
     raise_nofile_limit()
     service = Service(settings, role=Role.INGEST, spool_name=f"w{index}")
     with asyncio.Runner(loop_factory=GuardedLoop) as runner:
