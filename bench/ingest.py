@@ -3,6 +3,8 @@
 
     python bench/ingest.py            # N = 1, 20, 60
     python bench/ingest.py 1 5 --seconds 20
+    python bench/ingest.py 60 --workers 2   # ingest workers: CPU of each process, and
+                                            # the whole tree's (liverec/workers.py)
 """
 
 from __future__ import annotations
@@ -30,6 +32,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (ingest workers are the fork server's children)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+    found = [pid]
+    for p in found:
+        found.extend(child for child, parent in parents.items() if parent == p)
+    return found
+
+
+def tree_cpu(pids: list[int]) -> dict[int, float]:
+    out = {}
+    for p in pids:
+        try:
+            out[p] = cpu_seconds(p)
+        except OSError:
+            continue
+    return out
+
+
+def pss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError("Pss")
+
+
 def video_packets(path: Path) -> int:
     with av.open(str(path)) as c:
         return sum(1 for p in c.demux(video=0) if p.size)
@@ -43,20 +76,33 @@ def recorded_packets(folder: Path) -> int:
     return total
 
 
-def run(n: int, media: Path, source_frames: int, seconds: float) -> None:
+def run(n: int, media: Path, source_frames: int, seconds: float, workers: int = 1) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        srv = LiverecProcess(Path(tmp) / "data", env={"LIVEREC_LOG_LEVEL": "WARNING"}).start()
+        srv = LiverecProcess(
+            Path(tmp) / "data",
+            env={"LIVEREC_LOG_LEVEL": "WARNING"},
+            args=["--workers", str(workers)] if workers > 1 else [],
+        ).start()
         assert srv.proc is not None
         pid = srv.proc.pid
         time.sleep(1.0)
+        pids = process_tree(pid)
         idle_rss = proc_mb(pid)
-        cpu0 = cpu_seconds(pid)
+        if workers > 1:
+            idle = ", ".join(f"{p}: RSS {proc_mb(p):.0f} PSS {pss_mb(p):.0f}" for p in pids)
+            print(f"idle MB (API process, fork server, workers): {idle}", flush=True)
+        cpu0 = tree_cpu(pids)
         t0 = time.monotonic()
         pushes = [start_push(srv.url(stream=f"s{i}"), media) for i in range(n)]
         failed = sum(1 for p in pushes if p.wait(seconds + 120) != 0)
         wall = time.monotonic() - t0
         time.sleep(0.5)
-        cpu = cpu_seconds(pid) - cpu0
+        cpu1 = tree_cpu(pids)
+        each = {p: cpu1[p] - cpu0[p] for p in cpu1 if p in cpu0}
+        cpu = sum(each.values())
+        if workers > 1:
+            spread = "  ".join(f"{p}: {100 * c / wall:.1f}%" for p, c in each.items())
+            print(f"cpu by process (API process, fork server, workers): {spread}", flush=True)
         peak = proc_mb(pid, "VmHWM")
         lost = 0
         for i in range(n):
@@ -75,6 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("counts", nargs="*", type=int, default=[1, 20, 60])
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         media = make_media(
@@ -94,7 +141,7 @@ def main() -> None:
             flush=True,
         )
         for n in args.counts:
-            run(n, media, frames, args.seconds)
+            run(n, media, frames, args.seconds, args.workers)
 
 
 if __name__ == "__main__":

@@ -359,10 +359,11 @@ class Service:
         await asyncio.to_thread(self.admission.recover)
         if self.role is not Role.INGEST:
             await asyncio.to_thread(self.callbacks.recover)
+        # Before recording: what a crash left half-written is published first. (The API
+        # process of workers too: a single process's run before may have left some.)
+        await asyncio.to_thread(self.mp4.recover_spool)
+        await asyncio.to_thread(self.spool.start)
         if self.role is not Role.API:
-            # Before recording: what a crash left half-written is published first.
-            await asyncio.to_thread(self.mp4.recover_spool)
-            await asyncio.to_thread(self.spool.start)
             host, port = self.settings.rtmp_addr
             await self.rtmp.start(host, port, reuse_port=self.role is Role.INGEST)
         await self._start_http()

@@ -22,9 +22,11 @@ section 5), on this host:
 
 Workers are forked from a fork server (multiprocessing "forkserver") that has imported
 liverec once: they share its code and module pages, and a restart forks from a process
-with no threads (the API process has many). Measured idle on this host, 2 workers: the
-API process 95 MB RSS, each worker 86 MB RSS but 43 MB PSS (spawned from scratch, a
-worker is 95 MB RSS and PSS alike).
+with no threads (the API process has many; forking it would copy their locks). Measured
+idle on this host, 2 workers (MB, RSS / PSS): API process 110 / 80, fork server 104 / 41,
+each worker 82 / 38, multiprocessing's resource tracker 15 / 8; spawned instead, each
+worker is 109 / 79. So a worker costs about 40 MB, not 80. With 40 pushes of 720p at
+3 Mbit/s, the kernel gave each worker 20 and each used 16% of a core (bench/ingest.py).
 
 A worker that dies is started again (logged); its open recordings are closed at their
 last durable segment by the new worker's recovery (or by any node once its lease lapses),

@@ -192,6 +192,14 @@ def test_publishers_on_every_worker_a_second_publisher_refused_on_any(
     assert [v for (name, _), v in samples(text).items() if name == "liverec_build_info"] == [1]
 
 
+def media_known(c: httpx.Client) -> dict[str, Any] | None:
+    for item in c.get(EP + "/reports/online_streams").json()["streamList"]:
+        if item["name"] == "edge" and item["width"] and item["audioCodec"]:
+            assert isinstance(item, dict)
+            return item
+    return None
+
+
 def test_api_calls_through_the_api_process_reach_the_worker(
     srv: LiverecProcess, media: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -203,6 +211,10 @@ def test_api_calls_through_the_api_process_reach_the_worker(
             wait_for(lambda: "edge" in online(srv))
             holder = online(srv)["edge"]
             worker_of(holder)
+            # The console's live list: what the worker wrote of the publish and its media.
+            live = wait_for(lambda: media_known(c))
+            assert (live["videoCodec"], live["audioCodec"]) == ("H264", "AAC")
+            assert (live["width"], live["height"], live["clientIp"]) == (320, 240, "127.0.0.1")
             time.sleep(1.5)
             assert not recordings(srv.stream_dir("edge"))
             assert c.put(BASE + "/tasks", params={"id": "edge"}).status_code == 200
