@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the RTMP and HTTP servers")
     _add_settings(serve)
-    serve.add_argument("--workers", default=None, help=WORKERS_HELP)
+    serve.add_argument("--workers", default=None, metavar="N", help=WORKERS_HELP)
     serve.set_defaults(func=cmd_serve)
     mig = sub.add_parser("migrate", help="bring the catalog schema up to date")
     _add_settings(mig)

@@ -373,7 +373,9 @@ class Service:
                 asyncio.create_task(self.admission.keep_leases(self.io_pool), name="heartbeat")
             )
             self._tasks.append(asyncio.create_task(self.publishing.watch(), name="live controls"))
-            self._tasks.append(asyncio.create_task(self.disk.watch(), name="disk guard"))
+        # Workers refuse publishes on a full disk; the API process reports it (/readyz,
+        # liverec_storage_full) and has retention free space.
+        self._tasks.append(asyncio.create_task(self.disk.watch(), name="disk guard"))
         if self.role is not Role.INGEST:
             self._tasks.append(
                 asyncio.create_task(keep_flushing(self.viewers, self.catalog), name="viewers")
