@@ -28,6 +28,7 @@ import logging
 import math
 import signal
 import socket
+import ssl
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -83,6 +84,19 @@ log = logging.getLogger("liverec")
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+def node_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """How this node checks other nodes' HTTPS (their node URLs): the system's trust store
+    and this node's own certificate, so that nodes sharing a self-signed one (the ingest
+    workers of one server: workers.py) trust each other; host names are checked."""
+    if not settings.tls:
+        return None
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=settings.tls_cert)
+    # Our certificate may be a leaf or an intermediate, not a root: trust it as it is.
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
 
 
 class Role(Enum):
@@ -230,8 +244,13 @@ class Service:
         )
         self.readiness = self._observe()
         self.node_key = self.box.derive("node-rpc")
+        self.node_tls = node_tls_context(settings)
         self.live_media = LiveMedia(
-            self.publishing, self.catalog, node_id=self.node_id, key=self.node_key
+            self.publishing,
+            self.catalog,
+            node_id=self.node_id,
+            key=self.node_key,
+            tls=self.node_tls,
         )
         self.rtmp = RtmpServer(
             self,

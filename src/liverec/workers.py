@@ -248,7 +248,9 @@ class Supervisor:
                 headers=internal_headers(key, "GET", METRICS_PATH),
             )
             try:
-                with urllib.request.urlopen(request, timeout=METRICS_TIMEOUT) as resp:  # noqa: S310
+                with urllib.request.urlopen(  # noqa: S310
+                    request, timeout=METRICS_TIMEOUT, context=self.service.node_tls
+                ) as resp:
                     found.append((worker.identity, resp.read().decode("utf-8")))
             except (OSError, ValueError) as exc:
                 log.warning("metrics of ingest worker %d: %s", worker.index, exc)

@@ -23,7 +23,15 @@ from liverec.catalog import SecretBox
 from support.api import base_path, client, jpeg_frame, z
 from support.mediagen import make_media
 from support.recordings import finished, recordings
-from support.server import APP_ID, LiverecProcess, push, start_push
+from support.server import (
+    APP_ID,
+    CUSTOMER_ID,
+    CUSTOMER_SECRET,
+    LiverecProcess,
+    push,
+    start_push,
+)
+from support.tls import make_cert
 
 pytestmark = pytest.mark.slow  # real `liverec serve` processes, real ffmpeg pushes
 
@@ -336,3 +344,37 @@ def test_workers_do_not_outlive_the_api_process(tmp_path: Path) -> None:
     assert len(pids) == 2
     node.kill()  # SIGKILL: nothing is stopped in order
     wait_for(lambda: not [pid for pid in pids if running(pid)])
+
+
+def test_over_https_the_api_process_reaches_its_workers(
+    tmp_path: Path, media: dict[str, Path]
+) -> None:
+    cert = make_cert(tmp_path)
+    node = LiverecProcess(
+        tmp_path / "data",
+        args=["--workers", "2", "--tls-cert", str(cert.cert), "--tls-key", str(cert.key)],
+    ).start()
+    try:
+        with httpx.Client(
+            base_url=f"https://127.0.0.1:{node.http_port}",
+            auth=(CUSTOMER_ID, CUSTOMER_SECRET),
+            verify=cert.client_context(),
+            timeout=30,
+        ) as c:
+            proc = start_push(node.url(stream="tls"), media["av12"])
+            try:
+                wait_for(lambda: recordings(node.stream_dir("tls")))
+                time.sleep(1.0)
+                # The workers' private listeners serve HTTPS with the same certificate.
+                assert all(url.startswith("https://") for _, url in workers(node).values())
+                text = c.get("/metrics").text
+                assert metric(text, "liverec_live_publishes") == 1
+                when = datetime.now(UTC) - timedelta(milliseconds=300)
+                shot = c.post(BASE + "/snapshot/tls", json={"time": z(when), "fileName": "t.jpg"})
+                assert shot.status_code == 200, shot.text
+            finally:
+                proc.kill()
+                proc.communicate(timeout=10)
+    finally:
+        if node.proc is not None and node.proc.poll() is None:
+            assert node.terminate() == 0
