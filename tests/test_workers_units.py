@@ -83,6 +83,15 @@ def test_the_reserved_port_takes_no_connection_and_workers_share_it() -> None:
             sock.close()
 
 
+def test_a_port_another_server_holds_is_refused() -> None:
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # even one that shares
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        with pytest.raises(ConfigError, match="cannot bind the RTMP address"):
+            reserve_port("127.0.0.1", other.getsockname()[1])
+
+
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value

@@ -115,6 +115,17 @@ def reserve_port(host: str, port: int) -> socket.socket:
     """A socket bound to the RTMP address with SO_REUSEPORT and never listening: it takes
     no connection, and it holds the port (`0`: a free one) for the workers to listen on."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port:
+        # SO_REUSEPORT would let us share the port with another server of this user (a
+        # second liverec): a plain bind first finds any holder, and we refuse.
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot bind the RTMP address {_address(host, port)}: {exc}"
+                ) from None
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
