@@ -60,6 +60,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "av6": make_media(d / "av6.flv", 6, fps=FPS, gop=25),
         "av12": make_media(d / "av12.flv", 12, fps=FPS, gop=25),
+        "av30": make_media(d / "av30.flv", 30, fps=FPS, gop=25),  # ended early by a ban
     }
 
 
@@ -158,7 +159,7 @@ def test_publishers_on_every_worker_a_second_publisher_refused_on_any(
     srv: LiverecProcess, media: dict[str, Path]
 ) -> None:
     before = scrape(srv)
-    pushes = spread(srv, media["av6"], "cam", 6)
+    pushes = spread(srv, media["av12"], "cam", 6)
     held = online(srv)
     text = scrape(srv)
     assert metric(text, "liverec_live_publishes") == len(pushes)
@@ -179,7 +180,7 @@ def test_publishers_on_every_worker_a_second_publisher_refused_on_any(
         assert proc.wait(60) == 0, (name, proc.stderr.read() if proc.stderr else "")
     for name in pushes:
         [rec] = finished(srv.stream_dir(name))
-        assert rec.frames() == list(range(6 * FPS)), name
+        assert rec.frames() == list(range(12 * FPS)), name
     # The API process's /metrics sums its workers' ingest figures.
     text = wait_for(lambda: idle(scrape(srv)))
     grew = {
@@ -191,7 +192,7 @@ def test_publishers_on_every_worker_a_second_publisher_refused_on_any(
     }
     assert grew == {
         "liverec_publishes_accepted_total": len(pushes),
-        "liverec_ingest_frames_total": len(pushes) * 6 * FPS,
+        "liverec_ingest_frames_total": len(pushes) * 12 * FPS,
     }
     refused = metric(text, "liverec_publishes_refused_total", reason="stream_busy")
     assert refused - metric(before, "liverec_publishes_refused_total", reason="stream_busy") >= 2
@@ -214,7 +215,7 @@ def test_api_calls_through_the_api_process_reach_the_worker(
     with client(srv) as c:
         # Recording off for the stream; a task switches it on while it is live on a worker.
         assert c.delete(BASE + "/tasks", params={"id": "edge"}).status_code == 200
-        proc = start_push(srv.url(stream="edge"), media["av12"])
+        proc = start_push(srv.url(stream="edge"), media["av30"])
         try:
             wait_for(lambda: "edge" in online(srv))
             holder = online(srv)["edge"]
@@ -246,7 +247,9 @@ def test_api_calls_through_the_api_process_reach_the_worker(
             shot = c.post(BASE + "/snapshot/edge", json={"time": z(when), "fileName": "e.jpg"})
             assert shot.status_code == 200, shot.text
             answered = datetime.fromisoformat(shot.json()["time"].replace("Z", "+00:00"))
-            assert when - timedelta(milliseconds=41) <= answered <= when
+            # The frame shown then (to the frame: test_streams.py), or, on a loaded host
+            # whose worker lags its publisher, the newest it had.
+            assert when - timedelta(seconds=1) <= answered <= when
             jpeg = c.get(shot.json()["url"])
             assert jpeg.status_code == 200
             number, width, _ = jpeg_frame(jpeg.content, tmp_path)
