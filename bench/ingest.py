@@ -269,6 +269,7 @@ def run(
     idle_rss = memory_mb(pids, "VmRSS")
     idle_pss = memory_mb(pids, "Pss")
     cpu0 = cpu_seconds(tree(server.pid))
+    start_each = {p: cpu_seconds(p) for p in tree(server.pid)}
     t0 = time.monotonic()
     pushers = start_pushers([server.url(s) for s in streams], media, per)
     push_pids = [p.pid for p in pushers]
@@ -304,6 +305,12 @@ def run(
     rate = (cpu_end0 - mid_cpu0) / max(t_end - mid_t0, 1e-3)
     start_extra = start_cpu - rate * start_wall
     cpu = cpu_end0 - cpu0
+    split = ""
+    if len(tree(server.pid)) > 1:  # workers: what each process of the tree used
+        split = "  by process: " + " ".join(
+            f"{p}={100 * (cpu_seconds(p) - start_each.get(p, 0.0)) / wall:.1f}%"
+            for p in tree(server.pid)
+        )
     pids = tree(server.pid)
     peak = sum(memory_mb([p], "VmHWM") for p in pids)
     lost_total = 0
@@ -326,7 +333,7 @@ def run(
     print(
         f"{server.name:10s} N={n:3d}  cpu/stream={100 * cpu / wall / n:5.2f}% of a core  "
         f"total={100 * cpu / wall:6.1f}%  pushers={100 * push_cpu / wall:6.1f}%  "
-        f"wall={wall:5.1f}s\n"
+        f"wall={wall:5.1f}s{split}\n"
         f"{'':10s}        RSS idle {idle_rss:6.1f} MB, peak {peak:6.1f} MB "
         f"({(peak - idle_rss) / n:.2f} MB/stream); "
         f"PSS idle {idle_pss:6.1f}, peak {peak_pss:6.1f} MB "
@@ -348,6 +355,7 @@ def main() -> None:
     parser.add_argument("--per-pusher", type=int, default=25, help="streams per ffmpeg")
     parser.add_argument("--servers", default="nginx,liverec", help="comma-separated")
     parser.add_argument("--liverec-args", default="", help="extra `liverec serve` arguments")
+    parser.add_argument("--workers", type=int, default=1, help="liverec serve --workers N")
     args = parser.parse_args()
     servers = args.servers.split(",")
     if "nginx" in servers and not Path(RTMP_MODULE).exists():
@@ -379,7 +387,10 @@ def main() -> None:
                 if name == "nginx":
                     server = Nginx(root)
                 else:
-                    server = Liverec(root / "data", args.liverec_args.split())
+                    extra = args.liverec_args.split()
+                    if args.workers > 1:
+                        extra += ["--workers", str(args.workers)]
+                    server = Liverec(root / "data", extra)
                 run(server, n, media, frames, args.seconds, args.per_pusher, tmp)
                 shutil.rmtree(root)
 

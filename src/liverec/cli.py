@@ -37,6 +37,11 @@ SETTING_OPTIONS = {
     "--public-rtmp-url": "rtmp://HOST[:PORT] publishers reach this node at, for printed push "
     "URLs (default: from --rtmp)",
 }
+WORKERS_HELP = (
+    "ingest worker processes sharing the RTMP port (default 1: one process does everything). "
+    "With N > 1 this process serves the API and starts N workers, each taking and recording "
+    "its share of the publishes; a worker that dies is restarted"
+)
 
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +54,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_"))
         for flag in SETTING_OPTIONS
     }
+    cli["workers"] = getattr(args, "workers", None)  # `serve` only
     return load_settings(cli)
 
 
@@ -107,13 +113,18 @@ def _default_app(catalog: Catalog, app_id: str | None) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from liverec.service import run
-
     settings = _settings(args)
     if settings.tls:
         # First, before the data dir, the catalog or the first start's one-time secret.
         check_tls_files(settings.tls_cert, settings.tls_key)
-    run(settings)
+    if settings.workers > 1:
+        from liverec.workers import run_with_workers
+
+        run_with_workers(settings)
+    else:
+        from liverec.service import run
+
+        run(settings)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -378,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the RTMP and HTTP servers")
     _add_settings(serve)
+    serve.add_argument("--workers", default=None, metavar="N", help=WORKERS_HELP)
     serve.set_defaults(func=cmd_serve)
     mig = sub.add_parser("migrate", help="bring the catalog schema up to date")
     _add_settings(mig)

@@ -20,6 +20,7 @@ from liverec.errors import ConfigError
 
 REGIONS = ("na", "eu", "ap", "cn")
 CATALOG_FILE = "catalog.db"  # the default SQLite catalog, in the data dir
+MAX_WORKERS = 64  # ingest worker processes (a node ID each: `{node_id}-w{i}`)
 
 
 def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
@@ -257,6 +258,10 @@ class Settings:
     # any (no credentials), or `https://a.example,https://b.example` (those only, and their
     # pages may send credentials: cookies, Authorization).
     cors_origins: str = "*"
+    # Ingest worker processes (`serve --workers N`): 1, one process does everything; N > 1,
+    # the process keeps the API and N workers share the RTMP port, each a node of its own
+    # (workers.py).
+    workers: int = 1
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -402,6 +407,8 @@ def load_settings(
     if not 0 < settings.auth_lockout <= settings.auth_lockout_max <= 86400:
         raise ConfigError("settings auth_lockout and auth_lockout_max: 0 < lockout <= max")
     parse_cors_origins(settings.cors_origins)
+    if not 1 <= settings.workers <= MAX_WORKERS:
+        raise ConfigError(f"setting workers must be 1-{MAX_WORKERS}")
     if settings.webhook_cache_seconds < 0:
         raise ConfigError("setting webhook_cache_seconds must not be negative")
     if bool(settings.tls_cert) != bool(settings.tls_key):

@@ -10,6 +10,7 @@ cannot be reached is reported as "no live media" (the snapshot answers 404), not
 from __future__ import annotations
 
 import logging
+import ssl
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -44,7 +45,9 @@ class LiveMedia:
         node_id: str,
         key: bytes,
         timeout: float = 5.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        self.tls = tls  # for https node URLs; None: the system's trust store
         self.local = local
         self.nodes = nodes
         self.node_id = node_id
@@ -72,7 +75,9 @@ class LiveMedia:
             headers=internal_headers(self.key, "GET", target),
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
+            with urllib.request.urlopen(  # noqa: S310
+                request, timeout=self.timeout, context=self.tls
+            ) as resp:
                 data = resp.read(MAX_SEGMENT_BYTES + 1)
                 start = resp.headers.get(SEGMENT_START, "")
         except urllib.error.HTTPError as exc:

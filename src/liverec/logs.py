@@ -86,6 +86,16 @@ def bind_request(request_id: str) -> None:
     request_id_var.set(request_id)
 
 
+class _WorkerTag(logging.Filter):
+    def __init__(self, worker: str) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.worker
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line (newlines inside are escaped)."""
 
@@ -122,12 +132,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str, log_format: str = "text") -> None:
+def configure_logging(level: str, log_format: str = "text", worker: str = "") -> None:
     """The root logger writes to stderr, in `log_format` ("text" or "json"). Replaces any
-    handler set before, so that a second call (tests) does not log each line twice."""
+    handler set before, so that a second call (tests) does not log each line twice.
+    `worker`: an ingest worker's tag (`w0`), on each of its lines (`liverec.x[w0]:` in
+    text, a `worker` field in JSON), as its lines share the API process's stderr."""
     handler = logging.StreamHandler(sys.stderr)
+    if worker:
+        handler.addFilter(_WorkerTag(worker))
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
+    elif worker:
+        handler.setFormatter(
+            logging.Formatter(TEXT_FORMAT.replace("%(name)s", "%(name)s[%(worker)s]"))
+        )
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()

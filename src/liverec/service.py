@@ -13,7 +13,11 @@ its own.
                            them; PublishWebhook is admission's gate (events/)
 
 A new consumer of recorder events (callbacks, MP4 files, snapshots, metrics) is built here
-and passed to `Recorders(listeners=...)`."""
+and passed to `Recorders(listeners=...)`.
+
+A Service plays one of three roles (`Role`): everything (one process, the default), or, with
+ingest workers (workers.py), the API process (no RTMP) or an ingest worker (RTMP and
+recording, and a private HTTP listener for the calls between nodes only)."""
 
 from __future__ import annotations
 
@@ -24,16 +28,18 @@ import logging
 import math
 import signal
 import socket
+import ssl
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 import uvicorn
 from prometheus_client import Gauge
 
 from liverec.admission import Admission
-from liverec.api.app import create_app
+from liverec.api.app import create_app, create_internal_app
 from liverec.api.connlimits import ConnectionLimits, limited_protocol
 from liverec.api.context import ApiContext
 from liverec.api.guard import Guard, GuardSettings
@@ -81,12 +87,40 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-class Service:
-    """Everything one `liverec serve` runs. Building it opens the catalog and the store;
-    `start()` (on a running loop) starts serving."""
+def node_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """How this node checks other nodes' HTTPS (their node URLs): the system's trust store
+    and this node's own certificate, so that nodes sharing a self-signed one (the ingest
+    workers of one server: workers.py) trust each other; host names are checked."""
+    if not settings.tls:
+        return None
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=settings.tls_cert)
+    # Our certificate may be a leaf or an intermediate, not a root: trust it as it is.
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
 
-    def __init__(self, settings: Settings, clock: SystemClock | None = None) -> None:
+
+class Role(Enum):
+    ALL = "all"  # one process: RTMP, recording, the API and the periodic work
+    API = "api"  # the API, callbacks, retention, metrics; no RTMP (its workers ingest)
+    INGEST = "ingest"  # an ingest worker: RTMP and recording, node-to-node HTTP only
+
+
+class Service:
+    """Everything one `liverec serve` runs (or its `role`'s share). Building it opens the
+    catalog and the store; `start()` (on a running loop) starts serving. `spool_name`: a
+    worker's own subfolder of the data dir's spool (two processes never share one)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: SystemClock | None = None,
+        *,
+        role: Role = Role.ALL,
+        spool_name: str = "",
+    ) -> None:
         self.settings = settings
+        self.role = role
         self.clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(settings.effective_database_url)
@@ -173,14 +207,14 @@ class Service:
         self.mp4 = Mp4Writer(
             self.store,
             Mp4FileNotices(self.catalog),
-            settings.data_dir / "spool" / "mp4",
+            settings.data_dir / "spool" / spool_name / "mp4",
             slice_seconds=settings.mp4_slice_seconds,
             slice_bytes=settings.mp4_slice_bytes,
         )
         # The recorder writes through a local spool that rides out a storage outage.
         self.spool = SpooledWriter(
             self.store,
-            settings.data_dir / "spool" / "storage",
+            settings.data_dir / "spool" / spool_name / "storage",
             max_bytes=settings.storage_spool_max_bytes,
         )
         self.recorders = Recorders(
@@ -211,8 +245,13 @@ class Service:
         )
         self.readiness = self._observe()
         self.node_key = self.box.derive("node-rpc")
+        self.node_tls = node_tls_context(settings)
         self.live_media = LiveMedia(
-            self.publishing, self.catalog, node_id=self.node_id, key=self.node_key
+            self.publishing,
+            self.catalog,
+            node_id=self.node_id,
+            key=self.node_key,
+            tls=self.node_tls,
         )
         self.rtmp = RtmpServer(
             self,
@@ -253,12 +292,15 @@ class Service:
         """What /metrics reads at scrape time, and what /readyz checks."""
         settings = self.settings
         root = self.store.root if isinstance(self.store, LocalStore) else None
-        self.metrics.watch(
-            publishing=self.publishing,
-            storage=None if root is None else StorageUsage(root),
-            min_free=settings.storage_min_free,
-            callback_queue=self.catalog.pending_notices,
-        )
+        if self.role is Role.INGEST:  # the rest is the API process's to report
+            self.metrics.watch(publishing=self.publishing)
+        else:
+            self.metrics.watch(
+                publishing=self.publishing,
+                storage=None if root is None else StorageUsage(root),
+                min_free=settings.storage_min_free,
+                callback_queue=self.catalog.pending_notices,
+            )
         readiness = Readiness()
         readiness.add("catalog", self.catalog.list_projects)
         readiness.add("storage", storage_check(self.store, root))
@@ -327,35 +369,48 @@ class Service:
 
     def _rtmp_listen_url(self) -> str:
         host = self.settings.rtmp_addr[0]
-        return f"rtmp://{f'[{host}]' if ':' in host else host}:{self.rtmp.port}"
+        port = self.rtmp.port if self.role is not Role.API else self.settings.rtmp_addr[1]
+        return f"rtmp://{f'[{host}]' if ':' in host else host}:{port}"
 
     # -- running -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(bootstrap, self.catalog, self.settings)
+        if self.role is not Role.INGEST:  # a worker's API process has bootstrapped
+            await asyncio.to_thread(bootstrap, self.catalog, self.settings)
         await asyncio.to_thread(self.admission.recover)
-        await asyncio.to_thread(self.callbacks.recover)
-        # Before recording: what a crash left half-written is published first.
+        if self.role is not Role.INGEST:
+            await asyncio.to_thread(self.callbacks.recover)
+        # Before recording: what a crash left half-written is published first. (The API
+        # process of workers too: a single process's run before may have left some.)
         await asyncio.to_thread(self.mp4.recover_spool)
         await asyncio.to_thread(self.spool.start)
-        host, port = self.settings.rtmp_addr
-        await self.rtmp.start(host, port)
+        if self.role is not Role.API:
+            host, port = self.settings.rtmp_addr
+            await self.rtmp.start(host, port, reuse_port=self.role is Role.INGEST)
         await self._start_http()
         await asyncio.to_thread(self.catalog.register_node, self.node_id, self.node_url())
-        self._tasks.append(
-            asyncio.create_task(self.admission.keep_leases(self.io_pool), name="heartbeat")
-        )
-        self._tasks.append(asyncio.create_task(self.publishing.watch(), name="live controls"))
+        if self.role is not Role.API:
+            self._tasks.append(
+                asyncio.create_task(self.admission.keep_leases(self.io_pool), name="heartbeat")
+            )
+            self._tasks.append(asyncio.create_task(self.publishing.watch(), name="live controls"))
+        # Workers refuse publishes on a full disk; the API process reports it (/readyz,
+        # liverec_storage_full) and has retention free space.
         self._tasks.append(asyncio.create_task(self.disk.watch(), name="disk guard"))
-        self._tasks.append(
-            asyncio.create_task(keep_flushing(self.viewers, self.catalog), name="viewers")
-        )
-        self._tasks.append(asyncio.create_task(self.callbacks.run(), name="callbacks"))
-        self._tasks.append(asyncio.create_task(self._keep_sweeping(), name="retention"))
-        # Always shown, whatever the log level: scripts and tests wait for this line. New
-        # fields go last, so parsers of the older line keep working.
+        if self.role is not Role.INGEST:
+            self._tasks.append(
+                asyncio.create_task(keep_flushing(self.viewers, self.catalog), name="viewers")
+            )
+            self._tasks.append(asyncio.create_task(self.callbacks.run(), name="callbacks"))
+            self._tasks.append(asyncio.create_task(self._keep_sweeping(), name="retention"))
+        if self.role is Role.ALL:
+            self.print_ready(self.rtmp.port)
+
+    def print_ready(self, rtmp_port: int) -> None:
+        """Always shown, whatever the log level: scripts and tests wait for this line. New
+        fields go last, so parsers of the older line keep working."""
         print(
-            f"liverec ready: rtmp={host}:{self.rtmp.port} "
+            f"liverec ready: rtmp={self.settings.rtmp_addr[0]}:{rtmp_port} "
             f"http={self.settings.http_addr[0]}:{self.http_port} "
             f"region={self.settings.region} data={self.settings.data_dir} "
             f"tls={'on' if self.settings.tls else 'off'}",
@@ -377,10 +432,14 @@ class Service:
         sock.listen(1024)
         sock.setblocking(False)
         self.http_port = sock.getsockname()[1]
-        app = create_app(self.api_context())
-        # The web console sits above the API (it only calls it): installed here, so that
-        # the API never imports it.
-        console.install(app)
+        if self.role is Role.INGEST:
+            # A worker's listener answers other nodes only (its live media, its metrics).
+            app = create_internal_app(self.api_context())
+        else:
+            app = create_app(self.api_context())
+            # The web console sits above the API (it only calls it): installed here, so
+            # that the API never imports it.
+            console.install(app)
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -412,7 +471,8 @@ class Service:
     async def stop(self) -> None:
         """Close every open recording (playlists get EXT-X-ENDLIST), then stop serving."""
         log.info("shutting down: closing open recordings")
-        await self.rtmp.close()
+        if self.role is not Role.API:
+            await self.rtmp.close()
         # After the recorders closed: their last slices are whole and being published.
         await asyncio.to_thread(self.mp4.close)
         await asyncio.to_thread(self.spool.close)

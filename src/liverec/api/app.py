@@ -263,6 +263,16 @@ def create_app(ctx: ApiContext | None) -> FastAPI:
     return app
 
 
+def create_internal_app(ctx: ApiContext) -> FastAPI:
+    """An ingest worker's app (workers.py): the calls between nodes only (api/internal.py),
+    signed, so that other nodes reach its live media and the API process its metrics."""
+    app = FastAPI(title="liverec internal", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.include_router(internal.router)
+    return app
+
+
 def openapi_json() -> str:
     """The API's OpenAPI schema as the repo keeps it in docs/openapi.json."""
     return json.dumps(create_app(None).openapi(), indent=2, sort_keys=True) + "\n"

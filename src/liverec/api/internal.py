@@ -5,7 +5,10 @@ the TS bytes of the segment this node's live recorder holds at `at` (or its newe
 its wall-clock start in a header, so another node can take a snapshot at the live edge of
 a stream this node records. Requests are signed with HMAC-SHA256 under a key every node
 derives from the shared secret key (`node_key`), over the method, the path with its query
-and a Unix time that must be within a minute of this node's clock."""
+and a Unix time that must be within a minute of this node's clock.
+
+`GET /internal/v1/metrics` answers this node's Prometheus text: the API process of ingest
+workers (workers.py) sums its workers' ingest figures into its own /metrics."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from liverec.api.times import format_time, parse_time
 from liverec.layout import StreamRef
 
 PREFIX = "/internal/v1/live_segment"
+METRICS_PATH = "/internal/v1/metrics"
 SEGMENT_START = "X-Liverec-Segment-Start"
 _TIME = "X-Liverec-Time"
 _SIGNATURE = "X-Liverec-Signature"
@@ -82,3 +86,13 @@ async def live_segment(
         media_type="video/mp2t",
         headers={SEGMENT_START: format_time(found.start_time)},
     )
+
+
+@router.get(METRICS_PATH)
+def node_metrics(request: Request) -> Response:
+    # A plain `def`: rendering reads the parts' state from a worker thread, off the loop.
+    ctx = get_context(request)
+    if ctx.metrics is None or not ctx.node_key:
+        raise ApiError(404, "not_found", "no metrics here")
+    _verify(request, ctx.node_key)
+    return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -118,8 +118,12 @@ class RtmpServer:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._accept, host, port, limit=READ_SIZE)
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Listen; `reuse_port`: beside other processes on the same port (SO_REUSEPORT),
+        the kernel spreading new connections over them (ingest workers, workers.py)."""
+        self._server = await asyncio.start_server(
+            self._accept, host, port, limit=READ_SIZE, reuse_port=reuse_port or None
+        )
         for sock in self._server.sockets:
             log.info("RTMP listening on %s", sock.getsockname()[:2])
 
