@@ -7,7 +7,7 @@ postprocess.SnapshotWriter do)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -15,6 +15,7 @@ from liverec.api.guard import Guard
 from liverec.api.viewers import Viewers
 from liverec.catalog import Catalog
 from liverec.layout import StreamRef
+from liverec.playback.cache import EntryCache
 from liverec.storage import BlobStore
 
 
@@ -137,3 +138,5 @@ class ApiContext:
     # Failed-credential and signed-link limits, the HMAC replay cache (api/guard.py); None:
     # none (tests that build a context by hand).
     guard: Guard | None = None
+    # Closed recordings' time-shift playlist entries (playback/cache.py), by default 32 MiB.
+    play_cache: EntryCache = field(default_factory=EntryCache)
