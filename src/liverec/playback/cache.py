@@ -165,6 +165,11 @@ class EntryCache:
             while self._bytes > self.max_bytes:
                 self._drop(next(iter(self._entries)))
 
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
     def _drop(self, rec_id: int) -> None:
         got = self._entries.pop(rec_id, None)
         if got is not None:
