@@ -68,3 +68,13 @@ def test_slices_render_as_their_rows() -> None:
         assert j - i == len(expected)
         text = render_plan(Plan([(entries, i, j)] if j > i else [], []), spec)
         assert text.decode() == render_time_shift(expected, spec)
+
+
+def test_names_beyond_ascii_slice_by_bytes() -> None:
+    named = [(1, n * 4000, (n + 1) * 4000, n == 2, f"record/live/s/café_{n}.ts") for n in range(5)]
+    entries = RecordingEntries.build(named)
+    assert entries is not None
+    spec = TimeShift("https://x/files/s/1/sig/", event=False)
+    i, j = entries.overlapping(5000, 13_000, 4000)
+    text = render_plan(Plan([(entries, i, j)], []), spec)
+    assert text.decode() == render_time_shift(named[i:j], spec)
