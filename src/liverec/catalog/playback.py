@@ -9,7 +9,12 @@ orders by the index alone (no sort). A 24-hour range of a 24/7 stream of 4 s seg
 21,600 rows: a Recording and a Segment per row, as `segments_between` builds them for clips,
 took ~240 ms; this takes ~15 ms on SQLite, nearly all of it the database's own row reads
 (bench/play.py). Two recordings of one stream starting a segment at the same millisecond
-(two nodes recording one stream) come in catalog order."""
+(two nodes recording one stream) come in catalog order.
+
+Those ~15 ms are too much for every request, so playback/cache.py keeps closed recordings'
+entries and asks here only `play_index` (the recordings' rows and an index-only count of the
+range's segments, ~1 ms) and, for the recordings it lacks, `play_recording_rows`;
+`play_rows` remains for what the cache cannot vouch for."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ from liverec.playback.playlist import (
 # refuses control characters; `RecordingEntries.build` checks all the same).
 _SLOT = b"\x00"
 _SLOT_STR = "\x00"
-DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # ~350 recordings of 900 entries (~14 days of 4 s)
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # ~480 recordings of 900 entries (~70 KB each)
 _ENTRY_OVERHEAD = 256  # the object, its arrays' headers, the LRU's slot
 
 
