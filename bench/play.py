@@ -6,10 +6,15 @@ For random 24-hour windows inside it, prints the median and p90 of:
 
 - (a) `Catalog.play_rows`, the one query behind the playlist (catalog/playback.py);
 - (b) (a) plus `render_time_shift`, the playlist text (playback/playlist.py);
+- (b') what the route does instead: `plan` + `render_plan` (playback/cache.py), closed
+  recordings' entries cached (warm: the cache holds them all);
 - (c) the whole `GET /play/{appid}/{region}/{ep}/{stream}.m3u8?start=&end=` through the real
   FastAPI app (create_app with an ApiContext as service.py builds it), in-process through
   httpx's ASGITransport, with Basic auth (scrypt once, then the verified-secret cache):
   the range checks, the query, one signature, the text, a ~3.6 MB answer. No socket.
+  The cache starts empty, and fills as the windows reach recordings (steady state);
+- (c cold) the same with the cache emptied before each request (a restarted server's first
+  request: every recording read and rendered).
 
 Each answer is checked: 21,600 or 21,601 entries (a window starting inside a segment).
 Target: <= 20 ms median for (c) (issue 12).
@@ -43,6 +48,7 @@ from liverec.catalog import Catalog, SecretBox
 from liverec.layout import StreamRef
 from liverec.media.m3u8 import format_time
 from liverec.playback import TimeShift, render_time_shift
+from liverec.playback.cache import EntryCache, plan, render_plan
 from liverec.postprocess import ClipWriter, SnapshotWriter
 from liverec.storage import LocalStore
 
@@ -87,7 +93,9 @@ def timed(
     return latencies
 
 
-async def bench_http(ctx: ApiContext, spans: list[tuple[datetime, datetime]]) -> list[float]:
+async def bench_http(
+    ctx: ApiContext, spans: list[tuple[datetime, datetime]], *, cold: bool = False
+) -> list[float]:
     latencies = []
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(ctx)),
@@ -96,6 +104,8 @@ async def bench_http(ctx: ApiContext, spans: list[tuple[datetime, datetime]]) ->
     ) as client:
         for i, (t0, t1) in enumerate(spans):
             params = {"start": format_time(t0), "end": format_time(t1)}
+            if cold:
+                ctx.play_cache.clear()
             began = time.perf_counter()
             resp = await client.get(f"/play/{APP}/{REGION}/{EP}/{STREAM}.m3u8", params=params)
             elapsed = time.perf_counter() - began
@@ -146,6 +156,14 @@ def run(url: str, store_dir: Path, count: int) -> None:
         return text.count("#EXTINF")
 
     summary("  (b) play_rows + render_time_shift", timed(rendered, spans))
+    cache = EntryCache()
+    spec = TimeShift(prefix, event=False)
+    render_plan(plan(catalog, cache, stream, T0, T0 + timedelta(hours=HOURS)), spec)  # warm
+
+    def cached(t0: datetime, t1: datetime) -> int:
+        return render_plan(plan(catalog, cache, stream, t0, t1), spec).count(b"#EXTINF")
+
+    summary("  (b') plan + render_plan, cache warm", timed(cached, spans))
     catalog.create_credential(CUSTOMER_ID, CUSTOMER_SECRET, [APP])
     store = LocalStore(store_dir)
     ctx = ApiContext(
@@ -161,6 +179,10 @@ def run(url: str, store_dir: Path, count: int) -> None:
     summary(
         "  (c) GET /play ...m3u8?start&end, Basic, in-process ASGI",
         asyncio.run(bench_http(ctx, spans)),
+    )
+    summary(
+        "  (c cold) the same, the cache emptied before each",
+        asyncio.run(bench_http(ctx, spans, cold=True)),
     )
     print("  target: (c) <= 20 ms median (issue 12)")
     catalog.engine.dispose()

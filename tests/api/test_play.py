@@ -204,6 +204,33 @@ async def test_event_grows_while_live_and_ends(
     assert pl3.endlist and pl3.playlist_type == "EVENT" and len(pl3.segments) == 3
 
 
+async def test_cached_entries_follow_retention_and_new_recordings(
+    client: httpx.AsyncClient, ctx: ApiContext, catalog: Catalog, two_recordings: None
+) -> None:
+    """The app's entry cache (playback/cache.py): the closed recordings are kept after the
+    first answer; a trim of one's head shows at once, as does a recording added since."""
+    span = q(T0, T0 + timedelta(seconds=60))
+    first = m3u8.parse((await client.get(PLAY, params=span, headers=AUTH)).text)
+    assert len(first.segments) == 5 and len(ctx.play_cache) == 2
+    (rec_a,) = [r.id for r in catalog.recordings_overlapping(STREAM, T0, T0) if r.session_id == "a"]
+    catalog.trim_recording(rec_a, cutoff=T0 + timedelta(seconds=4), now=T0 + timedelta(hours=2))
+    record(catalog, store_of(ctx), "c", T0 + timedelta(seconds=50), [4.0])
+    pl = m3u8.parse((await client.get(PLAY, params=span, headers=AUTH)).text)
+    assert [s.uri.rsplit("/", 1)[1] for s in pl.segments] == [
+        "a_20261123120000000_1.ts",
+        "a_20261123120000000_2.ts",
+        "b_20261123120032000_0.ts",
+        "b_20261123120032000_1.ts",
+        "c_20261123120050000_0.ts",
+    ]
+    assert pl.segments[0].program_date_time == T0 + timedelta(seconds=4)
+
+
+def store_of(ctx: ApiContext) -> LocalStore:
+    assert isinstance(ctx.store, LocalStore)
+    return ctx.store
+
+
 async def test_event_of_a_live_stream_with_nothing_yet_is_empty_not_404(
     client: httpx.AsyncClient, catalog: Catalog, store: LocalStore, clock: FakeClock
 ) -> None:

@@ -7,7 +7,7 @@ postprocess.SnapshotWriter do)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -15,6 +15,7 @@ from liverec.api.guard import Guard
 from liverec.api.viewers import Viewers
 from liverec.catalog import Catalog
 from liverec.layout import StreamRef
+from liverec.playback.cache import EntryCache
 from liverec.storage import BlobStore
 
 
@@ -145,3 +146,5 @@ class ApiContext:
     guard: Guard | None = None
     # Thumbnails of live streams (postprocess.LiveThumbnails); None: the route answers 404.
     thumbnails: ThumbnailMaker | None = None
+    # Closed recordings' time-shift playlist entries (playback/cache.py), by default 32 MiB.
+    play_cache: EntryCache = field(default_factory=EntryCache)

@@ -46,11 +46,11 @@ from liverec.api.context import ApiContext
 from liverec.api.errors import ApiError, error_responses
 from liverec.api.signing import SIGNED_PREFIX, sign_folder, verify
 from liverec.api.times import format_time, not_in_future, parse_time
-from liverec.catalog.playback import PlayRow
 from liverec.errors import InvalidKeyError, NotFoundError
 from liverec.layout import StreamRef, parse_name
 from liverec.media.m3u8 import PLAYLIST_TYPE
-from liverec.playback import MAX_SPAN, TimeShift, event_target, render_time_shift
+from liverec.playback import MAX_SPAN, TimeShift, event_target
+from liverec.playback.cache import Plan, plan, render_plan
 
 router = APIRouter(tags=["playback"])
 
@@ -100,19 +100,19 @@ def play_range(start: str, end: str | None, now: datetime) -> _Range:
     return _Range(t0, t1)
 
 
-def _read(ctx: ApiContext, stream: StreamRef, asked: _Range) -> tuple[list[PlayRow], bool, int]:
-    """(rows, ended, EVENT target). Whether the stream is still recorded is read before the
-    rows: once it is not, every segment it had is catalogued, so ENDLIST never cuts one."""
+def _read(ctx: ApiContext, stream: StreamRef, asked: _Range) -> tuple[Plan, bool, int]:
+    """(entries, ended, EVENT target). Whether the stream is still recorded is read before
+    the rows: once it is not, every segment it had is catalogued, so ENDLIST never cuts one."""
     catalog = ctx.catalog
     if asked.end is not None:
-        return catalog.play_rows(stream, asked.start, asked.end), True, 0
+        return plan(catalog, ctx.play_cache, stream, asked.start, asked.end), True, 0
     try:
         entry_point = catalog.get_entry_point(stream.app_id, stream.entry_point)
         target = event_target(entry_point.target_duration)
     except NotFoundError:
         target = 0  # an entry point deleted since: the smallest target that fits
     live = catalog.live_holder(stream) is not None or catalog.recording_open(stream)
-    rows = catalog.play_rows(stream, asked.start, asked.start + MAX_SPAN)
+    rows = plan(catalog, ctx.play_cache, stream, asked.start, asked.start + MAX_SPAN)
     return rows, not live, target
 
 
@@ -125,7 +125,7 @@ async def _answer(
 ) -> Response:
     asked = play_range(start, end, ctx.clock())
     rows, ended, target = await asyncio.to_thread(_read, ctx, stream, asked)
-    if not rows and ended:
+    if rows.empty and ended:
         when = format_time(asked.start)
         span = f"between {when} and {format_time(asked.end)}" if asked.end else f"since {when}"
         raise ApiError(404, "not_found", f"no recording of {stream.stream_name} {span}")
@@ -135,17 +135,16 @@ async def _answer(
     expires, sig = sign_folder(ctx, stream, ttl)
     folder = quote(f"{stream.app_id}/{stream.region}/{stream.folder}", safe="/")
     prefix = f"{_base_url(request, ctx)}{SIGNED_PREFIX}/{expires}/{sig}/{folder}"
-    text = render_time_shift(
-        rows, TimeShift(prefix, event=asked.end is None, ended=ended, target=target)
-    )
+    # Bytes, one object: the ~3.6 MB of a day's playlist pass the middlewares as they are.
+    body = render_plan(rows, TimeShift(prefix, event=asked.end is None, ended=ended, target=target))
     if ctx.viewers is not None:
         address = request.client.host if request.client else ""
         ctx.viewers.saw(stream, address, request.headers.get("user-agent", "")[:256])
     headers = {"Cache-Control": "no-cache"}
     if request.method == "HEAD":
-        headers["Content-Length"] = str(len(text.encode()))
+        headers["Content-Length"] = str(len(body))
         return Response(status_code=200, headers=headers, media_type=PLAYLIST_TYPE)
-    return Response(text, media_type=PLAYLIST_TYPE, headers=headers)
+    return Response(body, media_type=PLAYLIST_TYPE, headers=headers)
 
 
 StartQuery = Annotated[

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from liverec.catalog.playback import PlayRow
 from liverec.media.m3u8 import target_duration_for
@@ -54,46 +55,63 @@ class TimeShift:
     target: int | None = None  # EVENT only: event_target(...)
 
 
+DISCONTINUITY = "#EXT-X-DISCONTINUITY\n"
+
+
+@lru_cache(maxsize=64)
+def _date(day: int) -> str:
+    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
+
+
+def program_date_time(start_ms: int) -> str:
+    """The EXT-X-PROGRAM-DATE-TIME line of an entry starting at `start_ms`."""
+    day, ms = divmod(start_ms, _DAY_MS)
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    seconds, ms = divmod(ms, 1000)
+    return (
+        f"#EXT-X-PROGRAM-DATE-TIME:{_date(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{ms:03d}Z\n"
+    )
+
+
+def extinf_line(duration_ms: int) -> str:
+    return f"#EXTINF:{duration_ms / 1000:.3f},\n"
+
+
+def header(spec: TimeShift, fits: int) -> str:
+    """The playlist's first lines, `fits` the target its longest EXTINF needs."""
+    target = max(spec.target or 0, fits) if spec.event else fits
+    kind = "EVENT" if spec.event else "VOD"
+    return (
+        f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n"
+        f"#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:{kind}\n"
+    )
+
+
 def render_time_shift(rows: Sequence[PlayRow], spec: TimeShift) -> str:
-    """The playlist text for `rows` (catalog/playback.py, in time order)."""
+    """The playlist text for `rows` (catalog/playback.py, in time order). The same rows
+    from playback/cache.py's entries give the same text (render_plan)."""
     out = [""]  # the header, once the longest segment is known
     add = out.append
     prefix = spec.segment_prefix
     extinfs: dict[int, str] = {}
-    days: dict[int, str] = {}
     previous_rec = -1
     expected = -1
     for rec_id, start, end, discontinuity, key in rows:
         if previous_rec != -1 and (rec_id != previous_rec or discontinuity):
-            add("#EXT-X-DISCONTINUITY\n")
+            add(DISCONTINUITY)
             expected = -1
         if start != expected:
-            day, ms = divmod(start, _DAY_MS)
-            date = days.get(day)
-            if date is None:
-                date = days[day] = (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
-            hours, ms = divmod(ms, 3_600_000)
-            minutes, ms = divmod(ms, 60_000)
-            seconds, ms = divmod(ms, 1000)
-            add(
-                f"#EXT-X-PROGRAM-DATE-TIME:{date}T{hours:02d}:{minutes:02d}:{seconds:02d}"
-                f".{ms:03d}Z\n"
-            )
+            add(program_date_time(start))
         duration = end - start
         extinf = extinfs.get(duration)
         if extinf is None:
-            extinf = extinfs[duration] = f"#EXTINF:{duration / 1000:.3f},\n{prefix}"
+            extinf = extinfs[duration] = extinf_line(duration) + prefix
         add(f"{extinf}{key.rpartition('/')[2]}\n")
         previous_rec = rec_id
         expected = end
     if not spec.event or spec.ended:
         add("#EXT-X-ENDLIST\n")
     # The longest segment's EXTINF is the one the target must fit (rounding is monotonic).
-    fits = target_duration_for(d / 1000 for d in extinfs)
-    target = max(spec.target or 0, fits) if spec.event else fits
-    kind = "EVENT" if spec.event else "VOD"
-    out[0] = (
-        f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n"
-        f"#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:{kind}\n"
-    )
+    out[0] = header(spec, target_duration_for(d / 1000 for d in extinfs))
     return "".join(out)
