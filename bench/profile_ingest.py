@@ -40,7 +40,11 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     parser.add_argument(
-        "--window", type=float, nargs=2, default=None, metavar=("FROM", "TO"),
+        "--window",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("FROM", "TO"),
         help="also the CPU between these seconds after the pushes start (steady state)",
     )
     parser.add_argument("--gil", action="store_true", help="py-spy --gil: GIL holders only")
@@ -60,19 +64,29 @@ def main() -> None:
         spy = None
         if args.out is not None:
             spy = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate",
-                 str(args.rate), "--nonblocking", "-o", str(args.out),
-                 *(["--gil"] if args.gil else [])],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    str(args.rate),
+                    "--nonblocking",
+                    "-o",
+                    str(args.out),
+                    *(["--gil"] if args.gil else []),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             time.sleep(1.0)
         user0, sys0 = cpu_times(pid)
         t0 = time.monotonic()
         failed = 0
         for r in range(args.rounds):
-            pushes = [
-                start_push(srv.url(stream=f"s{r}_{i}"), media) for i in range(args.streams)
-            ]
+            pushes = [start_push(srv.url(stream=f"s{r}_{i}"), media) for i in range(args.streams)]
             if args.window is not None and r == 0:
                 time.sleep(max(0.0, t0 + args.window[0] - time.monotonic()))
                 w0 = sum(cpu_times(pid))
@@ -97,7 +111,8 @@ def main() -> None:
     publishes = args.streams * args.rounds
     print(
         f"N={args.streams} x {args.rounds} rounds of {args.seconds:g} s: server cpu {cpu:.2f} s "
-        f"(user {user:.2f}, sys {system:.2f}) over {wall:.1f} s = {100 * cpu / wall / args.streams:.3f} % of a core per stream; "
+        f"(user {user:.2f}, sys {system:.2f}) over {wall:.1f} s = "
+        f"{100 * cpu / wall / args.streams:.3f} % of a core per stream; "
         f"{1000 * cpu / publishes:.0f} ms per publish; failed pushes {failed}",
         flush=True,
     )

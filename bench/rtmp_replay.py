@@ -7,7 +7,10 @@ with a real LocalStore and a real SQLite catalog). No socket, no admission.
 
 Prints CPU per media second (% of one core; all threads, so the writer's fsyncs and
 catalog commits count) split into the wire (handshake, chunks, session) and all of it.
-For instruction counts: valgrind --tool=callgrind python bench/rtmp_replay.py --repeat 1
+For instruction counts of the replays alone (CALLGRIND=1 switches instrumentation on and
+off around them with callgrind_control):
+    CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no $(python -c 'import sys;
+    print(sys.executable)') bench/rtmp_replay.py --repeat 1 --only socket --gap 0.02
 
     python bench/rtmp_replay.py [--repeat 5] [--seconds 20]
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import pickle
 import sys
 import tempfile
@@ -25,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from liverec.catalog import Catalog, SecretBox, make_engine, migrate
 from liverec.layout import StreamRef
@@ -44,9 +47,7 @@ async def _capture(media: Path, out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         srv = LiverecProcess(Path(tmp) / "data", env={"LIVEREC_LOG_LEVEL": "WARNING"}).start()
 
-        async def pipe(
-            src: asyncio.StreamReader, dst: asyncio.StreamWriter, keep: bool
-        ) -> None:
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, keep: bool) -> None:
             while data := await src.read(64 * 1024):
                 if keep:
                     reads.append(data)
@@ -133,9 +134,25 @@ def _run(reads: list[bytes], full: bool) -> float:
             handler = _Handler(
                 Recorders(catalog, store, node_id="n", lease_seconds=3600, clock=_Clock())
             )
+        _instrument(True)
         t0 = time.process_time()
         asyncio.run(_replay(reads, handler))
-        return time.process_time() - t0
+        cpu = time.process_time() - t0
+        _instrument(False)
+        return cpu
+
+
+def _instrument(on: bool) -> None:
+    """Under callgrind (CALLGRIND=1), count instructions only between on and off."""
+    if os.environ.get("CALLGRIND"):
+        import subprocess
+
+        state = "on" if on else "off"
+        subprocess.run(
+            ["callgrind_control", "-i", state, str(os.getpid())],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def _client(port: int, reads: list[bytes], gap: float) -> None:
@@ -165,13 +182,16 @@ async def _over_socket(reads: list[bytes], handler: Any, gap: float) -> float:
     server = RtmpServer(handler)
     await server.start("127.0.0.1", 0)
     ctx = multiprocessing.get_context("fork")
-    t0 = time.process_time()
     proc = ctx.Process(target=_client, args=(server.port, reads, gap))
+    _instrument(True)
+    t0 = time.process_time()
     proc.start()
     while proc.is_alive():
         await asyncio.sleep(0.05)
     await server.close()
-    return time.process_time() - t0
+    cpu = time.process_time() - t0
+    _instrument(False)
+    return cpu
 
 
 def _run_socket(reads: list[bytes], gap: float) -> float:
@@ -199,14 +219,15 @@ def main() -> None:
     if not capture.exists():
         media = base / f"liverec-prof-720p-{args.seconds:g}s.flv"
         if not media.exists():
-            make_media(media, args.seconds, fps=30, gop=60, width=1280, height=720,
-                       bitrate=3_000_000)
+            make_media(
+                media, args.seconds, fps=30, gop=60, width=1280, height=720, bitrate=3_000_000
+            )
         asyncio.run(_capture(media, capture))
     reads: list[bytes] = pickle.loads(capture.read_bytes())
     size = sum(map(len, reads))
     print(f"capture: {len(reads)} reads, {size / 1e6:.2f} MB, {args.seconds:g} s of media")
     for name, full in (("wire (handshake, chunks, session)", False), ("full (+ recorder)", True)):
-        if args.only is not None and (args.only == "full") != full:
+        if args.only is not None and args.only != ("full" if full else "wire"):
             continue
         best = min(_run(reads, full) for _ in range(args.repeat))
         print(f"{name}: {best * 1000:7.1f} ms CPU = {best / args.seconds * 100:.3f} % of a core")

@@ -1,6 +1,6 @@
 """Summarise py-spy raw (collapsed) stacks: the top functions by self and by total samples.
 
-    python bench/top_frames.py /tmp/prof.txt [--top 40] [--grep liverec]
+python bench/top_frames.py /tmp/prof.txt [--top 40] [--grep liverec]
 """
 
 from __future__ import annotations

@@ -220,6 +220,7 @@ class RtmpServer:
         out = ChunkWriter()
         acked = 0
         since_yield = 0  # messages handled since this task last let the others run
+        deadline_guard = _ReadDeadline(loop)
         try:
             while True:
                 if session.publishes_ended != ended:
@@ -236,7 +237,7 @@ class RtmpServer:
                     self._log_idle(peer, ended, session, short and deadline < idle_deadline)
                     return
                 try:
-                    data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+                    data = await deadline_guard.read(reader, timeout)
                 except TimeoutError:
                     if session.publishing:
                         log.warning("RTMP %s closed: silent for %.0f s", peer, timeout)
@@ -294,6 +295,7 @@ class RtmpServer:
                     writer.write(out.encode(INTERNAL_ERROR, _csid(INTERNAL_ERROR)))
                     linger = True
         finally:
+            deadline_guard.close()
             try:
                 await session.end_publish()
             except Exception:
@@ -322,6 +324,61 @@ class RtmpServer:
             log.warning(
                 "RTMP %s closed: did not publish within %g s", peer, self.limits.idle_timeout
             )
+
+
+class _ReadDeadline:
+    """A read timeout that costs nothing per read while data keeps coming.
+
+    `asyncio.wait_for` makes a task and a timer for every read (~80 reads a second per
+    publisher); here one timer per connection fires at the deadline it was armed for and, if
+    the reads have moved the deadline on meanwhile, re-arms itself for the new one: at most
+    one timer event per timeout period. It cancels only a read in progress, and that read
+    raises TimeoutError; a cancellation from elsewhere stays a CancelledError."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._task = asyncio.current_task()
+        self._at = 0.0  # when the read in progress times out
+        self._timer: asyncio.TimerHandle | None = None
+        self._reading = False
+        self._expired = False
+
+    async def read(self, reader: asyncio.StreamReader, seconds: float) -> bytes:
+        """The next bytes `reader` has, or TimeoutError after `seconds` without any."""
+        self._at = at = self._loop.time() + seconds
+        timer = self._timer
+        if timer is None or timer.when() > at:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(at, self._fire)
+        self._reading = True
+        try:
+            return await reader.read(READ_SIZE)
+        except asyncio.CancelledError:
+            if not self._expired:
+                raise
+            assert self._task is not None
+            self._task.uncancel()
+            raise TimeoutError from None
+        finally:
+            self._reading = False
+            self._expired = False
+
+    def _fire(self) -> None:
+        self._timer = None
+        if not self._reading:
+            return  # armed again by the next read
+        if self._loop.time() < self._at:
+            self._timer = self._loop.call_at(self._at, self._fire)
+            return
+        if self._task is not None and not self._expired:
+            self._expired = True
+            self._task.cancel()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 _REASONS = {
