@@ -122,15 +122,18 @@ async def _replay(reads: list[bytes], handler: Any) -> None:
     await session.end_publish()
 
 
+FSYNC = True  # --fsync off: LocalStore(fsync=False) and SQLite synchronous=NORMAL
+
+
 def _run(reads: list[bytes], full: bool) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         handler: Any = _Nothing()
         if full:
-            engine = make_engine(f"sqlite:///{tmp}/catalog.db")
+            engine = make_engine(f"sqlite:///{tmp}/catalog.db", fsync=FSYNC)
             migrate(engine)
             catalog = Catalog(engine, SecretBox(SecretBox.generate_key()))
             catalog.create_project(APP_ID)
-            store = LocalStore(Path(tmp) / "storage")
+            store = LocalStore(Path(tmp) / "storage", fsync=FSYNC)
             handler = _Handler(
                 Recorders(catalog, store, node_id="n", lease_seconds=3600, clock=_Clock())
             )
@@ -196,11 +199,11 @@ async def _over_socket(reads: list[bytes], handler: Any, gap: float) -> float:
 
 def _run_socket(reads: list[bytes], gap: float) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{tmp}/catalog.db")
+        engine = make_engine(f"sqlite:///{tmp}/catalog.db", fsync=FSYNC)
         migrate(engine)
         catalog = Catalog(engine, SecretBox(SecretBox.generate_key()))
         catalog.create_project(APP_ID)
-        store = LocalStore(Path(tmp) / "storage")
+        store = LocalStore(Path(tmp) / "storage", fsync=FSYNC)
         handler = _Handler(
             Recorders(catalog, store, node_id="n", lease_seconds=3600, clock=_Clock())
         )
@@ -213,7 +216,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", choices=("wire", "full", "socket"), default=None)
     parser.add_argument("--gap", type=float, default=0.001, help="socket: s between reads")
+    parser.add_argument("--fsync", choices=("full", "off"), default="full")
     args = parser.parse_args()
+    global FSYNC
+    FSYNC = args.fsync == "full"
     base = Path(tempfile.gettempdir())
     capture = base / f"liverec-rtmp-capture-{args.seconds:g}s.pickle"
     if not capture.exists():

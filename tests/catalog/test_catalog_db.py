@@ -148,3 +148,16 @@ def test_plain_postgresql_urls_use_psycopg() -> None:
     engine = make_engine("postgresql://postgres@127.0.0.1:1/x")
     assert engine.dialect.driver == "psycopg"
     engine.dispose()
+
+
+@pytest.mark.parametrize(("fsync", "level"), [(True, 2), (False, 1)])  # FULL, NORMAL
+def test_sqlite_commits_are_synchronous_unless_fsync_is_off(
+    tmp_path: Path, fsync: bool, level: int
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.db'}", fsync=fsync)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
