@@ -24,6 +24,7 @@ from liverec.catalog.outbox import ClaimedNotice, DeadNotice, Notice
 from liverec.catalog.outputs import Mp4File, RecordOutputs, SnapshotFile, SnapshotSettings
 from liverec.catalog.projects import DEFAULT_ENTRY_POINT, UNSET
 from liverec.catalog.publishes import PlayPoint, Publish, QualityPoint, viewer_id
+from liverec.catalog.recordings import NewSegment
 from liverec.catalog.repo import Catalog
 from liverec.catalog.retention import Lock, Trimmed
 from liverec.catalog.secrets import SecretBox
@@ -42,6 +43,7 @@ __all__ = [
     "LiveControl",
     "Lock",
     "Mp4File",
+    "NewSegment",
     "Notice",
     "PlayPoint",
     "Project",
