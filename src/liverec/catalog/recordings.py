@@ -17,11 +17,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     RowMapping,
     Select,
     and_,
+    bindparam,
     case,
     delete,
     insert,
@@ -199,8 +201,52 @@ def _check_segment(seq: int, key: str, duration: float, size: int) -> None:
         raise InvalidValueError("segment seq, size, duration or key out of range")
 
 
-def _raise_bound(column: Any, value: int) -> Any:
+def _raise_bound(column: Any, value: Any) -> Any:
     return case((column < value, value), else_=column)
+
+
+# The statements of every segment, built once (catalog/_base.py says why).
+_ADVANCE = (
+    update(recordings)
+    .where(and_(recordings.c.id == bindparam("p_id"), recordings.c.state == "open"))
+    .values(
+        end_ms=_raise_bound(recordings.c.end_ms, bindparam("p_end_ms", type_=BigInteger)),
+        segment_count=recordings.c.segment_count + 1,
+        size_bytes=recordings.c.size_bytes + bindparam("p_size", type_=BigInteger),
+        lease_expires_ms=db_now_ms() + recordings.c.lease_ms,
+    )
+    .returning(recordings.c.stream_id, recordings.c.start_ms, recordings.c.end_ms)
+)
+_STATE = select(recordings.c.state).where(recordings.c.id == bindparam("p_id"))
+_INSERT_SEGMENT = insert(segments).values(
+    recording_id=bindparam("p_id"),
+    stream_id=bindparam("p_stream_id"),
+    seq=bindparam("p_seq"),
+    key=bindparam("p_key"),
+    start_ms=bindparam("p_start_ms"),
+    end_ms=bindparam("p_end_ms"),
+    duration=bindparam("p_duration"),
+    size=bindparam("p_size"),
+    discontinuity=bindparam("p_discontinuity"),
+)
+_RAISE_STREAM_BOUNDS = (
+    update(streams)
+    .where(
+        and_(
+            streams.c.id == bindparam("p_stream_id"),
+            (streams.c.max_recording_ms < bindparam("p_recording_ms", type_=BigInteger))
+            | (streams.c.max_segment_ms < bindparam("p_segment_ms", type_=BigInteger)),
+        )
+    )
+    .values(
+        max_recording_ms=_raise_bound(
+            streams.c.max_recording_ms, bindparam("p_recording_ms", type_=BigInteger)
+        ),
+        max_segment_ms=_raise_bound(
+            streams.c.max_segment_ms, bindparam("p_segment_ms", type_=BigInteger)
+        ),
+    )
+)
 
 
 class RecordingsRepo(RepoBase):
@@ -337,37 +383,28 @@ class RecordingsRepo(RepoBase):
         start_ms = to_ms(start_time)
         end_ms = start_ms + seconds_to_ms(duration)
         row = conn.execute(
-            update(recordings)
-            .where(and_(recordings.c.id == recording_id, recordings.c.state == "open"))
-            .values(
-                end_ms=_raise_bound(recordings.c.end_ms, end_ms),
-                segment_count=recordings.c.segment_count + 1,
-                size_bytes=recordings.c.size_bytes + size,
-                lease_expires_ms=db_now_ms() + recordings.c.lease_ms,
-            )
-            .returning(recordings.c.stream_id, recordings.c.start_ms, recordings.c.end_ms)
+            _ADVANCE, {"p_id": recording_id, "p_end_ms": end_ms, "p_size": size}
         ).one_or_none()
         if row is None:
-            state = conn.execute(
-                select(recordings.c.state).where(recordings.c.id == recording_id)
-            ).scalar_one_or_none()
+            state = conn.execute(_STATE, {"p_id": recording_id}).scalar_one_or_none()
             if state is None:
                 raise NotFoundError(f"recording {recording_id} does not exist")
             raise LeaseLostError(f"recording {recording_id} is {state}, not open")
         stream_id, rec_start, rec_end = row
         try:
             pk = conn.execute(
-                insert(segments).values(
-                    recording_id=recording_id,
-                    stream_id=stream_id,
-                    seq=seq,
-                    key=key,
-                    start_ms=start_ms,
-                    end_ms=end_ms,
-                    duration=duration,
-                    size=size,
-                    discontinuity=discontinuity,
-                )
+                _INSERT_SEGMENT,
+                {
+                    "p_id": recording_id,
+                    "p_stream_id": stream_id,
+                    "p_seq": seq,
+                    "p_key": key,
+                    "p_start_ms": start_ms,
+                    "p_end_ms": end_ms,
+                    "p_duration": duration,
+                    "p_size": size,
+                    "p_discontinuity": discontinuity,
+                },
             ).inserted_primary_key
         except IntegrityError:
             raise ConflictError(f"recording {recording_id} has a segment {seq} already") from None
@@ -389,18 +426,8 @@ class RecordingsRepo(RepoBase):
         conn: Connection, stream_id: int, recording_ms: int, segment_ms: int
     ) -> None:
         conn.execute(
-            update(streams)
-            .where(
-                and_(
-                    streams.c.id == stream_id,
-                    (streams.c.max_recording_ms < recording_ms)
-                    | (streams.c.max_segment_ms < segment_ms),
-                )
-            )
-            .values(
-                max_recording_ms=_raise_bound(streams.c.max_recording_ms, recording_ms),
-                max_segment_ms=_raise_bound(streams.c.max_segment_ms, segment_ms),
-            )
+            _RAISE_STREAM_BOUNDS,
+            {"p_stream_id": stream_id, "p_recording_ms": recording_ms, "p_segment_ms": segment_ms},
         )
 
     def close_recording(
