@@ -116,8 +116,10 @@ async def _replay(reads: list[bytes], handler: Any) -> None:
             if not handshake.done:
                 continue
             data = handshake.leftover
-        for off in range(0, len(data), FEED_SIZE):
-            for msg in chunks.feed(data[off : off + FEED_SIZE]):
+        end = 0
+        while end < len(data):  # sliced as rtmp/server.py slices it
+            off, end = end, end + getattr(chunks, "payload_due", 0) + FEED_SIZE
+            for msg in chunks.feed(data[off:end]):
                 await session.handle(msg)
     await session.end_publish()
 
