@@ -173,8 +173,10 @@ class TsMuxer:
             return _pcr(clock)
         return b""
 
-    def _packetize(self, pid: int, pes: bytes, flags: int, pcr: bytes) -> bytes:
-        total = len(pes)
+    def _packetize(self, pid: int, head: bytes, body: bytes, flags: int, pcr: bytes) -> bytes:
+        """The PES `head` + `body` in TS packets. Apart, so the body (a whole access unit)
+        is not copied just to put its 14-19-byte header in front."""
+        total = len(head) + len(body)
         cc = self._cc[pid]
         if pcr:
             flags |= 0x10
@@ -190,21 +192,26 @@ class TsMuxer:
             af = b""
             first = _PAYLOAD
         afc = 0x30 if af else 0x10
+        # The first packet holds the whole PES header: `first` >= 176 > len(head), or
+        # `first` is the whole PES.
+        start = first - len(head)  # where the body continues in the second packet
         parts: list[bytes] = [
             bytes((0x47, 0x40 | (pid >> 8), pid & 0xFF, afc | cc)) + af,
-            pes[:first],
+            head,
+            body[:start],
         ]
         cc = (cc + 1) & 0x0F
-        full = (total - first) // _PAYLOAD
+        size = len(body)
+        full = (size - start) // _PAYLOAD
         if full:
-            parts += _full_packets(self._headers[pid][cc], pes, first, full)
+            parts += _full_packets(self._headers[pid][cc], body, start, full)
             cc = (cc + full) & 0x0F
-        pos = first + full * _PAYLOAD
-        if pos < total:
-            rest = total - pos
-            head = bytes((0x47, pid >> 8, pid & 0xFF, 0x30 | cc))
-            parts.append(head + _adaptation_field(_PAYLOAD - rest))
-            parts.append(pes[pos:])
+        pos = start + full * _PAYLOAD
+        if pos < size:
+            rest = size - pos
+            packet = bytes((0x47, pid >> 8, pid & 0xFF, 0x30 | cc))
+            parts.append(packet + _adaptation_field(_PAYLOAD - rest))
+            parts.append(body[pos:])
             cc = (cc + 1) & 0x0F
         self._cc[pid] = cc
         return b"".join(parts)
@@ -224,7 +231,7 @@ class TsMuxer:
                 + _timestamp(0x1, dts)
             )
         pcr = self._want_pcr(VIDEO_PID, dts, keyframe)
-        return self._packetize(VIDEO_PID, head + annexb, 0x40 if keyframe else 0, pcr)
+        return self._packetize(VIDEO_PID, head, annexb, 0x40 if keyframe else 0, pcr)
 
     def audio(self, pts: int, adts: bytes) -> bytes:
         """One or more ADTS frames -> one PES -> TS packets on the audio PID."""
@@ -238,7 +245,7 @@ class TsMuxer:
             (0x00, 0x00, 0x01, 0xC0, length >> 8, length & 0xFF, 0x84, 0x80, 0x05)
         ) + _timestamp(0x2, pts)
         pcr = self._want_pcr(AUDIO_PID, pts, False)
-        return self._packetize(AUDIO_PID, head + adts, 0, pcr)
+        return self._packetize(AUDIO_PID, head, adts, 0, pcr)
 
 
 # -- reading TS bytes --------------------------------------------------------------------
