@@ -143,3 +143,17 @@ def test_snapshot_max_width_from_the_environment_and_bad_values() -> None:
     for bad in ("-2", "641"):
         with pytest.raises(ConfigError, match="snapshot_max_width must be 0 or a positive even"):
             load_settings({}, env={"LIVEREC_SNAPSHOT_MAX_WIDTH": bad})
+
+
+def test_fsync_is_full_by_default_and_off_by_env_or_file(tmp_path: Path) -> None:
+    assert load_settings({}, env={}).fsync == "full"
+    assert load_settings({}, env={"LIVEREC_FSYNC": "off"}).fsync == "off"
+    toml = tmp_path / "liverec.toml"
+    toml.write_text('fsync = "off"\n')
+    assert load_settings({"config": str(toml)}, env={}).fsync == "off"
+
+
+@pytest.mark.parametrize("value", ["normal", "FULL", "no", "1"])
+def test_fsync_takes_only_full_or_off(value: str) -> None:
+    with pytest.raises(ConfigError, match="fsync must be full or off"):
+        load_settings({}, env={"LIVEREC_FSYNC": value})

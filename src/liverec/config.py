@@ -158,6 +158,9 @@ class Settings:
     # disk ({data_dir}/spool/storage) of at most this many bytes, uploaded in order when it
     # answers; only past it are segments dropped (storage/spool.py).
     storage_spool_max_bytes: int = 2 * 1024**3
+    # What a catalogued segment survives (storage/local.py): `full`, a power cut too (every
+    # segment, playlist and SQLite commit fsynced); `off`, a crash or kill -9 (no fsync).
+    fsync: str = "full"
     # Seconds an object-store call may take, retries included, before it fails as a
     # timeout (the API answers 504 naming the storage; the recorder spools).
     storage_timeout: float = 10.0
@@ -382,6 +385,8 @@ def load_settings(
             raise ConfigError(f"setting {name} must be more than 0 and at most 3600 seconds")
     if not 0 <= settings.callback_retry_hours <= 24 * 30:
         raise ConfigError("setting callback_retry_hours must be 0-720")
+    if settings.fsync not in ("full", "off"):
+        raise ConfigError(f"setting fsync must be full or off, not {settings.fsync!r}")
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"setting log_format must be text or json, not {settings.log_format!r}")
     if settings.storage_timeout <= 0:

@@ -123,7 +123,8 @@ class Service:
         self.role = role
         self.clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = make_engine(settings.effective_database_url)
+        durable = settings.fsync == "full"  # or "off": see storage/local.py
+        self.engine = make_engine(settings.effective_database_url, fsync=durable)
         ensure_schema(self.engine)
         self.box = SecretBox.from_settings(settings)
         self.catalog = Catalog(self.engine, self.box)
@@ -131,6 +132,7 @@ class Service:
             settings.effective_storage_url,
             endpoint_url=settings.s3_endpoint_url or None,
             timeout=settings.storage_timeout,
+            fsync=durable,
         )
         self.node_id = settings.node_id or persistent_node_id(settings.data_dir)
         # Counters first: the recorders write through them (the scrape's sources: below).

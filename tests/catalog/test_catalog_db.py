@@ -171,3 +171,16 @@ def test_starting_on_a_catalog_at_head_does_not_load_alembic(tmp_path: Path) -> 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(("fsync", "level"), [(True, 2), (False, 1)])  # FULL, NORMAL
+def test_sqlite_commits_are_synchronous_unless_fsync_is_off(
+    tmp_path: Path, fsync: bool, level: int
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.db'}", fsync=fsync)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()

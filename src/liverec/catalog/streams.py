@@ -7,9 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 
-from liverec.catalog._base import RepoBase
+from liverec.catalog._base import STREAM_ID_OF, RepoBase, stream_binds
 from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import from_ms, seconds_to_ms, to_ms
 from liverec.catalog.names import check_file_name, check_node_id
@@ -55,6 +66,30 @@ def _own_switch() -> Any:
         ),
         else_=None,
     )
+
+
+# Statements of every publish, built once (catalog/_base.py says why).
+_TAKE_LIVE = (
+    update(streams)
+    .where(
+        and_(
+            streams.c.id == bindparam("p_sid"),
+            or_(streams.c.live_node_id.is_(None), streams.c.live_expires_ms < db_now_ms()),
+        )
+    )
+    .values(
+        live_node_id=bindparam("p_node_id"),
+        live_expires_ms=db_now_ms() + bindparam("p_lease_ms", type_=BigInteger),
+    )
+)
+_RELEASE_LIVE = (
+    update(streams)
+    .where(and_(streams.c.id == STREAM_ID_OF, streams.c.live_node_id == bindparam("p_node_id")))
+    .values(live_node_id=None, live_expires_ms=None)
+)
+_BANNED_UNTIL = select(streams.c.ban_resume_ms).where(
+    and_(streams.c.id == STREAM_ID_OF, streams.c.ban_resume_ms > db_now_ms())
+)
 
 
 class StreamsRepo(RepoBase):
@@ -155,14 +190,7 @@ class StreamsRepo(RepoBase):
     def banned_until(self, stream: StreamRef) -> datetime | None:
         """When the stream's ban runs out, if it is banned now (by the database's clock)."""
         with self._read() as conn:
-            resume = conn.execute(
-                select(streams.c.ban_resume_ms).where(
-                    and_(
-                        streams.c.id == self._stream_id_subquery(stream),
-                        streams.c.ban_resume_ms > db_now_ms(),
-                    )
-                )
-            ).scalar_one_or_none()
+            resume = conn.execute(_BANNED_UNTIL, stream_binds(stream)).scalar_one_or_none()
         return None if resume is None else from_ms(resume)
 
     def banned_streams(self, app_id: str, entry_point: str) -> list[tuple[str, datetime]]:
@@ -258,36 +286,15 @@ class StreamsRepo(RepoBase):
         with self._write() as conn:
             sid = self._ensure_stream(conn, stream)
             taken = conn.execute(
-                update(streams)
-                .where(
-                    and_(
-                        streams.c.id == sid,
-                        or_(
-                            streams.c.live_node_id.is_(None),
-                            streams.c.live_expires_ms < db_now_ms(),
-                        ),
-                    )
-                )
-                .values(
-                    live_node_id=node_id,
-                    live_expires_ms=db_now_ms() + seconds_to_ms(lease_seconds),
-                )
+                _TAKE_LIVE,
+                {"p_sid": sid, "p_node_id": node_id, "p_lease_ms": seconds_to_ms(lease_seconds)},
             ).rowcount
         return taken == 1
 
     def release_live(self, stream: StreamRef, node_id: str) -> None:
         """Give the live lease back (only if this node holds it)."""
         with self._write() as conn:
-            conn.execute(
-                update(streams)
-                .where(
-                    and_(
-                        streams.c.id == self._stream_id_subquery(stream),
-                        streams.c.live_node_id == node_id,
-                    )
-                )
-                .values(live_node_id=None, live_expires_ms=None)
-            )
+            conn.execute(_RELEASE_LIVE, {**stream_binds(stream), "p_node_id": node_id})
 
     def release_node_live(self, node_id: str) -> int:
         """Give back every live lease the node holds (a node restarting under the same

@@ -220,10 +220,10 @@ def access_unit_annexb(data: bytes, config: AvcConfig, keyframe: bool) -> bytes:
     types = [nal[0] & 0x1F for nal in nals]
     if NAL_AUD in types:
         nals = [nal for nal, t in zip(nals, types, strict=True) if t != NAL_AUD]
-    parts = [AUD]
+    parts: list[bytes | memoryview] = [AUD]
     if keyframe and NAL_SPS not in types:
         parts.append(config.parameter_sets_annexb())
-    if nals:
+    for nal in nals:  # one join: the frame's bytes are copied once
         parts.append(START_CODE)
-        parts.append(START_CODE.join(nals))
+        parts.append(nal)
     return b"".join(parts)

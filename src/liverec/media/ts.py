@@ -2,12 +2,16 @@
 the few reads of TS bytes the rest of liverec needs (a segment's first DTS, continuity
 counters). Every TS packet liverec parses or writes is handled here.
 
-Pure and fast: each PES is built once and cut into 188-byte packets by joining precomputed
-4-byte headers with memoryview slices, so payload bytes are copied exactly once."""
+Pure and fast: each PES is built once and cut into 188-byte packets with no Python code per
+packet: struct splits the payload into 184-byte pieces, extended-slice assignment
+interleaves them with precomputed 4-byte headers, one join makes the packets: a 12.5 KB
+video frame in ~5 us instead of ~12-17 us with a Python loop per packet."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
+from itertools import chain
 
 from liverec.errors import MediaError
 
@@ -24,6 +28,9 @@ STREAM_TYPE_AAC = 0x0F  # ADTS
 NULL_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
 
 _WRAP = 1 << 33
+# Splitters of k whole packet payloads, k = 0..16 (16: a cycle of continuity counters).
+_SPLIT = tuple(struct.Struct(f"{_PAYLOAD}s" * k) for k in range(17))
+_BLOCK = 16 * _PAYLOAD
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,19 @@ def _adaptation_field(size: int, flags: int = 0, pcr: bytes = b"") -> bytes:
     return bytes((size - 1, flags)) + pcr + b"\xff" * (size - 2 - len(pcr))
 
 
+def _full_packets(headers: list[bytes], pes: bytes, start: int, count: int) -> list[bytes]:
+    """[header, 184 bytes of payload] for `count` packets from pes[start:]; `headers`: the
+    16 continuation headers in order from the first packet's continuity counter."""
+    parts: list[bytes] = [b""] * (2 * count)
+    parts[::2] = (headers * (count // 16 + 1))[:count]
+    blocks, rest = divmod(count, 16)
+    mid = start + blocks * _BLOCK
+    payloads = list(chain.from_iterable(_SPLIT[16].iter_unpack(memoryview(pes)[start:mid])))
+    payloads += _SPLIT[rest].unpack_from(pes, mid)
+    parts[1::2] = payloads
+    return parts
+
+
 class TsMuxer:
     """Muxes one stream's access units into TS packets; one instance per recording, so the
     continuity counters run on across its segments."""
@@ -116,11 +136,12 @@ class TsMuxer:
         self.has_audio = audio
         self._pcr_pid = VIDEO_PID if video else AUDIO_PID
         self._cc = {PAT_PID: 0, PMT_PID: 0, VIDEO_PID: 0, AUDIO_PID: 0}
-        # Continuation packets (payload only, no PUSI) by PID and continuity counter.
-        self._headers = {
-            pid: [bytes((0x47, pid >> 8, pid & 0xFF, 0x10 | cc)) for cc in range(16)]
-            for pid in (VIDEO_PID, AUDIO_PID)
-        }
+        # Headers of continuation packets (payload only, no PUSI) by PID, then by first
+        # continuity counter: the 16 in the order they follow one another from there.
+        self._headers: dict[int, list[list[bytes]]] = {}
+        for pid in (VIDEO_PID, AUDIO_PID):
+            cycle = [bytes((0x47, pid >> 8, pid & 0xFF, 0x10 | cc)) for cc in range(16)]
+            self._headers[pid] = [cycle[cc:] + cycle[:cc] for cc in range(16)]
         self._last_pcr: int | None = None
         program = bytes((0x00, 0x01, 0xE0 | (PMT_PID >> 8), PMT_PID & 0xFF))
         self._pat = _psi_section(0x00, 1, program)
@@ -152,9 +173,10 @@ class TsMuxer:
             return _pcr(clock)
         return b""
 
-    def _packetize(self, pid: int, pes: bytes, flags: int, pcr: bytes) -> bytes:
-        view = memoryview(pes)
-        total = len(view)
+    def _packetize(self, pid: int, head: bytes, body: bytes, flags: int, pcr: bytes) -> bytes:
+        """The PES `head` + `body` in TS packets. Apart, so the body (a whole access unit)
+        is not copied just to put its 14-19-byte header in front."""
+        total = len(head) + len(body)
         cc = self._cc[pid]
         if pcr:
             flags |= 0x10
@@ -170,24 +192,26 @@ class TsMuxer:
             af = b""
             first = _PAYLOAD
         afc = 0x30 if af else 0x10
-        parts: list[bytes | memoryview] = [
+        # The first packet holds the whole PES header: `first` >= 176 > len(head), or
+        # `first` is the whole PES.
+        start = first - len(head)  # where the body continues in the second packet
+        parts: list[bytes] = [
             bytes((0x47, 0x40 | (pid >> 8), pid & 0xFF, afc | cc)) + af,
-            view[:first],
+            head,
+            body[:start],
         ]
         cc = (cc + 1) & 0x0F
-        headers = self._headers[pid]
-        pos = first
-        full_end = first + (total - first) // _PAYLOAD * _PAYLOAD
-        while pos < full_end:
-            parts.append(headers[cc])
-            parts.append(view[pos : pos + _PAYLOAD])
-            pos += _PAYLOAD
-            cc = (cc + 1) & 0x0F
-        if pos < total:
-            rest = total - pos
-            head = bytes((0x47, pid >> 8, pid & 0xFF, 0x30 | cc))
-            parts.append(head + _adaptation_field(_PAYLOAD - rest))
-            parts.append(view[pos:])
+        size = len(body)
+        full = (size - start) // _PAYLOAD
+        if full:
+            parts += _full_packets(self._headers[pid][cc], body, start, full)
+            cc = (cc + full) & 0x0F
+        pos = start + full * _PAYLOAD
+        if pos < size:
+            rest = size - pos
+            packet = bytes((0x47, pid >> 8, pid & 0xFF, 0x30 | cc))
+            parts.append(packet + _adaptation_field(_PAYLOAD - rest))
+            parts.append(body[pos:])
             cc = (cc + 1) & 0x0F
         self._cc[pid] = cc
         return b"".join(parts)
@@ -207,7 +231,7 @@ class TsMuxer:
                 + _timestamp(0x1, dts)
             )
         pcr = self._want_pcr(VIDEO_PID, dts, keyframe)
-        return self._packetize(VIDEO_PID, head + annexb, 0x40 if keyframe else 0, pcr)
+        return self._packetize(VIDEO_PID, head, annexb, 0x40 if keyframe else 0, pcr)
 
     def audio(self, pts: int, adts: bytes) -> bytes:
         """One or more ADTS frames -> one PES -> TS packets on the audio PID."""
@@ -221,7 +245,7 @@ class TsMuxer:
             (0x00, 0x00, 0x01, 0xC0, length >> 8, length & 0xFF, 0x84, 0x80, 0x05)
         ) + _timestamp(0x2, pts)
         pcr = self._want_pcr(AUDIO_PID, pts, False)
-        return self._packetize(AUDIO_PID, head + adts, 0, pcr)
+        return self._packetize(AUDIO_PID, head, adts, 0, pcr)
 
 
 # -- reading TS bytes --------------------------------------------------------------------

@@ -12,7 +12,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 
 from liverec.layout import StreamRef
-from liverec.recorder.catalog_writer import CatalogWriter, CloseNotice, RecordingCatalog
+from liverec.recorder.catalog_writer import (
+    CatalogWriter,
+    CloseNotice,
+    RecordingCatalog,
+    SegmentBatches,
+)
 from liverec.recorder.events import Listener
 from liverec.recorder.hls import BlobWriter
 from liverec.recorder.stream import Clock, StreamRecorder, StreamSettings
@@ -39,6 +44,8 @@ class Recorders:
         close_notice: CloseNotice | None = None,
     ) -> None:
         self.catalog = catalog
+        # One group commit for the segments of every publish (recorder/catalog_writer.py).
+        self.batches = SegmentBatches(catalog)
         self.close_notice = close_notice  # a closed recording's callback
         self.store = store
         self.node_id = node_id
@@ -68,6 +75,7 @@ class Recorders:
             node_id=self.node_id,
             lease_seconds=self.lease_seconds,
             close_notice=self.close_notice,
+            batches=self.batches,
         )
         return StreamRecorder(
             StreamSettings(

@@ -102,6 +102,12 @@ class ChunkReader:
         return self._chunk_size
 
     @property
+    def payload_due(self) -> int:
+        """Bytes still due in the chunk being read: the next this many bytes are payload,
+        which the reader copies without parsing anything."""
+        return self._chunk_left if self._current is not None else 0
+
+    @property
     def buffered_bytes(self) -> int:
         """Bytes held for later: an incomplete header plus the partial messages' payloads."""
         return len(self._pending) + self._buffered

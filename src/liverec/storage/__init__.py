@@ -30,13 +30,16 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, endpoint_url: str | None = None, timeout: float = 10.0) -> BlobStore:
+def open_store(
+    url: str, *, endpoint_url: str | None = None, timeout: float = 10.0, fsync: bool = True
+) -> BlobStore:
     """`file:///absolute/path` -> LocalStore; `s3://bucket/prefix` -> S3Store at
     `endpoint_url` (settings.s3_endpoint_url; None or empty: AWS), the region from
     AWS_REGION or AWS_DEFAULT_REGION and credentials from boto3's default chain. An S3
     call is one attempt that fails after `timeout` seconds without an answer (a hung
     server must not hold an API request for minutes); the recorder, the spool and the MP4
-    publisher retry on their own schedules."""
+    publisher retry on their own schedules. `fsync`: see storage/local.py (an object store's
+    PUT is durable when it answers)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
@@ -44,7 +47,7 @@ def open_store(url: str, *, endpoint_url: str | None = None, timeout: float = 10
         path = unquote(parsed.path)
         if not path.startswith("/"):
             raise ConfigError(f"a file:// storage URL needs an absolute path: {url!r}")
-        return LocalStore(path)
+        return LocalStore(path, fsync=fsync)
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ConfigError(
