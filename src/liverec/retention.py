@@ -1,7 +1,9 @@
 """The retention sweeper: deletes recorded media past its entry point's retention period,
 and the oldest media when storage is over its cap (`storage_max_bytes`) or the local disk
 under its minimum free space (`storage_min_free`), across all entry points, until under with
-MARGIN to spare.
+MARGIN to spare. Recorded media is HLS segments, MP4 slices and periodic snapshots: the cap
+counts all three, and by size they go oldest first together, a WINDOW of time at a time
+(in a window, outputs ending in it, then segments ending in it).
 
 One sweeper per region at a time, whatever the number of nodes: a sweep runs only while its
 node holds the region's lease in the catalog (renewed at each batch; lost, the sweep stops).
@@ -36,7 +38,9 @@ from pathlib import Path
 from typing import Protocol
 
 from liverec.catalog import Catalog, Recording, Segment, from_ms
+from liverec.catalog.models import to_ms
 from liverec.catalog.retention import Candidate, DeletedNotice
+from liverec.catalog.retention_outputs import OUTPUTS_START
 from liverec.errors import MediaError, NotFoundError, StorageError
 from liverec.media.m3u8 import PLAYLIST_TYPE, parse
 from liverec.recorder.recovery import playlist_for, recorded_target_duration
@@ -53,6 +57,12 @@ BATCH = 1000  # segments per transaction: about 5-20 ms on SQLite and PostgreSQL
 # inserts for up to 12 s in bench/retention.py. So on SQLite the sweeper rests PAUSE after
 # each PAUSE of work; PostgreSQL locks rows, and a sweep holds none a recorder waits for.
 PAUSE = 0.1
+# By size, media goes in windows of time, oldest first, each about an eighth of what is to
+# be freed at the store's average rate (so a sweep is some eight windows, and a window's
+# order is the only order lost), within these bounds: an hour of a 24/7 stream is about
+# 900 segments (one batch) and 1-6 MP4 slices. A window that frees nothing (all locked, or
+# a gap in the recordings) doubles the next, so years of gaps take few steps.
+WINDOW_MS = (1000, 3_600_000)
 
 
 class BlobStore(Protocol):
@@ -70,6 +80,7 @@ class SweepReport:
     bytes: int = 0  # their bytes
     recordings_deleted: int = 0
     outputs_deleted: int = 0  # MP4 slices and periodic snapshots (catalog/retention_outputs.py)
+    outputs_bytes: int = 0  # their bytes
     blobs_deleted: int = 0  # blobs deleted from storage (segments, playlists, orphans)
     playlists_rewritten: int = 0
 
@@ -155,8 +166,8 @@ class Sweeper:
                     report.recordings_deleted,
                     report.outputs_deleted,
                 )
-            if self.on_deleted is not None and report.segments:
-                self.on_deleted(report.segments, report.bytes)
+            if self.on_deleted is not None and (report.segments or report.outputs_deleted):
+                self.on_deleted(report.segments, report.bytes + report.outputs_bytes)
             return report
 
     # -- passes -----------------------------------------------------------------------------
@@ -193,8 +204,9 @@ class Sweeper:
 
     def _outputs_by_age(self, report: SweepReport) -> None:
         while self._renew():
-            files, _ = self.catalog.expire_outputs(self.region, self.clock())
+            files, n_bytes = self.catalog.expire_outputs(self.region, self.clock())
             report.outputs_deleted += files
+            report.outputs_bytes += n_bytes
             if files < 500:
                 return
 
@@ -204,26 +216,78 @@ class Sweeper:
             return
         log.warning("storage over its limit: retention frees %d bytes", need)
         freed = 0
-        after = (-(2**62), 0)
+        oldest = self._oldest_ms()
+        if oldest is None:
+            return
+        now_ms = to_ms(self.clock())
+        used = max(1, self.catalog.bytes_used(self.region))
+        low, high = WINDOW_MS
+        base = min(high, max(low, (now_ms - oldest) * need // used // 8))
+        window = base
+        cutoff = oldest + window
         while freed < need and self._renew():
-            found = self.catalog.oldest_recordings(self.region, after=after)
+            before = freed
+            freed += self._outputs_by_size(from_ms(cutoff), need - freed, report)
+            if freed < need:
+                freed += self._recordings_by_size(cutoff, need - freed, report)
+            if freed >= need or self._token is None:
+                return
+            if cutoff > now_ms:
+                log.error(
+                    "retention could free only %d of %d bytes: the rest is locked, "
+                    "referenced by clips or being recorded",
+                    freed,
+                    need,
+                )
+                return
+            window = base if freed > before else window * 2
+            # What is left before the cutoff is locked: past it, from the oldest left.
+            cutoff = max(cutoff, self._oldest_ms() or cutoff) + window
+
+    def _oldest_ms(self) -> int | None:
+        found = [
+            self.catalog.oldest_recording_ms(self.region),
+            self.catalog.oldest_output_ms(self.region),
+        ]
+        times = [t for t in found if t is not None]
+        return min(times) if times else None
+
+    def _outputs_by_size(self, cutoff: datetime, max_bytes: int, report: SweepReport) -> int:
+        """MP4 slices and periodic snapshots up to `cutoff`, oldest first, until `max_bytes`
+        are freed; returns the bytes freed."""
+        freed = 0
+        after = OUTPUTS_START
+        while freed < max_bytes:
+            done = self.catalog.trim_outputs(
+                self.region, cutoff, max_bytes - freed, self.clock(), after=after
+            )
+            report.outputs_deleted += done.files
+            report.outputs_bytes += done.bytes
+            freed += done.bytes
+            if done.done or not self._renew():
+                break
+            after = done.after
+        return freed
+
+    def _recordings_by_size(self, cutoff_ms: int, max_bytes: int, report: SweepReport) -> int:
+        """Segments ending by `cutoff_ms` of the recordings started before it, oldest
+        first, until `max_bytes` are freed; returns the bytes freed."""
+        freed = 0
+        after = (-(2**62), 0)
+        while freed < max_bytes:
+            found = self.catalog.oldest_recordings(self.region, after=after, before_ms=cutoff_ms)
             for cand in found:
                 before = report.bytes
-                if not self._trim(cand, report, max_bytes=need - freed):
-                    return
+                going = self._trim(
+                    cand, report, cutoff=from_ms(cutoff_ms), max_bytes=max_bytes - freed
+                )
                 freed += report.bytes - before
-                if freed >= need:
-                    return
+                if not going or freed >= max_bytes:
+                    return freed
             if len(found) < 500:
-                if freed < need:
-                    log.error(
-                        "retention could free only %d of %d bytes: the rest is locked, "
-                        "referenced by clips or being recorded",
-                        freed,
-                        need,
-                    )
-                return
+                break
             after = (found[-1].start_ms, found[-1].id)
+        return freed
 
     def need(self) -> int:
         """Bytes to free now: over the cap down to MARGIN under it, or under the minimum

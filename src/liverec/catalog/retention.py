@@ -45,12 +45,14 @@ from liverec.catalog.retention_locks import lock_stream
 from liverec.catalog.schema import (
     entry_points,
     files,
+    mp4_files,
     projects,
     recordings,
     retention_leases,
     retention_locks,
     retention_trash,
     segments,
+    snapshot_files,
     streams,
 )
 from liverec.errors import InvalidValueError, NotFoundError
@@ -130,12 +132,21 @@ class RetentionRepo(RepoBase):
         ]
 
     def oldest_recordings(
-        self, region: str, *, after: tuple[int, int] = (-(2**62), 0), limit: int = 500
+        self,
+        region: str,
+        *,
+        after: tuple[int, int] = (-(2**62), 0),
+        before_ms: int | None = None,
+        limit: int = 500,
     ) -> list[Candidate]:
-        """Recordings in `region`, oldest first, after the (start_ms, id) cursor `after`."""
+        """Recordings in `region`, oldest first, after the (start_ms, id) cursor `after`
+        (and, with `before_ms`, starting before it)."""
+        where = and_(recordings.c.region == region, _after(after))
+        if before_ms is not None:
+            where = and_(where, recordings.c.start_ms < before_ms)
         stmt = (
             select(recordings.c.id, recordings.c.start_ms, recordings.c.state)
-            .where(and_(recordings.c.region == region, _after(after)))
+            .where(where)
             .order_by(recordings.c.start_ms, recordings.c.id)
             .limit(limit)
         )
@@ -143,15 +154,31 @@ class RetentionRepo(RepoBase):
             rows = conn.execute(stmt).mappings().all()
         return [Candidate(int(m["id"]), int(m["start_ms"]), m["state"]) for m in rows]
 
+    def oldest_recording_ms(self, region: str) -> int | None:
+        """The start of the oldest recording in `region` (None: there is none)."""
+        with self._read() as conn:
+            found = conn.execute(
+                select(func.min(recordings.c.start_ms)).where(recordings.c.region == region)
+            ).scalar()
+        return None if found is None else int(found)
+
     def bytes_used(self, region: str) -> int:
-        """Bytes of the catalogued segments in `region` (the catalog's count: storage is
-        not walked)."""
+        """Bytes of the recorded media catalogued in `region`: HLS segments, MP4 slices and
+        periodic snapshots (the catalog's count: storage is not walked). Playlists, clips
+        and API snapshots are not counted (small, and never retention's to delete)."""
         with self._read() as conn:
             total = conn.execute(
                 select(func.coalesce(func.sum(recordings.c.size_bytes), 0)).where(
                     recordings.c.region == region
                 )
             ).scalar_one()
+            for table, size in (
+                (mp4_files, mp4_files.c.size),
+                (snapshot_files, snapshot_files.c.size),
+            ):
+                total += conn.execute(
+                    select(func.coalesce(func.sum(size), 0)).where(table.c.region == region)
+                ).scalar_one()
         return int(total)
 
     def recording_head(self, recording_id: int) -> tuple[int, int]:
