@@ -181,6 +181,7 @@ class Service:
             self.store,
             settings.data_dir / "spool" / "storage",
             max_bytes=settings.storage_spool_max_bytes,
+            orphan=self.catalog.trimmed_segment,  # retention trimmed it while spooled
         )
         self.recorders = Recorders(
             self.catalog,
