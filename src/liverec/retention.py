@@ -20,6 +20,10 @@ which is why its blobs are listed due `grace_seconds` later); then the blobs are
 their rows forgotten. A sweep that dies anywhere leaves only listed keys, which the next
 sweep (of any node) deletes first.
 
+Clips cut before retention existed (migration 0005) have no hold on what they reference:
+the first sweep of each process gives them theirs first, from the times their playlists
+give (EXT-X-PROGRAM-DATE-TIME), and deletes nothing until it could.
+
 A rewritten playlist keeps the EXT-X-TARGETDURATION it declared (read back from the stored
 playlist; RFC 8216 6.2.1), starts at EXT-X-MEDIA-SEQUENCE = the first seq kept with
 EXT-X-DISCONTINUITY-SEQUENCE = the discontinuities that went with the head, so a player
@@ -40,9 +44,10 @@ from typing import Protocol
 from liverec.catalog import Catalog, Recording, Segment, from_ms
 from liverec.catalog.models import to_ms
 from liverec.catalog.retention import Candidate, DeletedNotice
+from liverec.catalog.retention_locks import MAX_LOCK_MS
 from liverec.catalog.retention_outputs import OUTPUTS_START
 from liverec.errors import MediaError, NotFoundError, StorageError
-from liverec.media.m3u8 import PLAYLIST_TYPE, parse
+from liverec.media.m3u8 import PLAYLIST_TYPE, SegmentEntry, parse
 from liverec.recorder.recovery import playlist_for, recorded_target_duration
 
 log = logging.getLogger(__name__)
@@ -128,6 +133,7 @@ class Sweeper:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._token: str | None = None
+        self._clips_held = False  # older clips' holds given (see the module docstring)
         # A test's hook: called after the catalog changed and before blobs are deleted.
         self.before_blobs: Callable[[], None] | None = None
 
@@ -146,6 +152,9 @@ class Sweeper:
             report.ran = True
             self._worked_since = time.monotonic()
             try:
+                if not self._clips_held:
+                    self._hold_old_clips()  # before anything is deleted
+                    self._clips_held = True
                 self._empty_trash(report)  # what a sweep that died left
                 self._by_age(report)
                 self._outputs_by_age(report)
@@ -338,6 +347,39 @@ class Sweeper:
             if not self._renew():
                 return False
 
+    def _hold_old_clips(self) -> None:
+        """Give every clip with no hold one on the range its playlist references (a clip
+        this region's store does not have is another region's: left to its sweeper). A
+        store that fails raises: this sweep deletes nothing, the next tries again."""
+        after = (0, "")
+        held = 0
+        while True:
+            found = self.catalog.unheld_clips(self.region, after=after)
+            for _, stream, name in found:
+                try:
+                    text = self.store.get(stream.key(stream.file(name)))
+                except NotFoundError:
+                    continue
+                times = [
+                    s.program_date_time
+                    for s in _parse_or_none(text)
+                    if s.program_date_time is not None
+                ]
+                if times:
+                    # The last segment's start: it overlaps, the one after it does not.
+                    self.catalog.hold_clip(stream, name, min(times), max(times))
+                else:  # no times to go by: everything of its stream is kept
+                    self.catalog.hold_clip(stream, name, from_ms(0), from_ms(MAX_LOCK_MS * 100))
+                    log.warning(
+                        "clip %s/%s: no times in its playlist, its stream held", stream, name
+                    )
+                held += 1
+            if len(found) < 500:
+                break
+            after = found[-1][0]
+        if held:
+            log.warning("retention: %d clips cut before it existed are now held", held)
+
     # -- blobs ------------------------------------------------------------------------------
 
     def _empty_trash(self, report: SweepReport) -> None:
@@ -396,6 +438,13 @@ class Sweeper:
         if declared is not None:
             return declared
         return recorded_target_duration(self.catalog, rec, segments)
+
+
+def _parse_or_none(data: bytes) -> list[SegmentEntry]:
+    try:
+        return list(parse(data.decode("utf-8", "replace")).segments)
+    except MediaError:
+        return []
 
 
 def disk_free(path: Path) -> int:

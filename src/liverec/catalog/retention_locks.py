@@ -1,7 +1,9 @@
 """Retention's locked ranges: what the sweeper never deletes (catalog/retention.py trims
 around them). A user's lock of a stream's range (`add_lock`, optionally expiring), and the
 range each clip references (`hold_clip`, gone with the clip's files row: the foreign key
-cascades). A trim and a new lock of one stream are serialised on the stream's row
+cascades). Clips cut before migration 0005 have no hold: `unheld_clips` finds them, and the
+sweeper gives them theirs from their playlists before it deletes anything
+(liverec/retention.py). A trim and a new lock of one stream are serialised on the stream's row
 (`lock_stream`), so a clip never lists a segment a concurrent trim deleted."""
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select
+from sqlalchemy import Connection, and_, delete, insert, or_, select, tuple_
 
 from liverec.catalog._base import RepoBase
 from liverec.catalog.models import from_ms, to_ms
@@ -187,6 +189,49 @@ class LocksRepo(RepoBase):
             now = self._now_ms()
             for key in keys:
                 conn.execute(insert(retention_trash).values(key=key, recording_id=None, due_ms=now))
+
+    def unheld_clips(
+        self, region: str, *, after: tuple[int, str] = (0, ""), limit: int = 500
+    ) -> list[tuple[tuple[int, str], StreamRef, str]]:
+        """Clips with no hold on their range (cut before retention existed), by (stream
+        id, file name) after the cursor `after`: (cursor, stream in `region`, file name)."""
+        stmt = (
+            select(
+                files.c.stream_id,
+                files.c.file_name,
+                projects.c.app_id,
+                streams.c.entry_point,
+                streams.c.name,
+            )
+            .join(streams, streams.c.id == files.c.stream_id)
+            .join(projects, projects.c.id == streams.c.project_id)
+            .outerjoin(
+                retention_locks,
+                and_(
+                    retention_locks.c.stream_id == files.c.stream_id,
+                    retention_locks.c.file_name == files.c.file_name,
+                ),
+            )
+            .where(
+                and_(
+                    files.c.kind == "clip",
+                    retention_locks.c.id.is_(None),
+                    tuple_(files.c.stream_id, files.c.file_name) > tuple_(*after),
+                )
+            )
+            .order_by(files.c.stream_id, files.c.file_name)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            (
+                (int(r.stream_id), str(r.file_name)),
+                StreamRef(r.app_id, region, r.entry_point, r.name),
+                str(r.file_name),
+            )
+            for r in rows
+        ]
 
 
 def lock_stream(conn: Connection, stream_id: int) -> None:
