@@ -258,6 +258,7 @@ class Service:
             storage=None if root is None else StorageUsage(root),
             min_free=settings.storage_min_free,
             callback_queue=self.catalog.pending_notices,
+            catalog_used=functools.partial(self.catalog.bytes_used, settings.region),
         )
         readiness = Readiness()
         readiness.add("catalog", self.catalog.list_projects)
