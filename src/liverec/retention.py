@@ -362,7 +362,7 @@ class Sweeper:
                     continue
                 times = [
                     s.program_date_time
-                    for s in _parse_or_none(text)
+                    for s in _playlist_entries(text)
                     if s.program_date_time is not None
                 ]
                 if times:
@@ -440,7 +440,8 @@ class Sweeper:
         return recorded_target_duration(self.catalog, rec, segments)
 
 
-def _parse_or_none(data: bytes) -> list[SegmentEntry]:
+def _playlist_entries(data: bytes) -> list[SegmentEntry]:
+    """The segments a stored playlist lists (none when it does not parse)."""
     try:
         return list(parse(data.decode("utf-8", "replace")).segments)
     except MediaError:
