@@ -229,6 +229,7 @@ class Sweeper:
         if oldest is None:
             return
         now_ms = to_ms(self.clock())
+        newest = max(now_ms, self.catalog.newest_media_ms(self.region) or now_ms)
         used = max(1, self.catalog.bytes_used(self.region))
         low, high = WINDOW_MS
         base = min(high, max(low, (now_ms - oldest) * need // used // 8))
@@ -241,7 +242,7 @@ class Sweeper:
                 freed += self._recordings_by_size(cutoff, need - freed, report)
             if freed >= need or self._token is None:
                 return
-            if cutoff > now_ms:
+            if cutoff > newest:
                 log.error(
                     "retention could free only %d of %d bytes: the rest is locked, "
                     "referenced by clips or being recorded",

@@ -415,3 +415,14 @@ def test_the_byte_cap_counts_mp4_slices_and_snapshots_and_deletes_them_oldest_fi
     for rec in (a, b):
         assert_listed_files_exist(store, catalog.get_recording(rec.id))
     assert catalog.trash_count() == 0
+
+
+def test_the_byte_cap_reaches_media_timed_ahead_of_the_clock(
+    catalog: Catalog, store: LocalStore, clock: FakeClock
+) -> None:
+    # A push faster than real time: its segments' times run ahead of the wall clock.
+    setup_project(catalog)
+    rec = record(catalog, store, clock() - timedelta(seconds=1), 10)
+    report = sweeper(catalog, store, clock, max_bytes=5 * SIZE).sweep()
+    assert report.segments == 10 - int(5 * SIZE * (1 - MARGIN)) // SIZE
+    assert_listed_files_exist(store, catalog.get_recording(rec.id))

@@ -162,6 +162,23 @@ class RetentionRepo(RepoBase):
             ).scalar()
         return None if found is None else int(found)
 
+    def newest_media_ms(self, region: str) -> int | None:
+        """The end of the newest recording, MP4 slice or periodic snapshot in `region`
+        (None: none). Media times run ahead of the clock for a push faster than real time,
+        so the byte cap's windows go up to this, not to now. (One scan of `recordings`:
+        only when the cap is passed.)"""
+        with self._read() as conn:
+            found = [
+                conn.execute(select(func.max(col)).where(table.c.region == region)).scalar()
+                for table, col in (
+                    (recordings, recordings.c.end_ms),
+                    (mp4_files, mp4_files.c.end_ms),
+                    (snapshot_files, snapshot_files.c.time_ms),
+                )
+            ]
+        times = [int(x) for x in found if x is not None]
+        return max(times) if times else None
+
     def bytes_used(self, region: str) -> int:
         """Bytes of the recorded media catalogued in `region`: HLS segments, MP4 slices and
         periodic snapshots (the catalog's count: storage is not walked). Playlists, clips
