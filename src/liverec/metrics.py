@@ -36,8 +36,11 @@ Metric names (all `liverec_`):
     recorder_backlog_segments              gauge    segments waiting for the store
     retention_deleted_segments_total       counter  segments retention deleted
     retention_freed_bytes_total            counter  bytes retention freed
-    storage_used_bytes                     gauge    bytes under the local storage root
-    storage_free_bytes, storage_size_bytes gauge    the local storage filesystem
+    storage_used_bytes                     gauge    bytes under the local storage root; on
+                                                    object storage, the recorded media the
+                                                    catalog lists in the node's region
+    storage_free_bytes, storage_size_bytes gauge    the local storage filesystem (none on
+                                                    object storage: it has no such figure)
     storage_min_free_bytes                 gauge    the `storage_min_free` setting
     callback_queue_depth                   gauge    notices waiting in the outbox
     http_requests_total{route,method,status}  counter   API requests by route template
@@ -351,6 +354,15 @@ class _Scraped(Collector):
         yield from self._publishes(m.publishing)
         if m.storage is not None:
             yield from self._storage(m.storage, m.min_free)
+        elif m.catalog_used is not None:
+            used = m.catalog_used.value()
+            if used is not None:
+                yield GaugeMetricFamily(
+                    "liverec_storage_used_bytes",
+                    "Bytes of recorded media (segments, MP4 slices, periodic snapshots) the "
+                    "catalog lists in this region (object storage: no free figure)",
+                    value=used,
+                )
         if m.callback_queue is not None:
             depth = m.callback_queue.value()
             if depth is not None:
@@ -557,6 +569,7 @@ class Metrics:
         self.publishing: LivePublishes | None = None
         self.storage: StorageUsage | None = None
         self.min_free = 0
+        self.catalog_used: Refreshed | None = None
         self.callback_queue: Refreshed | None = None
         self.workers: WorkerFigures | None = None  # ingest workers' figures (workers.py)
         r = self.registry
@@ -634,10 +647,13 @@ class Metrics:
         storage: StorageUsage | None = None,
         min_free: int = 0,
         callback_queue: Callable[[], int] | None = None,
+        catalog_used: Callable[[], int] | None = None,
     ) -> None:
-        """Attach what the scrape reads."""
+        """Attach what the scrape reads. `catalog_used`: the bytes used, from the catalog,
+        where there is no local `storage` to look at (object storage)."""
         self.publishing = publishing
         self.storage = storage
+        self.catalog_used = None if catalog_used is None else Refreshed(catalog_used)
         self.min_free = min_free
         self.callback_queue = None if callback_queue is None else Refreshed(callback_queue)
 

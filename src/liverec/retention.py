@@ -1,7 +1,9 @@
 """The retention sweeper: deletes recorded media past its entry point's retention period,
 and the oldest media when storage is over its cap (`storage_max_bytes`) or the local disk
 under its minimum free space (`storage_min_free`), across all entry points, until under with
-MARGIN to spare.
+MARGIN to spare. Recorded media is HLS segments, MP4 slices and periodic snapshots: the cap
+counts all three, and by size they go oldest first together, a WINDOW of time at a time
+(in a window, outputs ending in it, then segments ending in it).
 
 One sweeper per region at a time, whatever the number of nodes: a sweep runs only while its
 node holds the region's lease in the catalog (renewed at each batch; lost, the sweep stops).
@@ -17,6 +19,10 @@ rewritten from the catalog (a closed recording's; an open one's writer rewrites 
 which is why its blobs are listed due `grace_seconds` later); then the blobs are deleted and
 their rows forgotten. A sweep that dies anywhere leaves only listed keys, which the next
 sweep (of any node) deletes first.
+
+Clips cut before retention existed (migration 0005) have no hold on what they reference:
+the first sweep of each process gives them theirs first, from the times their playlists
+give (EXT-X-PROGRAM-DATE-TIME), and deletes nothing until it could.
 
 A rewritten playlist keeps the EXT-X-TARGETDURATION it declared (read back from the stored
 playlist; RFC 8216 6.2.1), starts at EXT-X-MEDIA-SEQUENCE = the first seq kept with
@@ -36,9 +42,12 @@ from pathlib import Path
 from typing import Protocol
 
 from liverec.catalog import Catalog, Recording, Segment, from_ms
+from liverec.catalog.models import to_ms
 from liverec.catalog.retention import Candidate, DeletedNotice
+from liverec.catalog.retention_locks import MAX_LOCK_MS
+from liverec.catalog.retention_outputs import OUTPUTS_START
 from liverec.errors import MediaError, NotFoundError, StorageError
-from liverec.media.m3u8 import PLAYLIST_TYPE, parse
+from liverec.media.m3u8 import PLAYLIST_TYPE, SegmentEntry, parse
 from liverec.recorder.recovery import playlist_for, recorded_target_duration
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,12 @@ BATCH = 1000  # segments per transaction: about 5-20 ms on SQLite and PostgreSQL
 # inserts for up to 12 s in bench/retention.py. So on SQLite the sweeper rests PAUSE after
 # each PAUSE of work; PostgreSQL locks rows, and a sweep holds none a recorder waits for.
 PAUSE = 0.1
+# By size, media goes in windows of time, oldest first, each about an eighth of what is to
+# be freed at the store's average rate (so a sweep is some eight windows, and a window's
+# order is the only order lost), within these bounds: an hour of a 24/7 stream is about
+# 900 segments (one batch) and 1-6 MP4 slices. A window that frees nothing (all locked, or
+# a gap in the recordings) doubles the next, so years of gaps take few steps.
+WINDOW_MS = (1000, 3_600_000)
 
 
 class BlobStore(Protocol):
@@ -70,6 +85,7 @@ class SweepReport:
     bytes: int = 0  # their bytes
     recordings_deleted: int = 0
     outputs_deleted: int = 0  # MP4 slices and periodic snapshots (catalog/retention_outputs.py)
+    outputs_bytes: int = 0  # their bytes
     blobs_deleted: int = 0  # blobs deleted from storage (segments, playlists, orphans)
     playlists_rewritten: int = 0
 
@@ -117,6 +133,7 @@ class Sweeper:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._token: str | None = None
+        self._clips_held = False  # older clips' holds given (see the module docstring)
         # A test's hook: called after the catalog changed and before blobs are deleted.
         self.before_blobs: Callable[[], None] | None = None
 
@@ -135,6 +152,9 @@ class Sweeper:
             report.ran = True
             self._worked_since = time.monotonic()
             try:
+                if not self._clips_held:
+                    self._hold_old_clips()  # before anything is deleted
+                    self._clips_held = True
                 self._empty_trash(report)  # what a sweep that died left
                 self._by_age(report)
                 self._outputs_by_age(report)
@@ -155,8 +175,8 @@ class Sweeper:
                     report.recordings_deleted,
                     report.outputs_deleted,
                 )
-            if self.on_deleted is not None and report.segments:
-                self.on_deleted(report.segments, report.bytes)
+            if self.on_deleted is not None and (report.segments or report.outputs_deleted):
+                self.on_deleted(report.segments, report.bytes + report.outputs_bytes)
             return report
 
     # -- passes -----------------------------------------------------------------------------
@@ -193,8 +213,9 @@ class Sweeper:
 
     def _outputs_by_age(self, report: SweepReport) -> None:
         while self._renew():
-            files, _ = self.catalog.expire_outputs(self.region, self.clock())
+            files, n_bytes = self.catalog.expire_outputs(self.region, self.clock())
             report.outputs_deleted += files
+            report.outputs_bytes += n_bytes
             if files < 500:
                 return
 
@@ -204,26 +225,79 @@ class Sweeper:
             return
         log.warning("storage over its limit: retention frees %d bytes", need)
         freed = 0
-        after = (-(2**62), 0)
+        oldest = self._oldest_ms()
+        if oldest is None:
+            return
+        now_ms = to_ms(self.clock())
+        newest = max(now_ms, self.catalog.newest_media_ms(self.region) or now_ms)
+        used = max(1, self.catalog.bytes_used(self.region))
+        low, high = WINDOW_MS
+        base = min(high, max(low, (now_ms - oldest) * need // used // 8))
+        window = base
+        cutoff = oldest + window
         while freed < need and self._renew():
-            found = self.catalog.oldest_recordings(self.region, after=after)
+            before = freed
+            freed += self._outputs_by_size(from_ms(cutoff), need - freed, report)
+            if freed < need:
+                freed += self._recordings_by_size(cutoff, need - freed, report)
+            if freed >= need or self._token is None:
+                return
+            if cutoff > newest:
+                log.error(
+                    "retention could free only %d of %d bytes: the rest is locked, "
+                    "referenced by clips or being recorded",
+                    freed,
+                    need,
+                )
+                return
+            window = base if freed > before else window * 2
+            # What is left before the cutoff is locked: past it, from the oldest left.
+            cutoff = max(cutoff, self._oldest_ms() or cutoff) + window
+
+    def _oldest_ms(self) -> int | None:
+        found = [
+            self.catalog.oldest_recording_ms(self.region),
+            self.catalog.oldest_output_ms(self.region),
+        ]
+        times = [t for t in found if t is not None]
+        return min(times) if times else None
+
+    def _outputs_by_size(self, cutoff: datetime, max_bytes: int, report: SweepReport) -> int:
+        """MP4 slices and periodic snapshots up to `cutoff`, oldest first, until `max_bytes`
+        are freed; returns the bytes freed."""
+        freed = 0
+        after = OUTPUTS_START
+        while freed < max_bytes:
+            done = self.catalog.trim_outputs(
+                self.region, cutoff, max_bytes - freed, self.clock(), after=after
+            )
+            report.outputs_deleted += done.files
+            report.outputs_bytes += done.bytes
+            freed += done.bytes
+            if done.done or not self._renew():
+                break
+            after = done.after
+        return freed
+
+    def _recordings_by_size(self, cutoff_ms: int, max_bytes: int, report: SweepReport) -> int:
+        """Segments ending by `cutoff_ms` of the recordings started before it, oldest
+        first, until `max_bytes` are freed; returns the bytes freed."""
+        freed = 0
+        after = (-(2**62), 0)
+        while freed < max_bytes:
+            found = self.catalog.oldest_recordings(self.region, after=after, before_ms=cutoff_ms)
             for cand in found:
                 before = report.bytes
-                if not self._trim(cand, report, max_bytes=need - freed):
-                    return
+                going = self._trim(
+                    cand, report, cutoff=from_ms(cutoff_ms), max_bytes=max_bytes - freed
+                )
                 freed += report.bytes - before
-                if freed >= need:
-                    return
+                if not going or freed >= max_bytes:
+                    return freed
             if len(found) < 500:
-                if freed < need:
-                    log.error(
-                        "retention could free only %d of %d bytes: the rest is locked, "
-                        "referenced by clips or being recorded",
-                        freed,
-                        need,
-                    )
-                return
+                break
             after = (found[-1].start_ms, found[-1].id)
+        return freed
 
     def need(self) -> int:
         """Bytes to free now: over the cap down to MARGIN under it, or under the minimum
@@ -273,6 +347,39 @@ class Sweeper:
             seq = done.next_seq
             if not self._renew():
                 return False
+
+    def _hold_old_clips(self) -> None:
+        """Give every clip with no hold one on the range its playlist references (a clip
+        this region's store does not have is another region's: left to its sweeper). A
+        store that fails raises: this sweep deletes nothing, the next tries again."""
+        after = (0, "")
+        held = 0
+        while True:
+            found = self.catalog.unheld_clips(self.region, after=after)
+            for _, stream, name in found:
+                try:
+                    text = self.store.get(stream.key(stream.file(name)))
+                except NotFoundError:
+                    continue
+                times = [
+                    s.program_date_time
+                    for s in _playlist_entries(text)
+                    if s.program_date_time is not None
+                ]
+                if times:
+                    # The last segment's start: it overlaps, the one after it does not.
+                    self.catalog.hold_clip(stream, name, min(times), max(times))
+                else:  # no times to go by: everything of its stream is kept
+                    self.catalog.hold_clip(stream, name, from_ms(0), from_ms(MAX_LOCK_MS * 100))
+                    log.warning(
+                        "clip %s/%s: no times in its playlist, its stream held", stream, name
+                    )
+                held += 1
+            if len(found) < 500:
+                break
+            after = found[-1][0]
+        if held:
+            log.warning("retention: %d clips cut before it existed are now held", held)
 
     # -- blobs ------------------------------------------------------------------------------
 
@@ -332,6 +439,14 @@ class Sweeper:
         if declared is not None:
             return declared
         return recorded_target_duration(self.catalog, rec, segments)
+
+
+def _playlist_entries(data: bytes) -> list[SegmentEntry]:
+    """The segments a stored playlist lists (none when it does not parse)."""
+    try:
+        return list(parse(data.decode("utf-8", "replace")).segments)
+    except MediaError:
+        return []
 
 
 def disk_free(path: Path) -> int:

@@ -218,6 +218,7 @@ class Service:
             self.store,
             settings.data_dir / "spool" / spool_name / "storage",
             max_bytes=settings.storage_spool_max_bytes,
+            orphan=self.catalog.trimmed_segment,  # retention trimmed it while spooled
         )
         self.recorders = Recorders(
             self.catalog,
@@ -302,6 +303,7 @@ class Service:
                 storage=None if root is None else StorageUsage(root),
                 min_free=settings.storage_min_free,
                 callback_queue=self.catalog.pending_notices,
+                catalog_used=functools.partial(self.catalog.bytes_used, settings.region),
             )
         readiness = Readiness()
         readiness.add("catalog", self.catalog.list_projects)

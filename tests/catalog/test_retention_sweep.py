@@ -356,3 +356,73 @@ def test_mp4_slices_and_periodic_snapshots_go_by_age_unless_locked(
     for name in (locked_mp4, young_mp4, young_shot):
         assert store.exists(T0_STREAM.key(name))
     assert catalog.trash_count() == 0
+
+
+def test_the_byte_cap_counts_mp4_slices_and_snapshots_and_deletes_them_oldest_first(
+    catalog: Catalog, store: LocalStore, clock: FakeClock
+) -> None:
+    setup_project(catalog)  # kept forever: only the cap deletes
+    now = clock()
+    other = StreamRef("app1", "na", "keep", "x")
+
+    def mp4(stream: StreamRef, start: datetime, seconds: float) -> str:
+        name = stream.recording("m", start).mp4(0, start)
+        store.put(stream.key(name), b"m" * 5 * SIZE, "video/mp4")
+        catalog.add_mp4_file(
+            stream,
+            name=name,
+            session_id="m",
+            slice_id=0,
+            start_time=start,
+            end_time=start + timedelta(seconds=seconds),
+            size=5 * SIZE,
+        )
+        return name
+
+    a = record(catalog, store, now - timedelta(hours=3), 10, session="a")  # 10 kB
+    a_mp4 = mp4(T0_STREAM, a.start_time, 40)  # 5 kB, A's time: held by the clip below
+    shot = T0_STREAM.recording("a", a.start_time).snapshot(a.start_time + timedelta(seconds=20))
+    store.put(T0_STREAM.key(shot), b"j" * (SIZE // 2), "image/jpeg")
+    catalog.add_snapshot_file(T0_STREAM, shot, a.start_time + timedelta(seconds=20), size=SIZE // 2)
+    locked_mp4 = mp4(T0_STREAM, now - timedelta(hours=2), 60)  # 5 kB, locked
+    catalog.add_lock(T0_STREAM, now - timedelta(hours=2), now - timedelta(hours=2, minutes=-1))
+    b = record(catalog, store, now - timedelta(hours=1), 10, session="b")  # 10 kB
+    newest_mp4 = mp4(other, now - timedelta(minutes=5), 60)  # 5 kB
+    ClipWriter(catalog, store, holds=catalog)(
+        T0_STREAM,
+        file_name="clip.m3u8",
+        start=a.start_time + timedelta(seconds=33),
+        end=a.start_time + timedelta(seconds=37),
+    )
+    assert catalog.bytes_used("na") == 35 * SIZE + SIZE // 2
+    cap = 20 * SIZE
+    report = sweeper(catalog, store, clock, max_bytes=cap).sweep()
+    # Oldest first, segments and outputs alike: the snapshot and A's unheld segments, then
+    # (the locked slice skipped) B's head, until 5 % under the cap.
+    assert (report.segments, report.outputs_deleted) == (8 + 8, 1)
+    assert report.bytes + report.outputs_bytes == 16 * SIZE + SIZE // 2
+    assert catalog.bytes_used("na") == cap * (1 - MARGIN)
+    assert [s.seq for s in catalog.segments_of(a.id)] == [8, 9]  # the clip's
+    assert [s.seq for s in catalog.segments_of(b.id)] == [8, 9]
+    day = (now - timedelta(days=1), now)
+    assert [f.name for f in catalog.mp4_files_overlapping(T0_STREAM, *day)] == [a_mp4, locked_mp4]
+    assert [f.name for f in catalog.mp4_files_overlapping(other, *day)] == [newest_mp4]
+    assert catalog.snapshot_files_between(T0_STREAM, *day) == []
+    assert not store.exists(T0_STREAM.key(shot))
+    for name in (a_mp4, locked_mp4):
+        assert store.exists(T0_STREAM.key(name))
+    assert store.exists(other.key(newest_mp4))
+    for rec in (a, b):
+        assert_listed_files_exist(store, catalog.get_recording(rec.id))
+    assert catalog.trash_count() == 0
+
+
+def test_the_byte_cap_reaches_media_timed_ahead_of_the_clock(
+    catalog: Catalog, store: LocalStore, clock: FakeClock
+) -> None:
+    # A push faster than real time: its segments' times run ahead of the wall clock.
+    setup_project(catalog)
+    rec = record(catalog, store, clock() - timedelta(seconds=1), 10)
+    report = sweeper(catalog, store, clock, max_bytes=5 * SIZE).sweep()
+    assert report.segments == 10 - int(5 * SIZE * (1 - MARGIN)) // SIZE
+    assert_listed_files_exist(store, catalog.get_recording(rec.id))

@@ -27,7 +27,8 @@ from liverec.catalog.projects import DEFAULT_ENTRY_POINT, UNSET
 from liverec.catalog.publishes import PlayPoint, Publish, QualityPoint, viewer_id
 from liverec.catalog.recordings import NewSegment
 from liverec.catalog.repo import Catalog
-from liverec.catalog.retention import Lock, Trimmed
+from liverec.catalog.retention import Trimmed
+from liverec.catalog.retention_locks import Lock
 from liverec.catalog.secrets import SecretBox
 from liverec.catalog.streams import LiveControl
 

@@ -47,7 +47,7 @@ from liverec.errors import (
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration's revision (tests/catalog check it is Alembic's head): what the
 # code needs, known without loading the migration scripts.
-SCHEMA_HEAD = "0006d"
+SCHEMA_HEAD = "0007"
 VERSION_TABLE = "alembic_version"  # Alembic's default, where it keeps the revision
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Any constant: PostgreSQL advisory lock taken while migrating, so nodes migrate one at a time.
@@ -220,15 +220,32 @@ def current_revision(engine: Engine) -> str | None:
 
 def migrate(engine: Engine) -> None:
     """Upgrade the schema to head (alembic upgrade head). Safe to run from several nodes at
-    once: PostgreSQL takes an advisory lock, SQLite the write lock."""
+    once: PostgreSQL takes an advisory lock, SQLite the write lock.
+
+    On SQLite, foreign keys are off while it runs and checked after: batch mode rebuilds a
+    table by copying it and dropping the old one, and with them on, the drop cascades
+    (0005's rebuild of `recordings` emptied `segments` and the recordings' `files` rows).
+    The pragma is a no-op inside a transaction, so it is set on the driver's connection
+    before BEGIN."""
     from alembic import command
 
     cfg = _alembic_config()
-    with write_transaction(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK})
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    with mapped_errors(), engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise SchemaError("the migrated catalog breaks a foreign key: rolled back")
+        finally:
+            if sqlite:
+                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
 
 def check_schema(engine: Engine) -> None:

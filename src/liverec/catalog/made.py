@@ -16,7 +16,7 @@ from liverec.layout import StreamRef
 
 MAX_LISTED = 1000
 # A clip cut up to whatever is recorded later holds its range this far ahead (as
-# catalog/retention.py's MAX_LOCK_MS): listed as having no end yet.
+# catalog/retention_locks.py's MAX_LOCK_MS): listed as having no end yet.
 _OPEN_END_MS = 366 * 86_400_000
 
 

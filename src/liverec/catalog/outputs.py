@@ -250,10 +250,17 @@ class OutputsRepo(RepoBase):
         ]
 
     def add_snapshot_file(
-        self, stream: StreamRef, name: str, time: datetime, notices: Sequence[Notice] = ()
+        self,
+        stream: StreamRef,
+        name: str,
+        time: datetime,
+        notices: Sequence[Notice] = (),
+        *,
+        size: int = 0,
     ) -> None:
-        """Catalogue a stored periodic snapshot (a repeat of the same name is no error);
-        `notices` are enqueued in the same transaction, when the name is new."""
+        """Catalogue a stored periodic snapshot of `size` bytes (a repeat of the same name
+        is no error); `notices` are enqueued in the same transaction, when the name is
+        new."""
         with self._write() as conn:
             sid = self._ensure_stream(conn, stream)
             where = and_(snapshot_files.c.stream_id == sid, snapshot_files.c.key == name)
@@ -262,7 +269,13 @@ class OutputsRepo(RepoBase):
             insert_ignore(
                 conn,
                 snapshot_files,
-                {"stream_id": sid, "region": stream.region, "key": name, "time_ms": to_ms(time)},
+                {
+                    "stream_id": sid,
+                    "region": stream.region,
+                    "key": name,
+                    "time_ms": to_ms(time),
+                    "size": size,
+                },
             )
             insert_notices(conn, notices)
 

@@ -16,7 +16,9 @@ from liverec.catalog.projects import ProjectsRepo
 from liverec.catalog.publishes import PublishesRepo
 from liverec.catalog.recordings import RecordingsRepo
 from liverec.catalog.retention import RetentionRepo
+from liverec.catalog.retention_locks import LocksRepo
 from liverec.catalog.retention_outputs import OutputsRetentionRepo
+from liverec.catalog.retention_trash import TrashRepo
 from liverec.catalog.secrets import SecretBox
 from liverec.catalog.streams import StreamsRepo
 
@@ -31,6 +33,8 @@ class Catalog(
     CallbacksRepo,
     OutboxRepo,
     RetentionRepo,
+    LocksRepo,
+    TrashRepo,
     OutputsRetentionRepo,
     PlaybackRepo,
     MadeFilesRepo,

@@ -1,5 +1,6 @@
-"""Retention's catalog side: locked ranges, head trimming in batches, the durable list of
-blobs to delete, and the sweeper's lease. The sweeper itself is liverec/retention.py.
+"""Retention's catalog side: what to trim, head trimming in batches, and the sweeper's
+lease. The locked ranges are retention_locks.py's, the durable list of blobs to delete
+retention_trash.py's; the sweeper itself is liverec/retention.py.
 
 - Catalog first, blobs second. `trim_recording` deletes a batch of a recording's segment
   rows and, in the same transaction, lists their storage keys in `retention_trash` (and the
@@ -37,39 +38,28 @@ from sqlalchemy import Connection, and_, bindparam, delete, false, func, insert,
 
 from liverec.catalog._base import RepoBase, insert_ignore
 from liverec.catalog.dbclock import db_now_ms
-from liverec.catalog.models import from_ms, seconds_to_ms, to_ms
+from liverec.catalog.models import seconds_to_ms, to_ms
 from liverec.catalog.names import check_node_id, check_region
 from liverec.catalog.outbox import Notice, insert_notices
+from liverec.catalog.retention_locks import lock_stream
 from liverec.catalog.schema import (
     entry_points,
     files,
+    mp4_files,
     projects,
     recordings,
     retention_leases,
     retention_locks,
     retention_trash,
     segments,
+    snapshot_files,
     streams,
 )
 from liverec.errors import InvalidValueError, NotFoundError
 from liverec.layout import StreamRef, file_part
 
-# A lock covers at most this much (a typo of a year, not a range anyone means: 10 years).
-MAX_LOCK_MS = 10 * 366 * 86_400_000
 # The notice of a recording deleted whole (events.files' 1003), built by the caller.
 DeletedNotice = Callable[[StreamRef, str], Notice]
-
-
-@dataclass(frozen=True, slots=True)
-class Lock:
-    """A range of a stream retention never deletes (a user's lock, or a clip's range)."""
-
-    id: int
-    stream: StreamRef  # region: the caller's
-    start: datetime
-    end: datetime
-    expires: datetime | None
-    file_name: str | None  # the clip holding it; None: a lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +83,6 @@ class Trimmed:
     next_seq: int  # where the next batch of this recording starts looking
 
 
-@dataclass(frozen=True, slots=True)
-class TrashItem:
-    id: int
-    key: str
-    recording_id: int | None
-
-
 def _overlaps_any(start_ms: int, end_ms: int, ranges: Sequence[tuple[int, int]]) -> bool:
     # The one overlap rule (recordings.overlapping): [start, end) meets [t0, t1] when
     # start <= t1 and end > t0.
@@ -113,161 +96,6 @@ _HEAD = select(recordings.c.head_seq, recordings.c.head_discontinuities).where(
 
 
 class RetentionRepo(RepoBase):
-    # -- locks ------------------------------------------------------------------------------
-
-    def add_lock(
-        self, stream: StreamRef, start: datetime, end: datetime, expires: datetime | None = None
-    ) -> Lock:
-        """Lock [start, end] of `stream` against retention, until `expires` (None: until
-        deleted)."""
-        start_ms, end_ms = to_ms(start), to_ms(end)
-        if end_ms < start_ms:
-            raise InvalidValueError("a lock's end is before its start")
-        if end_ms - start_ms > MAX_LOCK_MS:
-            raise InvalidValueError("a lock covers at most 10 years")
-        expires_ms = None if expires is None else to_ms(expires)
-        with self._write() as conn:
-            sid = self._ensure_stream(conn, stream)
-            _lock_stream(conn, sid)
-            pk = conn.execute(
-                insert(retention_locks).values(
-                    stream_id=sid,
-                    start_ms=start_ms,
-                    end_ms=end_ms,
-                    expires_ms=expires_ms,
-                    file_name=None,
-                    created_ms=self._now_ms(),
-                )
-            ).inserted_primary_key
-        assert pk is not None
-        return Lock(int(pk[0]), stream, from_ms(start_ms), from_ms(end_ms), expires, None)
-
-    def hold_clip(
-        self, stream: StreamRef, file_name: str, start: datetime, end: datetime | None
-    ) -> None:
-        """The clip `file_name` (its name reserved) references [start, end] of `stream`
-        (end None: up to whatever is recorded later): retention keeps it while the clip's
-        files row exists. Called again, it replaces the range."""
-        start_ms = to_ms(start)
-        end_ms = start_ms + MAX_LOCK_MS if end is None else max(to_ms(end), start_ms)
-        with self._write() as conn:
-            sid = self._ensure_stream(conn, stream)
-            _lock_stream(conn, sid)
-            conn.execute(
-                delete(retention_locks).where(
-                    and_(
-                        retention_locks.c.stream_id == sid, retention_locks.c.file_name == file_name
-                    )
-                )
-            )
-            conn.execute(
-                insert(retention_locks).values(
-                    stream_id=sid,
-                    start_ms=start_ms,
-                    end_ms=end_ms,
-                    expires_ms=None,
-                    file_name=file_name,
-                    created_ms=self._now_ms(),
-                )
-            )
-
-    def locks(
-        self, app_id: str, entry_point: str, region: str, stream_name: str | None = None
-    ) -> list[Lock]:
-        """The user locks of the entry point's streams (or of `stream_name`'s), expired
-        ones left out, by start; their StreamRefs in `region`."""
-        now = self._now_ms()
-        stmt = (
-            select(retention_locks, streams.c.name.label("stream_name"))
-            .join(streams, streams.c.id == retention_locks.c.stream_id)
-            .join(projects, projects.c.id == streams.c.project_id)
-            .where(
-                and_(
-                    projects.c.app_id == app_id,
-                    streams.c.entry_point == entry_point,
-                    retention_locks.c.file_name.is_(None),
-                    or_(retention_locks.c.expires_ms.is_(None), retention_locks.c.expires_ms > now),
-                )
-            )
-            .order_by(retention_locks.c.start_ms, retention_locks.c.id)
-        )
-        if stream_name is not None:
-            stmt = stmt.where(streams.c.name == stream_name)
-        with self._read() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        return [
-            Lock(
-                id=int(m["id"]),
-                stream=StreamRef(app_id, region, entry_point, m["stream_name"]),
-                start=from_ms(m["start_ms"]),
-                end=from_ms(m["end_ms"]),
-                expires=None if m["expires_ms"] is None else from_ms(m["expires_ms"]),
-                file_name=None,
-            )
-            for m in rows
-        ]
-
-    def delete_lock(self, app_id: str, entry_point: str, lock_id: int) -> None:
-        """Delete a user lock of the entry point (NotFoundError: none such)."""
-        ids = (
-            select(streams.c.id)
-            .join(projects, projects.c.id == streams.c.project_id)
-            .where(
-                and_(
-                    projects.c.app_id == app_id,
-                    streams.c.entry_point == entry_point,
-                )
-            )
-        )
-        with self._write() as conn:
-            gone = conn.execute(
-                delete(retention_locks).where(
-                    and_(
-                        retention_locks.c.id == lock_id,
-                        retention_locks.c.file_name.is_(None),
-                        retention_locks.c.stream_id.in_(ids),
-                    )
-                )
-            ).rowcount
-        if not gone:
-            raise NotFoundError(f"lock {lock_id} does not exist")
-
-    def delete_file(
-        self, stream: StreamRef, file_name: str, kind: str, keys: Sequence[str]
-    ) -> None:
-        """Delete the clip or snapshot `file_name` (of `kind`) from its stream folder: its
-        name (and a clip's hold on its range) goes, and its blobs `keys` are listed to
-        delete in the same transaction (the caller deletes them, then `forget_trash`).
-        NotFoundError when the folder has no such file of that kind."""
-        if kind not in ("clip", "snapshot"):
-            raise InvalidValueError(f"not a deletable kind: {kind!r}")
-        with self._write() as conn:
-            sid = conn.execute(select(self._stream_id_subquery(stream))).scalar_one_or_none()
-            gone = 0
-            if sid is not None:
-                gone = conn.execute(
-                    delete(files).where(
-                        and_(
-                            files.c.stream_id == sid,
-                            files.c.file_name == file_name,
-                            files.c.kind == kind,
-                        )
-                    )
-                ).rowcount
-            if not gone:
-                raise NotFoundError(f"no {kind} {file_name!r} in {stream.folder}")
-            # Explicitly too: SQLite enforces the cascade, but say what is meant.
-            conn.execute(
-                delete(retention_locks).where(
-                    and_(
-                        retention_locks.c.stream_id == sid, retention_locks.c.file_name == file_name
-                    )
-                )
-            )
-            now = self._now_ms()
-            for key in keys:
-                conn.execute(insert(retention_trash).values(key=key, recording_id=None, due_ms=now))
-
     # -- what to trim -----------------------------------------------------------------------
 
     def expired_recordings(
@@ -310,12 +138,21 @@ class RetentionRepo(RepoBase):
         ]
 
     def oldest_recordings(
-        self, region: str, *, after: tuple[int, int] = (-(2**62), 0), limit: int = 500
+        self,
+        region: str,
+        *,
+        after: tuple[int, int] = (-(2**62), 0),
+        before_ms: int | None = None,
+        limit: int = 500,
     ) -> list[Candidate]:
-        """Recordings in `region`, oldest first, after the (start_ms, id) cursor `after`."""
+        """Recordings in `region`, oldest first, after the (start_ms, id) cursor `after`
+        (and, with `before_ms`, starting before it)."""
+        where = and_(recordings.c.region == region, _after(after))
+        if before_ms is not None:
+            where = and_(where, recordings.c.start_ms < before_ms)
         stmt = (
             select(recordings.c.id, recordings.c.start_ms, recordings.c.state)
-            .where(and_(recordings.c.region == region, _after(after)))
+            .where(where)
             .order_by(recordings.c.start_ms, recordings.c.id)
             .limit(limit)
         )
@@ -323,15 +160,48 @@ class RetentionRepo(RepoBase):
             rows = conn.execute(stmt).mappings().all()
         return [Candidate(int(m["id"]), int(m["start_ms"]), m["state"]) for m in rows]
 
+    def oldest_recording_ms(self, region: str) -> int | None:
+        """The start of the oldest recording in `region` (None: there is none)."""
+        with self._read() as conn:
+            found = conn.execute(
+                select(func.min(recordings.c.start_ms)).where(recordings.c.region == region)
+            ).scalar()
+        return None if found is None else int(found)
+
+    def newest_media_ms(self, region: str) -> int | None:
+        """The end of the newest recording, MP4 slice or periodic snapshot in `region`
+        (None: none). Media times run ahead of the clock for a push faster than real time,
+        so the byte cap's windows go up to this, not to now. (One scan of `recordings`:
+        only when the cap is passed.)"""
+        with self._read() as conn:
+            found = [
+                conn.execute(select(func.max(col)).where(table.c.region == region)).scalar()
+                for table, col in (
+                    (recordings, recordings.c.end_ms),
+                    (mp4_files, mp4_files.c.end_ms),
+                    (snapshot_files, snapshot_files.c.time_ms),
+                )
+            ]
+        times = [int(x) for x in found if x is not None]
+        return max(times) if times else None
+
     def bytes_used(self, region: str) -> int:
-        """Bytes of the catalogued segments in `region` (the catalog's count: storage is
-        not walked)."""
+        """Bytes of the recorded media catalogued in `region`: HLS segments, MP4 slices and
+        periodic snapshots (the catalog's count: storage is not walked). Playlists, clips
+        and API snapshots are not counted (small, and never retention's to delete)."""
         with self._read() as conn:
             total = conn.execute(
                 select(func.coalesce(func.sum(recordings.c.size_bytes), 0)).where(
                     recordings.c.region == region
                 )
             ).scalar_one()
+            for table, size in (
+                (mp4_files, mp4_files.c.size),
+                (snapshot_files, snapshot_files.c.size),
+            ):
+                total += conn.execute(
+                    select(func.coalesce(func.sum(size), 0)).where(table.c.region == region)
+                ).scalar_one()
         return int(total)
 
     def recording_head(self, recording_id: int) -> tuple[int, int]:
@@ -382,7 +252,7 @@ class RetentionRepo(RepoBase):
             if rec is None:
                 return Trimmed(0, 0, False, True, from_seq)
             stream = StreamRef(rec.app_id, rec.region, rec.entry_point, rec.name)
-            _lock_stream(conn, rec.stream_id)
+            lock_stream(conn, rec.stream_id)
             now_ms = self._now_ms() if now is None else to_ms(now)
             locks = [
                 (int(r[0]), int(r[1]))
@@ -524,44 +394,6 @@ class RetentionRepo(RepoBase):
         return False
 
     # -- the list of blobs to delete --------------------------------------------------------
-
-    def trash_recordings(self, now: datetime) -> list[int]:
-        """Recordings (still catalogued or not) with blobs due to go: their playlists are
-        rewritten before the blobs are deleted."""
-        with self._read() as conn:
-            rows = conn.execute(
-                select(retention_trash.c.recording_id)
-                .where(
-                    and_(
-                        retention_trash.c.due_ms <= to_ms(now),
-                        retention_trash.c.recording_id.is_not(None),
-                    )
-                )
-                .distinct()
-            ).all()
-        return sorted(int(r[0]) for r in rows)
-
-    def due_trash(self, now: datetime, limit: int = 1000) -> list[TrashItem]:
-        with self._read() as conn:
-            rows = conn.execute(
-                select(retention_trash.c.id, retention_trash.c.key, retention_trash.c.recording_id)
-                .where(retention_trash.c.due_ms <= to_ms(now))
-                .order_by(retention_trash.c.id)
-                .limit(limit)
-            ).all()
-        return [TrashItem(int(r[0]), r[1], None if r[2] is None else int(r[2])) for r in rows]
-
-    def forget_trash(self, ids: Sequence[int]) -> None:
-        """These blobs are gone."""
-        if not ids:
-            return
-        with self._write() as conn:
-            conn.execute(delete(retention_trash).where(retention_trash.c.id.in_(list(ids))))
-
-    def trash_count(self) -> int:
-        with self._read() as conn:
-            return int(conn.execute(select(func.count()).select_from(retention_trash)).scalar_one())
-
     # -- the sweeper's lease ----------------------------------------------------------------
 
     def take_retention_lease(
@@ -606,9 +438,3 @@ def _after(after: tuple[int, int]) -> Any:
         recordings.c.start_ms > start_ms,
         and_(recordings.c.start_ms == start_ms, recordings.c.id > rec_id),
     )
-
-
-def _lock_stream(conn: Connection, stream_id: int) -> None:
-    """Serialise trims and new locks of one stream (a row lock until commit on PostgreSQL;
-    SQLite has one writer at a time)."""
-    conn.execute(select(streams.c.id).where(streams.c.id == stream_id).with_for_update())

@@ -335,6 +335,7 @@ mp4_files = Table(
     UniqueConstraint("stream_id", "key"),
 )
 Index("ix_mp4_files_stream_start", mp4_files.c.stream_id, mp4_files.c.start_ms)
+Index("ix_mp4_files_region_end", mp4_files.c.region, mp4_files.c.end_ms)  # retention
 
 # Periodic snapshots taken.
 snapshot_files = Table(
@@ -344,9 +345,12 @@ snapshot_files = Table(
     Column("region", String(8), nullable=False),
     Column("key", String(1024), nullable=False),  # snapshot/{ep}/{stream}/..._{filedate}.jpg
     Column("time_ms", BigInteger, nullable=False),  # the wall clock of the frame it shows
+    # Its bytes (retention's byte cap counts them); 0 for those taken before 0006.
+    Column("size", BigInteger, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("stream_id", "key"),
 )
 Index("ix_snapshot_files_stream_time", snapshot_files.c.stream_id, snapshot_files.c.time_ms)
+Index("ix_snapshot_files_region_time", snapshot_files.c.region, snapshot_files.c.time_ms)
 
 # Callbacks (FLS's NCS notifications) of a project (entry_point '') or, overriding the
 # project's as a whole, of one of its entry points.

@@ -33,7 +33,13 @@ class NoticeQueue(Protocol):
 
 class SnapshotFileCatalog(Protocol):
     def add_snapshot_file(
-        self, stream: StreamRef, name: str, time: datetime, notices: Sequence[Notice] = ()
+        self,
+        stream: StreamRef,
+        name: str,
+        time: datetime,
+        notices: Sequence[Notice] = (),
+        *,
+        size: int = 0,
     ) -> None: ...
 
 
@@ -44,8 +50,12 @@ class SnapshotFileNotices:
     def __init__(self, catalog: SnapshotFileCatalog) -> None:
         self.catalog = catalog
 
-    def add_snapshot_file(self, stream: StreamRef, name: str, time: datetime) -> None:
-        self.catalog.add_snapshot_file(stream, name, time, [snapshot_file_notice(stream, name)])
+    def add_snapshot_file(
+        self, stream: StreamRef, name: str, time: datetime, *, size: int = 0
+    ) -> None:
+        self.catalog.add_snapshot_file(
+            stream, name, time, [snapshot_file_notice(stream, name)], size=size
+        )
 
 
 class Mp4FileCatalog(Protocol):

@@ -41,7 +41,9 @@ class SnapshotStored:
 
 
 class SnapshotCatalog(Protocol):
-    def add_snapshot_file(self, stream: StreamRef, name: str, time: datetime) -> None: ...
+    def add_snapshot_file(
+        self, stream: StreamRef, name: str, time: datetime, *, size: int = 0
+    ) -> None: ...
 
 
 class SnapshotStore(Protocol):
@@ -95,7 +97,7 @@ class PeriodicSnapshots:
         stream = recording.stream
         name = recording.snapshot(time)
         self.store.put(stream.key(name), jpeg, JPEG_TYPE)
-        self.catalog.add_snapshot_file(stream, name, time)
+        self.catalog.add_snapshot_file(stream, name, time, size=len(jpeg))  # the byte cap
         stored = SnapshotStored(stream, name, time, frame.width, frame.height)
         for callback in self.on_snapshot:
             try:

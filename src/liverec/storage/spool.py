@@ -10,7 +10,12 @@ its last version). Only when the spool is full does a put fail (StorageError), a
 recorder drops that segment and marks the gap.
 
 Spool files are `{seq:012d}.spool`: one JSON header line (key, content type), then the
-bytes. They survive a crash or kill -9: the next start uploads them. Reads are not served
+bytes. They survive a crash or kill -9: the next start uploads them.
+
+Retention may trim a segment while it waits here (its catalog row goes, and the sweep's
+delete finds no blob): `orphan(key)`, asked after each upload from the spool, says so, and
+the upload is deleted again (asked after, not before: a sweep that deletes the row later
+finds the blob). Reads are not served
 from the spool: during an outage the store cannot be read either, and once it answers the
 spool drains in seconds."""
 
@@ -20,10 +25,11 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from liverec.errors import InvalidKeyError, StorageError
+from liverec.errors import InvalidKeyError, LiverecError, StorageError
 from liverec.storage.base import BlobStore
 from liverec.storage.keys import check_key
 
@@ -60,6 +66,7 @@ class SpooledWriter:
         max_bytes: int,
         retry_first: float = RETRY_FIRST,
         retry_max: float = RETRY_MAX,
+        orphan: Callable[[str], bool] | None = None,
     ) -> None:
         if max_bytes < 0:
             raise ValueError("the spool's size limit cannot be negative")
@@ -68,6 +75,7 @@ class SpooledWriter:
         self.max_bytes = max_bytes
         self.retry_first = retry_first
         self.retry_max = retry_max
+        self.orphan = orphan  # retention dropped the key meanwhile (see the docstring)
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}  # by key; insertion order is upload order
         self._bytes = 0
@@ -215,6 +223,17 @@ class SpooledWriter:
                 continue
             except (StorageError, OSError) as exc:
                 log.debug("storage still failing (%s); retrying in %.1f s", exc, delay)
+                with self._lock:
+                    if not self._closing:
+                        self._wake.wait(delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            try:
+                if self.orphan is not None and self.orphan(entry.key):
+                    self.store.delete(entry.key)
+                    log.info("%s: retention dropped it while spooled; deleted", entry.key)
+            except (LiverecError, OSError) as exc:  # kept: uploaded and asked again
+                log.warning("cannot tell whether %s is still wanted: %s", entry.key, exc)
                 with self._lock:
                     if not self._closing:
                         self._wake.wait(delay)
