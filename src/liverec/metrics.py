@@ -77,7 +77,7 @@ from prometheus_client.registry import Collector
 from liverec import __version__
 from liverec.errors import RefusedError
 from liverec.layout import StreamRef
-from liverec.metrics_workers import WORKER_FAMILIES, WorkerFigures, MergedRegistry
+from liverec.metrics_workers import WORKER_FAMILIES, MergedRegistry, WorkerFigures
 from liverec.recorder import RecorderEvent, SegmentDropped, SegmentStored
 from liverec.recorder.hls import BlobWriter
 
