@@ -336,9 +336,9 @@ def _journey(srv: LiverecProcess, pg: Any, tmp_path: Path) -> None:
             assert key == f"cam1?ts={ts}&sign={sign}", key
             shoot(pg, tmp_path, "4-entry-points-push-auth")
             card.locator("button", has_text="Turn off").click()
-            pg.wait_for_function(
-                "() => !document.querySelector('[data-ep=live] .push-auth strong')"
-            )
+            # The page drawn anew with push auth off (only then is the button there).
+            pg.locator("[data-ep=live] button", has_text="Require signed pushes").wait_for()
+            assert pg.locator("[data-ep=live] .push-auth strong").count() == 0
     pg.set_viewport_size(PHONE)
     pg.goto(console_url(srv) + "#/streams")
     row.locator("img.thumb").wait_for(timeout=20_000)

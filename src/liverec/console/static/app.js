@@ -222,12 +222,21 @@ function route() {
     if (a.dataset.page === (name === "s" ? "streams" : name)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   });
-  const view = $("#view");
-  view.replaceChildren(h("p", { class: "muted" }, "Loading…"));
-  delete view.dataset.ready;
+  const main = $("#view");
+  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  delete main.dataset.ready;
+  // A page still loading when the user moves on must not draw over the next one: each
+  // route gets a view whose changes count only while it is the current route.
+  const gen = state.routeGen = (state.routeGen || 0) + 1;
+  const current = () => state.routeGen === gen;
+  const view = new Proxy(main, { get(target, prop) {
+    if (prop === "replaceChildren" || prop === "append") return (...nodes) => { if (current()) target[prop](...nodes); };
+    const value = target[prop];
+    return typeof value === "function" ? value.bind(target) : value;
+  } });
   PAGES[name](view, ...parts.slice(1))
     .catch((e) => { view.replaceChildren(h("p", { class: "error" }, e.message)); })
-    .finally(() => { view.dataset.ready = name; });
+    .finally(() => { if (current()) main.dataset.ready = name; });
 }
 
 /* ---------- Streams ---------- */
