@@ -35,7 +35,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    RowMapping,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from liverec.catalog._base import RepoBase, insert_ignore
 from liverec.catalog.callbacks import callback_row, subscribed
@@ -206,6 +218,29 @@ def _now(conn: Connection) -> int:
 
 
 _NO_LEASE = {"lease_node": None, "lease_token": None, "lease_until_ms": None}
+
+
+def _newest_of_project(table: Table, app_id: str, limit: int, before_id: int | None) -> Select[Any]:
+    """A project's rows of a per-stream notice table (dead or delivered) with their app,
+    entry point and stream names, newest first, at most `limit` (1-1000), below
+    `before_id` when paging."""
+    stmt = (
+        select(
+            table,
+            projects.c.app_id,
+            streams.c.entry_point,
+            streams.c.name.label("stream_name"),
+        )
+        .join(streams, streams.c.id == table.c.stream_id)
+        .join(projects, projects.c.id == streams.c.project_id)
+        .where(projects.c.app_id == app_id)
+        .order_by(table.c.id.desc())
+        .limit(max(1, min(limit, 1000)))
+    )
+    if before_id is not None:
+        stmt = stmt.where(table.c.id < before_id)
+    return stmt
+
 
 # Delivered notices kept for the record (the console's "recent deliveries"), all projects.
 MAX_DELIVERED = 10_000
@@ -419,21 +454,7 @@ class OutboxRepo(RepoBase):
         self, app_id: str, *, limit: int = 100, before_id: int | None = None
     ) -> list[DeadNotice]:
         """The project's given-up notices, newest first (`before_id` pages on)."""
-        stmt = (
-            select(
-                dead_notices,
-                projects.c.app_id,
-                streams.c.entry_point,
-                streams.c.name.label("stream_name"),
-            )
-            .join(streams, streams.c.id == dead_notices.c.stream_id)
-            .join(projects, projects.c.id == streams.c.project_id)
-            .where(projects.c.app_id == app_id)
-            .order_by(dead_notices.c.id.desc())
-            .limit(max(1, min(limit, 1000)))
-        )
-        if before_id is not None:
-            stmt = stmt.where(dead_notices.c.id < before_id)
+        stmt = _newest_of_project(dead_notices, app_id, limit, before_id)
         with self._read() as conn:
             rows = conn.execute(stmt).all()
         return [
@@ -458,20 +479,7 @@ class OutboxRepo(RepoBase):
     ) -> list[DeliveredNotice]:
         """The project's notices its receivers took, newest first (`before_id` pages on;
         the newest MAX_DELIVERED of all projects are kept)."""
-        stmt = (
-            select(
-                delivered_notices,
-                streams.c.entry_point,
-                streams.c.name.label("stream_name"),
-            )
-            .join(streams, streams.c.id == delivered_notices.c.stream_id)
-            .join(projects, projects.c.id == streams.c.project_id)
-            .where(projects.c.app_id == app_id)
-            .order_by(delivered_notices.c.id.desc())
-            .limit(max(1, min(limit, 1000)))
-        )
-        if before_id is not None:
-            stmt = stmt.where(delivered_notices.c.id < before_id)
+        stmt = _newest_of_project(delivered_notices, app_id, limit, before_id)
         with self._read() as conn:
             rows = conn.execute(stmt).all()
         return [
