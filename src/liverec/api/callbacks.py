@@ -315,6 +315,11 @@ class FailedCallbackList(BaseModel):
     failedList: list[FailedCallback]
 
 
+def _event_name(event_type: int) -> str:
+    """FLS's name of a callback event type ("" for a type it does not name)."""
+    return EVENT_NAMES[EventType(event_type)] if event_type in EVENT_NAMES else ""
+
+
 def _failed(dead: DeadNotice) -> FailedCallback:
     try:
         payload = json.loads(dead.payload)
@@ -322,12 +327,11 @@ def _failed(dead: DeadNotice) -> FailedCallback:
         payload = None
     if not isinstance(payload, dict):
         payload = {}
-    name = EVENT_NAMES.get(EventType(dead.event_type)) if dead.event_type in EVENT_NAMES else None
     return FailedCallback(
         id=dead.id,
         noticeId=dead.notice_id,
         eventType=dead.event_type,
-        eventName=name or str(payload.get("eventName", "")),
+        eventName=_event_name(dead.event_type) or str(payload.get("eventName", "")),
         entryPoint=dead.entry_point,
         streamName=dead.stream_name,
         payload=payload,
@@ -401,9 +405,7 @@ async def delivered_callbacks(
                 id=d.id,
                 noticeId=d.notice_id,
                 eventType=d.event_type,
-                eventName=EVENT_NAMES.get(EventType(d.event_type), "")
-                if d.event_type in EVENT_NAMES
-                else "",
+                eventName=_event_name(d.event_type),
                 entryPoint=d.entry_point,
                 streamName=d.stream_name,
                 createdTime=format_time(d.created_at),
