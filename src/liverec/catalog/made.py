@@ -11,13 +11,11 @@ from sqlalchemy import and_, select
 
 from liverec.catalog._base import RepoBase
 from liverec.catalog.models import from_ms, to_ms
+from liverec.catalog.retention_locks import MAX_LOCK_MS
 from liverec.catalog.schema import files, retention_locks
 from liverec.layout import StreamRef
 
 MAX_LISTED = 1000
-# A clip cut up to whatever is recorded later holds its range this far ahead (as
-# catalog/retention_locks.py's MAX_LOCK_MS): listed as having no end yet.
-_OPEN_END_MS = 366 * 86_400_000
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,8 @@ class MadeFilesRepo(RepoBase):
                 created=from_ms(row.created_ms),
                 start=None if row.start_ms is None else from_ms(row.start_ms),
                 end=None
-                if row.end_ms is None or row.end_ms - row.start_ms >= _OPEN_END_MS
+                # a clip cut up to whatever is recorded later holds MAX_LOCK_MS ahead
+                if row.end_ms is None or row.end_ms - row.start_ms >= MAX_LOCK_MS
                 else from_ms(row.end_ms),
             )
             for row in rows
