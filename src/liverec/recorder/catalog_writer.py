@@ -33,48 +33,6 @@ from liverec.recorder.events import (
 )
 
 
-class RecordingCatalog(Protocol):
-    """What the catalog writer needs of the catalog."""
-
-    def create_recording(
-        self,
-        stream: StreamRef,
-        *,
-        session_id: str,
-        playlist_key: str,
-        start_time: datetime,
-        node_id: str,
-        lease_seconds: float,
-    ) -> Recording: ...
-
-    def add_segment(
-        self,
-        recording_id: int,
-        *,
-        seq: int,
-        key: str,
-        start_time: datetime,
-        duration: float,
-        size: int,
-        discontinuity: bool,
-    ) -> object: ...
-
-    def add_segments(self, batch: Sequence[NewSegment]) -> Sequence[object]: ...
-
-    def get_recording(self, recording_id: int) -> Recording: ...
-
-    def close_recording(
-        self,
-        recording_id: int,
-        end_time: datetime | None = None,
-        notices: Sequence[Notice] = (),
-    ) -> None: ...
-
-    def delete_recording(self, recording_id: int) -> None: ...
-
-    def recording_head(self, recording_id: int) -> tuple[int, int]: ...
-
-
 class BatchCatalog(Protocol):
     """What group commit needs of the catalog (catalog/recordings.py)."""
 
@@ -91,6 +49,34 @@ class BatchCatalog(Protocol):
     ) -> object: ...
 
     def add_segments(self, batch: Sequence[NewSegment]) -> Sequence[object]: ...
+
+
+class RecordingCatalog(BatchCatalog, Protocol):
+    """What the catalog writer needs of the catalog (group commit's part included)."""
+
+    def create_recording(
+        self,
+        stream: StreamRef,
+        *,
+        session_id: str,
+        playlist_key: str,
+        start_time: datetime,
+        node_id: str,
+        lease_seconds: float,
+    ) -> Recording: ...
+
+    def get_recording(self, recording_id: int) -> Recording: ...
+
+    def close_recording(
+        self,
+        recording_id: int,
+        end_time: datetime | None = None,
+        notices: Sequence[Notice] = (),
+    ) -> None: ...
+
+    def delete_recording(self, recording_id: int) -> None: ...
+
+    def recording_head(self, recording_id: int) -> tuple[int, int]: ...
 
 
 # The callback that reports a closed recording (events.FlsNotices.recording_closed).
