@@ -25,6 +25,8 @@ from liverec.api.auth import authenticate, authorized_project
 from liverec.api.context import ApiContext
 from liverec.api.errors import install_error_handlers
 from liverec.catalog import Catalog, Project, SecretBox, make_engine, migrate
+from liverec.layout import RecordingPath, StreamRef
+from liverec.media.ts import TS_TYPE
 from liverec.postprocess import ClipWriter, SnapshotWriter
 from liverec.storage import LocalStore
 
@@ -94,6 +96,34 @@ def catalog(template: Template, tmp_path: Path, clock: FakeClock) -> Iterator[Ca
 @pytest.fixture
 def store(tmp_path: Path) -> LocalStore:
     return LocalStore(tmp_path / "store")
+
+
+def record_segments(
+    catalog: Catalog, store: LocalStore, stream: StreamRef, start: datetime, count: int = 3
+) -> RecordingPath:
+    """A recording of `stream` from `start`: `count` stored segments of 4 s (1 byte each),
+    catalogued."""
+    path = stream.recording("s1", start)
+    rec = catalog.create_recording(
+        stream,
+        session_id="s1",
+        playlist_key=path.playlist,
+        start_time=start,
+        node_id="n",
+        lease_seconds=60,
+    )
+    for i in range(count):
+        store.put(stream.key(path.segment(i)), b"x", TS_TYPE)
+        catalog.add_segment(
+            rec.id,
+            seq=i,
+            key=path.segment(i),
+            start_time=start + timedelta(seconds=4 * i),
+            duration=4.0,
+            size=1,
+            discontinuity=False,
+        )
+    return path
 
 
 @pytest.fixture

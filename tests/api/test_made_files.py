@@ -11,13 +11,22 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.conftest import APP, CUSTOMER, SECRET, FakeClock, assert_error, basic, client_for, make_app
+from api.conftest import (
+    APP,
+    CUSTOMER,
+    SECRET,
+    FakeClock,
+    assert_error,
+    basic,
+    client_for,
+    make_app,
+    record_segments,
+)
 from liverec.api import locks, made
 from liverec.api.context import ApiContext
 from liverec.catalog import Catalog
 from liverec.layout import StreamRef
 from liverec.media.m3u8 import format_time
-from liverec.media.ts import TS_TYPE
 from liverec.postprocess import ClipWriter
 from liverec.storage import LocalStore
 
@@ -38,36 +47,11 @@ async def api(ctx: ApiContext, catalog: Catalog) -> AsyncIterator[httpx.AsyncCli
         yield client
 
 
-def record(catalog: Catalog, store: LocalStore, clock: FakeClock) -> None:
-    """A closed recording of 3 segments of 4 s, ending now."""
-    start = clock() - timedelta(seconds=12)
-    path = STREAM.recording("s1", start)
-    rec = catalog.create_recording(
-        STREAM,
-        session_id="s1",
-        playlist_key=path.playlist,
-        start_time=start,
-        node_id="n",
-        lease_seconds=60,
-    )
-    for i in range(3):
-        store.put(STREAM.key(path.segment(i)), b"x", TS_TYPE)
-        catalog.add_segment(
-            rec.id,
-            seq=i,
-            key=path.segment(i),
-            start_time=start + timedelta(seconds=4 * i),
-            duration=4.0,
-            size=1,
-            discontinuity=False,
-        )
-
-
 async def test_clips_and_snapshots_are_listed_newest_first(
     api: httpx.AsyncClient, catalog: Catalog, store: LocalStore, clock: FakeClock
 ) -> None:
-    record(catalog, store, clock)
     start = clock() - timedelta(seconds=12)
+    record_segments(catalog, store, STREAM, start)  # 3 segments of 4 s, ending now
     clips = ClipWriter(catalog, store, holds=catalog)
     clips(STREAM, file_name="a.m3u8", start=start, end=start + timedelta(seconds=5))
     clock.advance(60)

@@ -10,13 +10,22 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.conftest import APP, CUSTOMER, SECRET, FakeClock, assert_error, basic, client_for, make_app
+from api.conftest import (
+    APP,
+    CUSTOMER,
+    SECRET,
+    FakeClock,
+    assert_error,
+    basic,
+    client_for,
+    make_app,
+    record_segments,
+)
 from liverec.api import admin, locks
 from liverec.api.context import ApiContext
 from liverec.catalog import Catalog
 from liverec.layout import StreamRef
 from liverec.media.m3u8 import format_time
-from liverec.media.ts import TS_TYPE
 from liverec.postprocess import ClipWriter
 from liverec.storage import LocalStore
 
@@ -118,26 +127,7 @@ async def test_clips_and_snapshots_are_released(
     api: httpx.AsyncClient, catalog: Catalog, store: LocalStore, clock: FakeClock
 ) -> None:
     start = clock() - timedelta(minutes=5)
-    path = STREAM.recording("s1", start)
-    rec = catalog.create_recording(
-        STREAM,
-        session_id="s1",
-        playlist_key=path.playlist,
-        start_time=start,
-        node_id="n",
-        lease_seconds=60,
-    )
-    for i in range(3):
-        store.put(STREAM.key(path.segment(i)), b"x", TS_TYPE)
-        catalog.add_segment(
-            rec.id,
-            seq=i,
-            key=path.segment(i),
-            start_time=start + timedelta(seconds=4 * i),
-            duration=4.0,
-            size=1,
-            discontinuity=False,
-        )
+    path = record_segments(catalog, store, STREAM, start)
     ClipWriter(catalog, store, holds=catalog)(
         STREAM, file_name="c.m3u8", start=start, end=start + timedelta(seconds=5)
     )
