@@ -187,7 +187,7 @@ class Settings:
     rtmp_handshake_timeout: float = 5.0  # seconds from accept to handshake and `connect` done
     rtmp_max_pending_per_ip: int = 16  # connections of one address not (yet) publishing
     # Slots of rtmp_max_connections that connections not publishing cannot fill: a new
-    # connection in one must publish within rtmp_handshake_timeout (rtmp/server.py Limits).
+    # connection in one must publish within rtmp_handshake_timeout (rtmp/connection.py Limits).
     rtmp_reserved_connections: int = 100
     # MP4 record files: a recording's MP4 is cut into slices of at most this much media or
     # these many bytes (a new slice starts at the first keyframe segment that would pass

@@ -332,7 +332,7 @@ async def test_an_unexpected_error_closes_only_that_connection(
     assert await bad.closed_by_server()
     assert sink_of(server, "badclose").closed == 1  # the server did not close it twice
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert record.name == "liverec.rtmp.server" and "unexpected error" in record.getMessage()
+    assert record.name == "liverec.rtmp.connection" and "unexpected error" in record.getMessage()
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
     await still_records(good, server)
     good.close()
@@ -376,7 +376,7 @@ async def test_a_long_publish_ends_quietly_and_the_connection_may_publish_again(
 async def test_the_idle_timeout_restarts_when_a_publish_ends(
     short_idle: RtmpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "liverec.rtmp.server")
+    caplog.set_level(logging.INFO, "liverec.rtmp")
     client = await Client.open(short_idle.port)
     await publish_past_idle_timeout(short_idle, client, "once")
     # It does not publish again: closed one idle timeout after the end, and that is no fault.

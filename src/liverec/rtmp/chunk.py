@@ -112,7 +112,7 @@ class ChunkReader:
         """Bytes held for later: an incomplete header plus the partial messages' payloads."""
         return len(self._pending) + self._buffered
 
-    def feed(self, data: bytes) -> list[Message]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
         """Consume bytes; return the messages they complete, in order."""
         self.bytes_received += len(data)
         if self._pending:

@@ -42,7 +42,7 @@ class ServerHandshake:
         """Bytes fed after C2: the start of the chunk stream."""
         return self._leftover
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Take client bytes; return the bytes to send (S0+S1+S2 once, else empty)."""
         if self._state == _DONE:
             raise ProtocolError("handshake data fed after the handshake completed")

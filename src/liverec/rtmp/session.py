@@ -146,25 +146,45 @@ class Session:
         return []
 
     async def _media(self, kind: int, raw_ts: int, payload: bytes) -> list[Message]:
+        failure = self.media(kind, raw_ts, payload)
+        return [] if failure is None else await self.sink_failed(failure)
+
+    def media(self, kind: int, raw_ts: int, payload: bytes) -> Exception | None:
+        """Hand one audio or video message to the sink, synchronously (the server's fast
+        path calls it from its read callback). Bad media is logged and dropped; any other
+        error is returned, and the caller ends the publish with `sink_failed`."""
         sink = self.sink
         if sink is None or not payload:
-            return []  # media before publish: dropped, as nothing is being recorded yet
+            return None  # media before publish: dropped, as nothing is being recorded yet
         ts = self._unwrap(raw_ts)
-        if kind == m.VIDEO:
-            return await self._to_sink(lambda: sink.on_video(ts, payload))
-        return await self._to_sink(lambda: sink.on_audio(ts, payload))
+        try:
+            if kind == m.VIDEO:
+                sink.on_video(ts, payload)
+            else:
+                sink.on_audio(ts, payload)
+        except MediaError as exc:
+            log.warning("%s %s: bad media dropped: %s", self.peer, clip(self.stream_name), exc)
+        except Exception as exc:
+            return exc
+        return None
 
     async def _to_sink(self, call: Callable[[], None]) -> list[Message]:
-        """Run one sink call; bad media is dropped, any other error ends the publish.
-
-        A refusal (e.g. a codec other than H.264/AAC) and a failure of the sink itself (storage,
-        or a bug tripped by odd metadata) both end this publish the same way: the recording is
-        closed and the encoder gets an error status instead of a bare disconnect."""
+        """Run one sink call; bad media is dropped, any other error ends the publish."""
         try:
             call()
         except MediaError as exc:
             log.warning("%s %s: bad media dropped: %s", self.peer, clip(self.stream_name), exc)
-        except RefusedError as exc:
+        except Exception as exc:
+            return await self.sink_failed(exc)
+        return []
+
+    async def sink_failed(self, exc: Exception) -> list[Message]:
+        """End the publish after the sink raised `exc`.
+
+        A refusal (e.g. a codec other than H.264/AAC) and a failure of the sink itself (storage,
+        or a bug tripped by odd metadata) both end this publish the same way: the recording is
+        closed and the encoder gets an error status instead of a bare disconnect."""
+        if isinstance(exc, RefusedError):
             log.warning(
                 "publish refused: %s/%s from %s: %s",
                 clip(self.app),
@@ -173,10 +193,8 @@ class Session:
                 clip(exc.description, DESCRIPTION_CLIP),
             )
             return await self._abort(exc)
-        except Exception as exc:
-            self._log_failure(exc, "recording")
-            return await self._abort(_INTERNAL)
-        return []
+        self._log_failure(exc, "recording")
+        return await self._abort(_INTERNAL)
 
     def _log_failure(self, exc: Exception, what: str) -> None:
         if isinstance(exc, LiverecError):  # an expected kind of failure: one line
@@ -188,13 +206,14 @@ class Session:
                 what,
                 exc,
             )
-        else:
-            log.exception(
+        else:  # a bug: with its traceback (exc may come from an earlier callback)
+            log.error(
                 "publish %s/%s from %s: %s failed",
                 clip(self.app),
                 clip(self.stream_name),
                 self.peer,
                 what,
+                exc_info=exc,
             )
 
     async def _abort(self, exc: RefusedError) -> list[Message]:
