@@ -6,7 +6,7 @@ refusal can say which codec the publisher sent. The name tables are here too: pu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from liverec.errors import MediaError
 
@@ -80,8 +80,7 @@ AUDIO_FOURCCS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class VideoTag:
+class VideoTag(NamedTuple):  # a NamedTuple: one per frame, cheaper than a frozen dataclass
     frame_type: int  # 1 keyframe, 2 inter, 3 disposable, 4 generated key, 5 info/command
     codec_id: int  # 7 AVC; -1 for an Enhanced-RTMP tag
     packet_type: int | None  # AVC only: 0 sequence header, 1 NALUs, 2 end of sequence
@@ -94,8 +93,7 @@ class VideoTag:
         return self.frame_type == 1
 
 
-@dataclass(frozen=True, slots=True)
-class AudioTag:
+class AudioTag(NamedTuple):
     sound_format: int  # 10 AAC; 9 Enhanced RTMP
     packet_type: int | None  # AAC only: 0 AudioSpecificConfig, 1 raw frame
     body: bytes

@@ -150,6 +150,11 @@ class StreamRecorder:
         if tag.packet_type != 1 or not tag.body or self.avc is None:
             return  # without a decoder configuration a frame is undecodable: not kept
         annexb = access_unit_annexb(tag.body, self.avc, tag.keyframe)
+        seg = self.segmenter
+        if seg is not None:  # recording: straight on, as _feed would
+            if seg.has_video:
+                self._emit(seg.video(timestamp, tag.cts, tag.keyframe, annexb, self.clock.now()))
+            return
         self._frame(
             _Pending(True, timestamp, (tag.cts, tag.keyframe, annexb), self.clock.now()),
             len(annexb),
@@ -168,6 +173,11 @@ class StreamRecorder:
             return
         adts = self.aac.adts_header(len(tag.body)) + tag.body
         frame_ms = max(1, round(1024_000 / self.aac.sample_rate))
+        seg = self.segmenter
+        if seg is not None:
+            if seg.has_audio:
+                self._emit(seg.audio(timestamp, adts, frame_ms, self.clock.now()))
+            return
         self._frame(_Pending(False, timestamp, (adts, frame_ms), self.clock.now()), len(adts))
 
     def last_video_time(self) -> datetime | None:

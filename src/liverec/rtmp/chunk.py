@@ -7,7 +7,7 @@ messages, capped in total, plus an incomplete chunk header (at most 18 bytes).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from liverec.errors import ProtocolError
 
@@ -28,9 +28,11 @@ _HEADER_SIZE = (11, 7, 3, 0)
 MAX_KNOWN_CHUNK_STREAMS = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One RTMP message. `timestamp` is the absolute 32-bit RTMP timestamp (mod 2**32)."""
+class Message(NamedTuple):
+    """One RTMP message. `timestamp` is the absolute 32-bit RTMP timestamp (mod 2**32).
+
+    A NamedTuple, not a frozen dataclass: one is made per audio and video frame, and a
+    frozen dataclass's __init__ costs four object.__setattr__ calls."""
 
     type_id: int
     stream_id: int
