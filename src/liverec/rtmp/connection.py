@@ -16,7 +16,7 @@ import logging
 import socket
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from liverec.errors import LiverecError
 from liverec.rtmp import messages as m
@@ -152,8 +152,8 @@ class Connection(asyncio.BufferedProtocol):
     # -- the protocol's callbacks ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self.transport = transport = cast(asyncio.Transport, transport)
         info = transport.get_extra_info("peername")
         if info:
             self.peer = f"{info[0]}:{info[1]}"
