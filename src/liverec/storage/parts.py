@@ -78,15 +78,15 @@ class Part:
             self._flush()
 
     def read(self) -> bytes:
-        """Its bytes so far (whole frames). After release, from the object it was moved
-        to; StorageError if it is gone."""
+        """Its bytes so far (whole frames). Once stored, from the object it was moved to;
+        StorageError if it is gone."""
         with self._lock:
             if self._mem is not None:
                 return bytes(self._mem)
             if self._fd is not None:
                 head = os.pread(self._fd, self._flushed, 0) if self._flushed else b""
                 return head + b"".join(self._frames)
-            if not self._released:
+            if not self._released and not self.stored:
                 return b"".join(self._frames)
             path = self.path if self.stored else None
         if path is None:
@@ -117,6 +117,10 @@ class Part:
                 raise
             self.path = target
             self.stored = True
+            # Read from its object from now on: a segment held through a catalog outage
+            # keeps no descriptor open.
+            os.close(self._fd)
+            self._fd = None
             return True
 
     def release(self) -> None:
