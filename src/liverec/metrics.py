@@ -80,6 +80,7 @@ from liverec.layout import StreamRef
 from liverec.metrics_workers import WORKER_FAMILIES, MergedRegistry, WorkerFigures
 from liverec.recorder import RecorderEvent, SegmentDropped, SegmentStored
 from liverec.recorder.hls import BlobWriter
+from liverec.storage.parts import Part
 
 __all__ = [
     "CONTENT_TYPE",
@@ -304,6 +305,16 @@ class TimedWrites:
         began = time.perf_counter()
         try:
             self._store.put(key, data, content_type)
+        except BaseException:
+            self._metrics.segment_write(time.perf_counter() - began, ok=False)
+            raise
+        self._metrics.segment_write(time.perf_counter() - began, ok=True)
+
+    def put_part(self, key: str, part: Part, content_type: str) -> None:
+        """A segment from its part (storage/parts.py), timed as `put`."""
+        began = time.perf_counter()
+        try:
+            self._store.put_part(key, part, content_type)  # type: ignore[attr-defined]
         except BaseException:
             self._metrics.segment_write(time.perf_counter() - began, ok=False)
             raise

@@ -44,7 +44,7 @@ from liverec.api.connlimits import ConnectionLimits, limited_protocol
 from liverec.api.context import ApiContext
 from liverec.api.guard import Guard, GuardSettings
 from liverec.api.viewers import Viewers, keep_flushing
-from liverec.bootstrap import bootstrap, persistent_node_id
+from liverec.bootstrap import bootstrap, migrate_apart, persistent_node_id
 from liverec.catalog import Catalog, SecretBox, ensure_schema, make_engine
 from liverec.config import Settings, check_tls_files, parse_cors_origins
 from liverec.console import routes as console
@@ -125,7 +125,7 @@ class Service:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         durable = settings.fsync == "full"  # or "off": see storage/local.py
         self.engine = make_engine(settings.effective_database_url, fsync=durable)
-        ensure_schema(self.engine)
+        ensure_schema(self.engine, migrate_apart)  # Alembic never loads in the server
         self.box = SecretBox.from_settings(settings)
         self.catalog = Catalog(self.engine, self.box)
         self.store: BlobStore = open_store(

@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
+from liverec.bootstrap import migrate_apart
 from liverec.catalog import check_schema, ensure_schema, head_revision, make_engine, migrate
 from liverec.catalog.db import MIGRATIONS_DIR, current_revision, redact_url, scripts_head
 from liverec.catalog.schema import metadata
@@ -171,6 +172,34 @@ def test_starting_on_a_catalog_at_head_does_not_load_alembic(tmp_path: Path) -> 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_first_start_migrates_in_a_process_of_its_own(empty_db_url: str) -> None:
+    # The server's first start (bootstrap.migrate_apart): Alembic never loads in it.
+    code = (
+        "import sys\n"
+        "from liverec.bootstrap import migrate_apart\n"
+        "from liverec.catalog import ensure_schema, make_engine\n"
+        "ensure_schema(make_engine(sys.stdin.read()), migrate_apart)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=empty_db_url, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    engine = make_engine(empty_db_url)
+    try:
+        check_schema(engine)  # at head
+    finally:
+        engine.dispose()
+
+
+def test_a_failed_migration_apart_is_a_schema_error(tmp_path: Path) -> None:
+    (tmp_path / "catalog.db").write_bytes(b"not a database" * 100)
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    with pytest.raises(SchemaError, match="migrating the catalog failed"):
+        migrate_apart(engine)
 
 
 @pytest.mark.parametrize(("fsync", "level"), [(True, 2), (False, 1)])  # FULL, NORMAL

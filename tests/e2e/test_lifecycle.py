@@ -12,6 +12,7 @@ import pytest
 
 from liverec.catalog import Catalog, SecretBox, make_engine
 from liverec.config import load_settings
+from liverec.storage.local import PARTS_DIR
 from support.mediagen import make_media
 from support.recordings import finished, recordings
 from support.rtmpclient import RtmpPublisher
@@ -72,6 +73,14 @@ def test_kill_9_loses_at_most_the_open_segment(tmp_path: Path, av10: Path, fsync
     [live] = recordings(folder)
     assert "#EXT-X-ENDLIST" not in live.text  # it really died mid-recording
     stored = len(live.playlist.segments)
+    # The open segment was a part file, never under the stream's folder: nothing there
+    # but the playlist and whole segments (one may be stored and not yet listed).
+    listed = {live.path.name, *(s.uri for s in live.playlist.segments)}
+    names = {p.name for p in folder.iterdir()}
+    assert listed <= names and all(n.endswith(".ts") for n in names - listed)
+    assert len(names - listed) <= 1
+    parts = srv.data_dir / "storage" / PARTS_DIR
+    left = sorted(parts.rglob("*.part")) if parts.exists() else []
     catalog = catalog_of(srv.data_dir)
     assert [r.state for r in catalog.open_recordings()] == ["open"]
 
@@ -85,6 +94,7 @@ def test_kill_9_loses_at_most_the_open_segment(tmp_path: Path, av10: Path, fsync
     assert frames == list(range(len(frames)))
     assert len(frames) >= 4 * FPS  # everything but the segment being written
     assert catalog.open_recordings() == []
+    assert not any(p.exists() for p in left)  # the killed process's parts are deleted
     # The stream is free again: a new push is recorded.
     again = start_push(srv.url(stream="crash"), av10)
     wait_segments(folder, stored + 1)

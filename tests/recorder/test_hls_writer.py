@@ -27,6 +27,7 @@ from liverec.recorder import (
 from liverec.recorder.hls import HlsWriter, render_playlist
 from liverec.recorder.segmenter import SegmentData
 from liverec.storage import LocalStore
+from liverec.storage.parts import bytes_part
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 CAM = StreamRef("app", "na", "live", "cam")
@@ -95,7 +96,7 @@ def segment(
         start_ms=seq * 4000,
         wall_start=T0 + timedelta(seconds=4 * seq),
         duration=duration,
-        data=(b"\x47" + bytes([seq]) * 187) * packets,
+        part=bytes_part((b"\x47" + bytes([seq]) * 187) * packets),
         discontinuity=False,
         keyframe_start=keyframe,
         video_frames=100,

@@ -6,12 +6,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from liverec.media.m3u8 import target_duration_for
 from liverec.media.ts import PACKET_SIZE, VIDEO_PID, first_dts
 from liverec.recorder.segmenter import SegmentData, Segmenter, playlist_target_duration
+from liverec.storage.parts import PartDir
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 AU = b"\x00\x00\x00\x01\x09\xf0" + b"\x00\x00\x00\x01\x65" + b"\x88" * 50
@@ -286,3 +288,28 @@ def test_a_stalled_video_track_is_no_jump() -> None:
     check_playlist_rules(done, sent)
     # After the stall, segments are cut on keyframes at the target again.
     assert [d.duration for d in done[-4:]] == pytest.approx([4.0, 4.0, 4.0, 4.0], abs=0.03)
+
+
+def test_segments_cut_into_part_files_are_the_same_bytes(tmp_path: Path) -> None:
+    big = AU + b"\x88" * 12_000  # a 720p-sized frame: parts are written in chunks
+    in_memory = Segmenter(4.0, video=True, audio=False)
+    on_disk = Segmenter(4.0, video=True, audio=False, parts=PartDir(tmp_path).new_part)
+    expected: list[SegmentData] = []
+    done: list[SegmentData] = []
+    live: list[bytes] = []
+    for i in range(250):
+        expected += in_memory.video(i * 40, 0, i % 25 == 0, big, T0)
+        done += on_disk.video(i * 40, 0, i % 25 == 0, big, T0)
+        if i % 10 == 5:
+            current = on_disk.open_segment()
+            assert current is not None and current == in_memory.open_segment()
+            live.append(current[1])
+    expected += in_memory.flush()
+    done += on_disk.flush()
+    assert [d.data for d in done] == [d.data for d in expected]
+    assert all(d.part.in_file and d.part.path is not None for d in done)
+    assert all(d.size == len(d.data) > 1_000_000 for d in done[:2])
+    assert max(len(b) for b in live) > 64 * 1024  # open segments were read across chunks
+    for d in done:
+        d.part.release()
+    assert list(tmp_path.rglob("*.part")) == []

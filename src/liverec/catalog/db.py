@@ -7,7 +7,7 @@ version table itself."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -278,10 +278,11 @@ def check_schema(engine: Engine) -> None:
     raise SchemaError(f"catalog schema is at {current}, code needs {head}: run `liverec migrate`")
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Migrate an empty database; raise SchemaError for one behind head; at head, nothing."""
+def ensure_schema(engine: Engine, upgrade: Callable[[Engine], None] = migrate) -> None:
+    """Migrate an empty database (with `upgrade`: the server does it in a process of its
+    own, bootstrap.migrate_apart); raise SchemaError for one behind head; at head, nothing."""
     if not _table_names(engine):
-        migrate(engine)
+        upgrade(engine)
         return
     check_schema(engine)
 

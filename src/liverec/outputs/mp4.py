@@ -213,7 +213,9 @@ class Mp4Writer:
 
     def _segment(self, rec: _Recording, event: SegmentStored) -> None:
         try:
-            seg = rec.timeline.segment(event.data, event.duration, event.discontinuity, event.units)
+            # With its units no TS is read (`data` would read the stored file back).
+            data = event.data if event.units is None else b""
+            seg = rec.timeline.segment(data, event.duration, event.discontinuity, event.units)
         except MediaError as exc:
             log.error("%s: segment %d not remuxed to MP4: %s", rec.path.playlist, event.seq, exc)
             return
@@ -237,7 +239,7 @@ class Mp4Writer:
         """Whether this segment would take the slice past a limit."""
         return (
             current.duration + event.duration > self.slice_seconds + 1e-6
-            or current.file.size + len(event.data) > self.slice_bytes
+            or current.file.size + event.size > self.slice_bytes
         )
 
     def _open(self, rec: _Recording, event: SegmentStored, seg: SegmentSamples) -> _Slice | None:

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from liverec.layout import RecordingPath, StreamRef
 from liverec.media.ts import Segment
+from liverec.storage.parts import Part
 
 __all__ = [
     "Listener",
@@ -73,7 +74,9 @@ class SegmentStored:
     duration: float  # seconds
     size: int  # bytes
     discontinuity: bool
-    data: bytes  # the segment itself, for listeners that remux or decode it
+    # The segment itself (`data` reads it), for listeners that remux or decode it; None
+    # in the journal's copy, which needs no media.
+    part: Part | None
     hls: bool = True  # stored as HLS (False: cut for the other outputs only, not stored)
     # Its PES payloads and timestamps as muxed into `data` (recordings with mp4 only)
     units: Segment | None = None
@@ -81,6 +84,11 @@ class SegmentStored:
     @property
     def stream(self) -> StreamRef:
         return self.recording.stream
+
+    @property
+    def data(self) -> bytes:
+        """Its bytes: read from the file it was stored as (or memory); b"" without part."""
+        return b"" if self.part is None else self.part.read()
 
 
 @dataclass(frozen=True, slots=True)

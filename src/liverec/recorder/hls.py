@@ -51,6 +51,7 @@ from liverec.recorder.events import (
     SegmentStored,
 )
 from liverec.recorder.segmenter import SegmentData
+from liverec.storage.parts import Part, PartStore, memory_part
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +157,15 @@ class HlsWriter:
         self._task = asyncio.create_task(self._run(), name=f"hls {stream}")
         self._journal_task = asyncio.create_task(self._journal_run(), name=f"journal {stream}")
 
+    def new_part(self) -> Part:
+        """Where the segmenter puts a segment while it grows: a file of the store's when
+        it takes parts (storage/parts.py), else memory."""
+        if self.hls and isinstance(self.store, PartStore):
+            return self.store.new_part()
+        return memory_part()
+
     def submit(self, seg: SegmentData) -> None:
-        size = len(seg.data)
+        size = seg.size
         if self._segments_queued >= self.max_backlog or (
             self._segments_queued and self._queued_bytes + size > self.max_backlog_bytes
         ):
@@ -166,6 +174,7 @@ class HlsWriter:
             self._gap_pending = True
             log.error("%s: storage backlog full, segment %d dropped", self.stream, seg.seq)
             self._queue.put_nowait(self._dropped(seg))  # told in order, off this path
+            seg.part.release()
             return
         if self._gap_pending:
             self._gap_pending = False
@@ -215,7 +224,7 @@ class HlsWriter:
                 await self._inform(item)
                 continue
             self._segments_queued -= 1
-            self._queued_bytes -= len(item.data)
+            self._queued_bytes -= item.size
             try:
                 await self._write(item)
             except Exception:
@@ -226,6 +235,7 @@ class HlsWriter:
             finally:
                 if item.seq not in self._journal_holds:
                     self._unstored.remove(item)
+                    await self._release(item)
             # Not kept while waiting for the next one: that would hold every stream's last
             # segment (1.5 MB at 3 Mbit/s) for a whole segment duration.
             del item
@@ -258,10 +268,10 @@ class HlsWriter:
         if (
             holds is not None
             and self._journal_q.qsize() < self.max_backlog
-            and self._held_bytes + len(holds.data) <= self.max_held_bytes
+            and self._held_bytes + holds.size <= self.max_held_bytes
         ):
             self._journal_holds.add(holds.seq)
-            self._held_bytes += len(holds.data)
+            self._held_bytes += holds.size
         else:
             holds = None
         self._journal_waiting += 1
@@ -280,9 +290,10 @@ class HlsWriter:
                 log.warning("%s: catalog back, its events caught up", self.stream)
             if holds is not None:
                 self._journal_holds.discard(holds.seq)
-                self._held_bytes -= len(holds.data)
+                self._held_bytes -= holds.size
                 if holds in self._unstored:
                     self._unstored.remove(holds)
+                    await self._release(holds)
             del item, event, holds  # the segment held is not kept while the queue is empty
 
     async def _journal_retrying(
@@ -342,7 +353,7 @@ class HlsWriter:
         gap = seg.seq in self._gap_before
         self._gap_before.discard(seg.seq)
         discontinuity = (seg.discontinuity or self._lost_previous or gap) and index > 0
-        if self.hls and not await self._put(name, seg.data, TS_TYPE):
+        if self.hls and not await self._put_segment(name, seg.part):
             self.dropped += 1
             self._lost_previous = True
             await self._tell(self._dropped(seg))
@@ -353,15 +364,15 @@ class HlsWriter:
             name=name,
             start_time=seg.wall_start,
             duration=seg.duration,
-            size=len(seg.data),
+            size=seg.size,
             discontinuity=discontinuity,
-            data=seg.data,
+            part=seg.part,
             hls=self.hls,
             units=seg.units,
         )
         if self.hls:
             try:
-                await self._journal(replace(stored, data=b"", units=None), holds=seg)
+                await self._journal(replace(stored, part=None, units=None), holds=seg)
             except LeaseLostError as exc:
                 # The recording is no longer ours (another node closed it after our lease
                 # lapsed): leave it as it is and go on in a new recording.
@@ -470,6 +481,28 @@ class HlsWriter:
         del rec.entries[:drop]
         rec.first += drop
         rec.discontinuity_sequence = head[1]
+
+    async def _release(self, seg: SegmentData) -> None:
+        """The segment is no longer needed here: its part file is closed, and deleted
+        unless it became the stored segment (an unlink may wait on the disk: off the loop)."""
+        if seg.part.in_file and not seg.part.stored:
+            await self._io(seg.part.release)
+        else:
+            seg.part.release()
+
+    async def _put_segment(self, name: str, part: Part) -> bool:
+        """Store a segment from its part (renamed into place where the store can); False
+        as _put."""
+        store = self.store
+        try:
+            if isinstance(store, PartStore):
+                await self._retrying(store.put_part, self.stream.key(name), part, TS_TYPE)
+            else:
+                await self._retrying(store.put, self.stream.key(name), part.read(), TS_TYPE)
+        except (StorageError, OSError) as exc:
+            log.error("%s: giving up on %s: %s", self.stream, name, exc)
+            return False
+        return True
 
     async def _put(self, name: str, data: bytes, content_type: str) -> bool:
         """Store; False if it failed and the outage has outlasted retry_for."""

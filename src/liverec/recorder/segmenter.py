@@ -44,10 +44,12 @@ durations behind the live edge."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from liverec.media.ts import AccessUnit, Segment, TsMuxer
+from liverec.storage.parts import Part, memory_part
 
 _WRAP = 1 << 33  # PES timestamps are 33 bits, as the muxer writes them
 
@@ -98,7 +100,9 @@ class SegmentData:
     start_ms: int  # timeline ms of the first frame
     wall_start: datetime  # UTC wall clock of start_ms
     duration: float  # seconds, up to where the next segment starts
-    data: bytes
+    # Its TS bytes: a file written while it grew (storage/parts.py), or memory. Its
+    # holder releases it once stored (recorder/hls.py).
+    part: Part
     # Its timestamps do not continue the previous segment's: a jump (the clock was
     # re-anchored at its start) or a pause no segment could span (rule 1).
     discontinuity: bool
@@ -108,6 +112,15 @@ class SegmentData:
     # Its PES payloads with their TS timestamps, when asked for (a remuxer to MP4 takes
     # them instead of reading the TS back: most of its cost); None otherwise.
     units: Segment | None = None
+
+    @property
+    def data(self) -> bytes:
+        """Its bytes, read from the part (for the few that need them whole)."""
+        return self.part.read()
+
+    @property
+    def size(self) -> int:
+        return self.part.size
 
 
 @dataclass(slots=True)
@@ -123,10 +136,9 @@ class _Open:
     wall_start: datetime
     discontinuity: bool
     keyframe_start: bool
-    # Its TS bytes in one buffer: 125 frames of ~12 KB kept as separate bytes objects
-    # fragment the malloc heap (RSS stays at the peak after they are freed); one buffer
-    # grows by realloc, in its own mapping once large, and goes back to the system whole.
-    buf: bytearray = field(default_factory=bytearray)
+    # Its TS bytes: appended to a part file in chunks, so that no stream holds its whole
+    # open segment (~1.5 MB at 3 Mbit/s and 4 s) in memory.
+    part: Part
     video_frames: int = 0
     video_keyframe_start: bool | None = None  # whether its first video frame is a keyframe
     units: list[AccessUnit] = field(default_factory=list)  # when the segmenter keeps them
@@ -134,7 +146,13 @@ class _Open:
 
 class Segmenter:
     def __init__(
-        self, target_duration: float, *, video: bool, audio: bool, keep_units: bool = False
+        self,
+        target_duration: float,
+        *,
+        video: bool,
+        audio: bool,
+        keep_units: bool = False,
+        parts: Callable[[], Part] = memory_part,
     ) -> None:
         if not video and not audio:
             raise ValueError("a segmenter needs at least one track")
@@ -145,6 +163,7 @@ class Segmenter:
         self.has_video = video
         self.has_audio = audio
         self.keep_units = keep_units  # hand each segment's PES payloads over too
+        self.parts = parts  # where each segment's bytes go while it grows
         self._mux = TsMuxer(video=video, audio=audio)
         self._offset: int | None = None  # the time base of the latest jump, for new tracks
         self._anchor_t = 0
@@ -256,7 +275,7 @@ class Segmenter:
         seg = self._open
         if seg is None:
             return None
-        return seg.wall_start, bytes(seg.buf)  # one C call: whole frames, under the GIL
+        return seg.wall_start, seg.part.read()  # whole frames (parts.py)
 
     def flush(self) -> list[SegmentData]:
         """End of the publish: the open segment ends where its media ends."""
@@ -293,7 +312,7 @@ class Segmenter:
             or seg.video_keyframe_start is False
         ):
             return self._finish(t)  # rule 2
-        if elapsed >= self.hard_cut_ms or len(seg.buf) >= MAX_SEGMENT_BYTES:
+        if elapsed >= self.hard_cut_ms or seg.part.size >= MAX_SEGMENT_BYTES:
             return self._finish(t)  # rule 3
         return []
 
@@ -314,18 +333,20 @@ class Segmenter:
             wall_start=self.wall(t),
             discontinuity=self._pending_discontinuity,
             keyframe_start=keyframe,
+            part=self.parts(),
         )
         self._pending_discontinuity = False
         self._append(self._mux.segment_header())
 
     def _append(self, data: bytes) -> None:
         assert self._open is not None
-        self._open.buf += data
+        self._open.part.append(data)
 
     def _finish(self, end_t: int) -> list[SegmentData]:
         seg = self._open
         assert seg is not None
         self._open = None
+        seg.part.finish()
         # Never past the limit by the rules; the bound keeps the playlists valid regardless.
         duration_ms = min(max(1, end_t - seg.start_ms), self.limit_ms)
         done = SegmentData(
@@ -333,7 +354,7 @@ class Segmenter:
             start_ms=seg.start_ms,
             wall_start=seg.wall_start,
             duration=duration_ms / 1000,
-            data=bytes(seg.buf),
+            part=seg.part,
             discontinuity=seg.discontinuity,
             keyframe_start=seg.keyframe_start,
             video_frames=seg.video_frames,

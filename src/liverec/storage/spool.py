@@ -17,7 +17,10 @@ delete finds no blob): `orphan(key)`, asked after each upload from the spool, sa
 the upload is deleted again (asked after, not before: a sweep that deletes the row later
 finds the blob). Reads are not served
 from the spool: during an outage the store cannot be read either, and once it answers the
-spool drains in seconds."""
+spool drains in seconds.
+
+Segments come as parts (storage/parts.py): the store's own when it takes them (LocalStore:
+renamed into place), else files under `{spool_dir}/parts/` whose bytes are put (S3)."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from pathlib import Path
 from liverec.errors import InvalidKeyError, LiverecError, StorageError
 from liverec.storage.base import BlobStore
 from liverec.storage.keys import check_key
+from liverec.storage.parts import Part, PartDir, PartStore
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class SpoolFullError(StorageError):
     """The store is failing and the spool has no room for the object."""
 
 
-class SpooledWriter:
+class SpooledWriter(PartStore):
     """`put` through to `store`, or into the spool at `spool_dir` (at most `max_bytes`)
     while the store fails. `start()` uploads what an earlier run left; `close()` stops the
     uploader (what is left stays for the next start)."""
@@ -84,6 +88,7 @@ class SpooledWriter:
         self._closing = False
         self._thread: threading.Thread | None = None
         self.uploaded = 0  # objects uploaded from the spool, since start
+        self._parts = None if isinstance(store, PartStore) else PartDir(self.spool_dir / "parts")
 
     # -- the store's writes ----------------------------------------------------------------
 
@@ -101,6 +106,30 @@ class SpooledWriter:
                 log.error("storage failing, spooling to %s: %s", self.spool_dir, exc)
         self._spool(key, data, content_type)
 
+    def new_part(self) -> Part:
+        if self._parts is None:
+            assert isinstance(self.store, PartStore)
+            return self.store.new_part()
+        return self._parts.new_part()
+
+    def put_part(self, key: str, part: Part, content_type: str) -> None:
+        """`put` of a part: the store takes it as a part when it can."""
+        check_key(key)
+        with self._lock:
+            behind = bool(self._entries)
+        if not behind:
+            try:
+                if isinstance(self.store, PartStore):
+                    self.store.put_part(key, part, content_type)
+                else:
+                    self.store.put(key, part.read(), content_type)
+                return
+            except InvalidKeyError:
+                raise
+            except (StorageError, OSError) as exc:
+                log.error("storage failing, spooling to %s: %s", self.spool_dir, exc)
+        self._spool(key, part.read(), content_type)
+
     def local_path(self, key: str) -> Path | None:
         return self.store.local_path(key)
 
@@ -117,6 +146,8 @@ class SpooledWriter:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         for tmp in self.spool_dir.glob(f"*{SUFFIX}.tmp"):
             tmp.unlink(missing_ok=True)  # never completed: its put failed
+        if self._parts is not None:
+            self._parts.sweep()  # segments an earlier run was cutting when it died
         found: list[_Entry] = []
         for path in sorted(self.spool_dir.glob(f"*{SUFFIX}")):
             try:
