@@ -280,7 +280,11 @@ class StreamRecorder:
             self._pending.clear()
             return
         self.segmenter = Segmenter(
-            self.settings.target_duration, video=video, audio=audio, keep_units=self.settings.mp4
+            self.settings.target_duration,
+            video=video,
+            audio=audio,
+            keep_units=self.settings.mp4,
+            parts=self.writer.new_part,  # the open segment grows in a file, not in memory
         )
         self.writer.submit_info(self._media_info())
         pending, self._pending, self._pending_bytes = self._pending, [], 0
