@@ -11,11 +11,13 @@ import hmac
 import os
 import secrets
 from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING
 
 from liverec.config import Settings
 from liverec.errors import CatalogError, ConfigError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 KEY_FILE_NAME = "secret.key"
 
@@ -32,18 +34,31 @@ class SecretBox:
     """Seals and opens short strings with one Fernet key."""
 
     def __init__(self, key: str | bytes) -> None:
+        # Checked as Fernet checks it; Fernet itself (cryptography's Rust library, ~6 MB
+        # of RSS) loads on the first seal or open, which an idle node may never make.
         try:
-            self._fernet = Fernet(key)
             self._raw = base64.urlsafe_b64decode(key)
         except (ValueError, TypeError):
+            self._raw = b""
+        if len(self._raw) != 32:
             raise ConfigError(
                 "secret key must be a url-safe base64 32-byte Fernet key "
                 "(make one with `liverec.catalog.SecretBox.generate_key()`)"
-            ) from None
+            )
+        self._key = key
+        self._box: Fernet | None = None
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._box is None:
+            from cryptography.fernet import Fernet
+
+            self._box = Fernet(self._key)
+        return self._box
 
     @staticmethod
     def generate_key() -> str:
-        return Fernet.generate_key().decode("ascii")
+        return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
@@ -63,7 +78,7 @@ class SecretBox:
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, Fernet.generate_key() + b"\n")
+            os.write(fd, cls.generate_key().encode("ascii") + b"\n")
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -86,8 +101,11 @@ class SecretBox:
         return self._fernet.encrypt(plain.encode("utf-8")).decode("ascii")
 
     def open(self, sealed: str) -> str:
+        fernet = self._fernet
+        from cryptography.fernet import InvalidToken
+
         try:
-            return self._fernet.decrypt(sealed.encode("ascii")).decode("utf-8")
+            return fernet.decrypt(sealed.encode("ascii")).decode("utf-8")
         except (InvalidToken, UnicodeError):
             raise CatalogError(
                 "a stored secret cannot be decrypted: the secret key is not the one it was "
