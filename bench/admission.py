@@ -1,6 +1,10 @@
 """CPU of one publish's admission and release (Admission.admit + release: the project,
 entry point, ban, webhook, live lease, recording switch, outputs and snapshot settings)
 on a real SQLite catalog, in-process. `--profile` adds cProfile's view of the catalog calls.
+For instruction counts of the timed publishes alone (CALLGRIND=1 switches instrumentation
+on and off around one round with callgrind_control; divide by --count):
+    CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no $(python -c 'import sys;
+    print(sys.executable)') bench/admission.py --count 100
 
     python bench/admission.py [--count 300] [--profile]
 """
@@ -9,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
+import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -22,6 +28,17 @@ from liverec.rtmp.session import PublishRequest
 from liverec.storage import LocalStore
 
 APP = "0123456789abcdef0123456789abcdef"
+
+
+def _instrument(on: bool) -> None:
+    """Under callgrind (CALLGRIND=1), count instructions only between on and off."""
+    if os.environ.get("CALLGRIND"):
+        state = "on" if on else "off"
+        subprocess.run(
+            ["callgrind_control", "-i", state, str(os.getpid())],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def main() -> None:
@@ -58,6 +75,12 @@ def main() -> None:
 
         for i in range(50):
             once(i)
+        if os.environ.get("CALLGRIND"):
+            _instrument(True)
+            for i in range(args.count):
+                once(i)
+            _instrument(False)
+            return
         best = float("inf")
         for _ in range(3):
             t0 = time.process_time()
