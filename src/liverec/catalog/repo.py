@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from liverec.catalog._base import Clock, utc_now
+from liverec.catalog.admit import AdmitRepo
 from liverec.catalog.callbacks import CallbacksRepo
 from liverec.catalog.credentials import CredentialsRepo
 from liverec.catalog.made import MadeFilesRepo
@@ -38,6 +39,7 @@ class Catalog(
     OutputsRetentionRepo,
     PlaybackRepo,
     MadeFilesRepo,
+    AdmitRepo,
 ):
     """Projects, credentials, entry points, streams, recordings, segments, file names,
     publishes and their reports, callback settings and the callback outbox.

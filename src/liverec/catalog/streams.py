@@ -57,7 +57,7 @@ class LiveControl:
     snapshot_interval: int | None = None  # seconds; None: periodic snapshots off
 
 
-def _own_switch() -> Any:
+def own_switch() -> Any:
     """The stream's own recording switch, NULL when it has none or its task has run out."""
     return case(
         (
@@ -131,7 +131,7 @@ class StreamsRepo(RepoBase):
             row = conn.execute(
                 select(
                     entry_points.c.record_enabled,
-                    _own_switch().label("stream_enabled"),
+                    own_switch().label("stream_enabled"),
                 )
                 .select_from(entry_points)
                 .join(projects, projects.c.id == entry_points.c.project_id)
@@ -222,7 +222,7 @@ class StreamsRepo(RepoBase):
                     streams.c.entry_point,
                     streams.c.name,
                     entry_points.c.record_enabled,
-                    _own_switch().label("stream_enabled"),
+                    own_switch().label("stream_enabled"),
                     case((streams.c.ban_resume_ms > db_now_ms(), streams.c.ban_resume_ms)).label(
                         "banned_ms"
                     ),
@@ -282,14 +282,21 @@ class StreamsRepo(RepoBase):
     def try_acquire_live(self, stream: StreamRef, node_id: str, lease_seconds: float) -> bool:
         """Take the stream's live lease for this node: False while another publisher (on any
         node, this one included) holds an unexpired lease. Renewed by renew_leases."""
+        return self.take_live(stream, node_id, lease_seconds) is not None
+
+    def take_live(
+        self, stream: StreamRef, node_id: str, lease_seconds: float, stream_id: int | None = None
+    ) -> int | None:
+        """try_acquire_live, by the stream's id when the caller read it (publish_settings):
+        one statement then. Returns the stream's id if the lease was taken, else None."""
         check_node_id(node_id)
         with self._write() as conn:
-            sid = self._ensure_stream(conn, stream)
+            sid = self._ensure_stream(conn, stream) if stream_id is None else stream_id
             taken = conn.execute(
                 _TAKE_LIVE,
                 {"p_sid": sid, "p_node_id": node_id, "p_lease_ms": seconds_to_ms(lease_seconds)},
             ).rowcount
-        return taken == 1
+        return sid if taken == 1 else None
 
     def release_live(self, stream: StreamRef, node_id: str) -> None:
         """Give the live lease back (only if this node holds it)."""
