@@ -103,9 +103,7 @@ def main() -> None:
             idle0 = dump(count_dir, 0)
             time.sleep(window)
             idle1 = dump(count_dir, 1)
-            pushes = [
-                start_push(srv.url(stream=f"s{i}"), media) for i in range(args.pushes)
-            ]
+            pushes = [start_push(srv.url(stream=f"s{i}"), media) for i in range(args.pushes)]
             failed = sum(1 for p in pushes if p.wait(args.seconds + 60) != 0)
             time.sleep(4.0)  # the recordings close after the pushes end
             done = dump(count_dir, 2)
