@@ -15,6 +15,7 @@ from liverec.catalog.outputs import OutputsRepo
 from liverec.catalog.playback import PlaybackRepo
 from liverec.catalog.projects import ProjectsRepo
 from liverec.catalog.publishes import PublishesRepo
+from liverec.catalog.recording_end import RecordingEndRepo
 from liverec.catalog.recordings import RecordingsRepo
 from liverec.catalog.retention import RetentionRepo
 from liverec.catalog.retention_locks import LocksRepo
@@ -29,6 +30,7 @@ class Catalog(
     CredentialsRepo,
     StreamsRepo,
     RecordingsRepo,
+    RecordingEndRepo,
     PublishesRepo,
     OutputsRepo,
     CallbacksRepo,
