@@ -147,8 +147,8 @@ class Admission:
     def admit(self, request: PublishRequest) -> Admitted:
         """Check the publish against the catalog and take the stream's live lease; raise
         RefusedError (with the RTMP status to send) if it may not go ahead. Two catalog
-        statements when the stream has been published before: what the checks read, in
-        one (catalog.publish_settings), and the lease."""
+        statements: what the checks read, in one (catalog.publish_settings), and the
+        lease (catalog.take_live)."""
         name = check_stream_name(request.stream_name)
         found = self.catalog.publish_settings(request.host, request.app, name, self.region)
         if found is None:
@@ -173,7 +173,7 @@ class Admission:
                 raise RefusedError(UNAUTHORIZED, refusal)
         # A second publisher is refused whether or not the stream is recorded.
         stream_id = self.catalog.take_live(
-            stream, self.node_id, self.lease_seconds, found.stream_id
+            stream, self.node_id, self.lease_seconds, found.stream_id, found.project.id
         )
         if stream_id is None:
             raise RefusedError(BAD_NAME, f"stream {stream} is already being published")

@@ -144,3 +144,21 @@ def test_take_live_by_stream_id_is_the_same_lease(cat: Catalog) -> None:
     cat.release_live(stream, "node-a")
     assert cat.take_live(stream, "node-b", 30, found.stream_id) == first
     assert cat.live_holder(stream) == "node-b"
+
+
+def test_take_live_of_a_new_stream_makes_its_row_holding_the_lease(cat: Catalog) -> None:
+    pid = cat.get_project("dflt").id
+    new = StreamRef("dflt", REGION, "live", "new")
+    made = cat.take_live(new, "node-a", 30, None, pid)
+    assert made is not None and cat.live_holder(new) == "node-a"
+    found = cat.publish_settings("elsewhere", "live", "new", REGION)
+    assert found is not None and found.stream_id == made
+    # Read before the row was made (a racing publisher): refused as by the row.
+    assert cat.take_live(new, "node-b", 30, None, pid) is None
+    # A row made meanwhile by something else (a ban lifted): the lease is taken on it.
+    other = StreamRef("dflt", REGION, "live", "other")
+    cat.ban_stream(other, datetime.now(UTC) - timedelta(seconds=1))
+    taken = cat.take_live(other, "node-b", 30, None, pid)
+    assert taken is not None and cat.live_holder(other) == "node-b"
+    found = cat.publish_settings("elsewhere", "live", "other", REGION)
+    assert found is not None and found.stream_id == taken

@@ -19,11 +19,17 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from liverec.catalog._base import STREAM_ID_OF, RepoBase, stream_binds
 from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import from_ms, seconds_to_ms, to_ms
-from liverec.catalog.names import check_file_name, check_node_id
+from liverec.catalog.names import (
+    check_entry_point,
+    check_file_name,
+    check_node_id,
+    check_stream_name,
+)
 from liverec.catalog.schema import (
     entry_points,
     files,
@@ -82,6 +88,28 @@ _TAKE_LIVE = (
         live_expires_ms=db_now_ms() + bindparam("p_lease_ms", type_=BigInteger),
     )
 )
+
+
+def _new_live_stream(insert: Any) -> Any:
+    """A stream's row made with its live lease held (none if it exists), in a dialect."""
+    return (
+        insert(streams)
+        .values(
+            project_id=bindparam("p_project_id"),
+            entry_point=bindparam("p_entry_point"),
+            name=bindparam("p_name"),
+            live_node_id=bindparam("p_node_id"),
+            live_expires_ms=db_now_ms() + bindparam("p_lease_ms", type_=BigInteger),
+        )
+        .on_conflict_do_nothing()
+        .returning(streams.c.id)
+    )
+
+
+_NEW_LIVE_STREAM = {
+    "postgresql": _new_live_stream(postgresql.insert),
+    "sqlite": _new_live_stream(sqlite.insert),
+}
 _RELEASE_LIVE = (
     update(streams)
     .where(and_(streams.c.id == STREAM_ID_OF, streams.c.live_node_id == bindparam("p_node_id")))
@@ -285,17 +313,35 @@ class StreamsRepo(RepoBase):
         return self.take_live(stream, node_id, lease_seconds) is not None
 
     def take_live(
-        self, stream: StreamRef, node_id: str, lease_seconds: float, stream_id: int | None = None
+        self,
+        stream: StreamRef,
+        node_id: str,
+        lease_seconds: float,
+        stream_id: int | None = None,
+        project_id: int | None = None,
     ) -> int | None:
-        """try_acquire_live, by the stream's id when the caller read it (publish_settings):
-        one statement then. Returns the stream's id if the lease was taken, else None."""
+        """try_acquire_live, in one statement when the caller read what the stream's row is
+        (publish_settings): by its id, or, for a stream that has none yet, by making it
+        with the lease held (`project_id` given). Returns the stream's id if the lease was
+        taken, else None."""
         check_node_id(node_id)
+        lease = {"p_node_id": node_id, "p_lease_ms": seconds_to_ms(lease_seconds)}
         with self._write() as conn:
+            if stream_id is None and project_id is not None:
+                made = conn.execute(
+                    _NEW_LIVE_STREAM[conn.dialect.name],
+                    {
+                        "p_project_id": project_id,
+                        "p_entry_point": check_entry_point(stream.entry_point),
+                        "p_name": check_stream_name(stream.stream_name),
+                        **lease,
+                    },
+                ).scalar_one_or_none()
+                if made is not None:
+                    return int(made)
+                # Made meanwhile (a racing publisher, a ban): taken as any other below.
             sid = self._ensure_stream(conn, stream) if stream_id is None else stream_id
-            taken = conn.execute(
-                _TAKE_LIVE,
-                {"p_sid": sid, "p_node_id": node_id, "p_lease_ms": seconds_to_ms(lease_seconds)},
-            ).rowcount
+            taken = conn.execute(_TAKE_LIVE, {"p_sid": sid, **lease}).rowcount
         return sid if taken == 1 else None
 
     def release_live(self, stream: StreamRef, node_id: str) -> None:
