@@ -1,7 +1,7 @@
 """Catalog transactions and statements per publish of a real `liverec serve`: K real-time
 ffmpeg pushes of a few seconds, with every statement the server runs counted by a
 sitecustomize (SQLAlchemy's `begin` and `before_cursor_execute` events on every Engine).
-Prints the counts per publish, grouped by statement, beside those of an idle window as long
+Prints the counts per publish (and of connections opened), grouped by statement, beside those of an idle window as long
 as the pushes (timers: lease renewal, live controls, callback delivery), which are not
 per-publish costs.
 
@@ -43,6 +43,10 @@ def _note(key):
 @event.listens_for(Engine, "begin")
 def _begin(conn):
     _note("(transaction)")
+
+@event.listens_for(Engine, "connect")
+def _connect(dbapi_connection, record):
+    _note("(connection opened)")
 
 @event.listens_for(Engine, "before_cursor_execute")
 def _execute(conn, cursor, statement, parameters, context, executemany):
@@ -116,8 +120,8 @@ def main() -> None:
     print(f"{'busy':>8} {'idle':>8}  statement (idle: the same window with no push)")
     for key, n in sorted(busy.items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"{n / per:8.2f} {idle.get(key, 0) / per:8.2f}  {key}")
-    total = sum(v for k, v in busy.items() if k != "(transaction)")
-    total_idle = sum(v for k, v in idle.items() if k != "(transaction)")
+    total = sum(v for k, v in busy.items() if not k.startswith("("))
+    total_idle = sum(v for k, v in idle.items() if not k.startswith("("))
     print(
         f"per publish: {busy['(transaction)'] / per:.1f} transactions, "
         f"{total / per:.1f} statements (idle window: {idle['(transaction)'] / per:.1f}, "
