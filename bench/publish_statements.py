@@ -1,9 +1,9 @@
 """Catalog transactions and statements per publish of a real `liverec serve`: K real-time
 ffmpeg pushes of a few seconds, with every statement the server runs counted by a
 sitecustomize (SQLAlchemy's `begin` and `before_cursor_execute` events on every Engine).
-Prints the counts per publish (and of connections opened), grouped by statement, beside those of an idle window as long
-as the pushes (timers: lease renewal, live controls, callback delivery), which are not
-per-publish costs.
+Prints the counts per publish (and of connections opened), grouped by statement, beside
+those of an idle window as long as the pushes (timers: lease renewal, live controls,
+callback delivery), which are not per-publish costs.
 
     python bench/publish_statements.py [--pushes 10] [--seconds 6] [--database-url URL]
 """
