@@ -53,6 +53,7 @@ REJECTED = "NetStream.Publish.Rejected"
 FIGURES_EVERY = 10.0  # seconds between updates of a live publish's bitrate and frame rate
 MINUTE = 60.0
 WATCH_EVERY = 1.0  # seconds between polls of the catalog for bans and recording switches
+MEDIA_WAIT = 1.0  # seconds a configuration waits for a frame before it is written alone
 QualityAt = tuple[datetime, int, float]  # a quality point: its minute, bitrate, frame rate
 
 
@@ -136,6 +137,7 @@ class LivePublish:
         self._media_seen = False  # a coded frame arrived: the media is known
         self._media_told: tuple[Any, ...] | None = None  # the media info last reported
         self._media_unwritten = False  # a configuration came before any frame: not written
+        self._media_timer: asyncio.TimerHandle | None = None  # writes it if no frame comes
         # Media writes not done yet: each may enqueue publish_media_info, which must be in
         # the stream's callback queue before publish_end (close() waits for them).
         self._media_writes: set[asyncio.Future[Any]] = set()
@@ -188,7 +190,9 @@ class LivePublish:
         quality = None
         try:
             quality = self._last_quality(time.monotonic())
-            if not self._media_seen and self._media_unwritten:
+            if self._media_timer is not None:
+                self._media_timer.cancel()
+            if self._media_unwritten:
                 self._write_media()  # configurations but no frame: written all the same
             if self.recorder is not None:
                 recorder, self.recorder = self.recorder, None
@@ -331,11 +335,20 @@ class LivePublish:
         """Write the publish's media; once media has arrived, report it (callback 11) if
         it is not what was last reported. Before the first frame a configuration is only
         noted: the frames follow the sequence headers within milliseconds, and one write
-        then serves them all (one transaction per publish instead of three)."""
+        then serves them all (one transaction per publish instead of three); without a
+        frame, it is written MEDIA_WAIT later, or at the close."""
         if not self._media_seen:
             self._media_unwritten = True
+            if self._media_timer is None:
+                loop = asyncio.get_running_loop()
+                self._media_timer = loop.call_later(MEDIA_WAIT, self._media_waited)
             return
         self._write_media()
+
+    def _media_waited(self) -> None:
+        """No frame came within MEDIA_WAIT of the configuration: written without one."""
+        if self._media_unwritten and not self._closed:
+            self._write_media()
 
     def _write_media(self) -> None:
         self._media_unwritten = False
