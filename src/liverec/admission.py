@@ -36,8 +36,9 @@ from liverec.catalog import (
     Recording,
     RecordOutputs,
     SnapshotSettings,
+    WebhookSettings,
 )
-from liverec.errors import NotFoundError, RefusedError
+from liverec.errors import RefusedError
 from liverec.layout import StreamRef
 from liverec.logs import clip
 from liverec.recorder import RecorderEvent, RecordingEnded, RecordingStarted, finalize_recording
@@ -59,6 +60,7 @@ class Admitted:
     record: bool  # standard recording is on for the stream
     outputs: RecordOutputs = field(default_factory=RecordOutputs)  # HLS, MP4 in this region
     snapshots: SnapshotSettings = field(default_factory=SnapshotSettings)  # periodic ones
+    stream_id: int | None = None  # its catalog row, once known: later writes skip the lookup
 
 
 class PushGuard(Protocol):
@@ -73,7 +75,12 @@ class PublishGate(Protocol):
     else why not. Blocking: admission runs in a worker thread."""
 
     def check(
-        self, app_id: str, attempt: PublishRequest, entry_point: str, stream_name: str
+        self,
+        app_id: str,
+        attempt: PublishRequest,
+        entry_point: str,
+        stream_name: str,
+        hook: WebhookSettings | None = None,  # the project's, read with the rest
     ) -> str | None: ...
 
 
@@ -139,39 +146,40 @@ class Admission:
 
     def admit(self, request: PublishRequest) -> Admitted:
         """Check the publish against the catalog and take the stream's live lease; raise
-        RefusedError (with the RTMP status to send) if it may not go ahead."""
+        RefusedError (with the RTMP status to send) if it may not go ahead. Two catalog
+        statements: what the checks read, in one (catalog.publish_settings), and the
+        lease (catalog.take_live)."""
         name = check_stream_name(request.stream_name)
-        project = self.catalog.project_for_host(request.host)
-        if project is None:
+        found = self.catalog.publish_settings(request.host, request.app, name, self.region)
+        if found is None:
             raise RefusedError(BAD_NAME, f"no project takes pushes for host {clip(request.host)!r}")
-        try:
-            ep = self.catalog.get_entry_point(project.app_id, request.app)
-        except NotFoundError:
-            raise RefusedError(BAD_NAME, f"unknown entry point {request.app[:64]!r}") from None
+        ep = found.entry_point
+        if ep is None:
+            raise RefusedError(BAD_NAME, f"unknown entry point {request.app[:64]!r}")
         if ep.auth_key:
             self._check_signature(ep.auth_key, ep.name, name, request)
         full = self.disk_full() if self.disk_full is not None else None
         if full is not None:
             raise RefusedError(REJECTED, full)
-        stream = StreamRef(project.app_id, self.region, ep.name, name)
-        banned = self.catalog.banned_until(stream)
+        stream = StreamRef(found.project.app_id, self.region, ep.name, name)
+        banned = found.banned_until
         if banned is not None:
             raise RefusedError(
                 REJECTED, f"stream {stream} is banned until {banned.isoformat(timespec='seconds')}"
             )
         if self.gate is not None:
-            refusal = self.gate.check(project.app_id, request, ep.name, name)
+            refusal = self.gate.check(stream.app_id, request, ep.name, name, found.webhook)
             if refusal is not None:
                 raise RefusedError(UNAUTHORIZED, refusal)
         # A second publisher is refused whether or not the stream is recorded.
-        if not self.catalog.try_acquire_live(stream, self.node_id, self.lease_seconds):
+        stream_id = self.catalog.take_live(
+            stream, self.node_id, self.lease_seconds, found.stream_id, found.project.id
+        )
+        if stream_id is None:
             raise RefusedError(BAD_NAME, f"stream {stream} is already being published")
-        record = self.catalog.stream_recording_enabled(stream)
-        if not record:
+        if not found.record:
             log.info("publish %s: recording is off for it", stream)
-        outputs = self.catalog.record_outputs(stream.app_id, ep.name, self.region)
-        snapshots = self.catalog.snapshot_settings(stream.app_id, ep.name, self.region)
-        return Admitted(stream, ep, record, outputs, snapshots)
+        return Admitted(stream, ep, found.record, found.outputs, found.snapshots, stream_id)
 
     def release(self, stream: StreamRef) -> None:
         """The publish of `stream` ended: its live lease is free for the next publisher."""

@@ -53,6 +53,8 @@ REJECTED = "NetStream.Publish.Rejected"
 FIGURES_EVERY = 10.0  # seconds between updates of a live publish's bitrate and frame rate
 MINUTE = 60.0
 WATCH_EVERY = 1.0  # seconds between polls of the catalog for bans and recording switches
+MEDIA_WAIT = 1.0  # seconds a configuration waits for a frame before it is written alone
+QualityAt = tuple[datetime, int, float]  # a quality point: its minute, bitrate, frame rate
 
 
 @dataclass
@@ -106,7 +108,7 @@ class LivePublish:
         admitted: Admitted,
         publish_id: int,
         owner: Publishing,
-        on_closed: Callable[[], Awaitable[None]],
+        on_closed: Callable[[QualityAt | None], Awaitable[None]],
         domain: str = "",
     ) -> None:
         self.admitted = admitted
@@ -114,7 +116,7 @@ class LivePublish:
         self.stream = admitted.stream
         self.publish_id = publish_id
         self.owner = owner
-        self.on_closed = on_closed
+        self.on_closed = on_closed  # ends the publish's row, with its last quality point
         self.recorder: StreamRecorder | None = None
         self.refusal: RefusedError | None = None
         self._config = _Config()
@@ -134,6 +136,8 @@ class LivePublish:
         self._snapshot_busy = False
         self._media_seen = False  # a coded frame arrived: the media is known
         self._media_told: tuple[Any, ...] | None = None  # the media info last reported
+        self._media_unwritten = False  # a configuration came before any frame: not written
+        self._media_timer: asyncio.TimerHandle | None = None  # writes it if no frame comes
         # Media writes not done yet: each may enqueue publish_media_info, which must be in
         # the stream's callback queue before publish_end (close() waits for them).
         self._media_writes: set[asyncio.Future[Any]] = set()
@@ -183,8 +187,13 @@ class LivePublish:
         if self._closed:
             return
         self._closed = True
+        quality = None
         try:
-            self._write_figures(time.monotonic(), final=True)
+            quality = self._last_quality(time.monotonic())
+            if self._media_timer is not None:
+                self._media_timer.cancel()
+            if self._media_unwritten:
+                self._write_media()  # configurations but no frame: written all the same
             if self.recorder is not None:
                 recorder, self.recorder = self.recorder, None
                 await recorder.close()
@@ -192,7 +201,7 @@ class LivePublish:
             self.owner.forget(self)
             if self._media_writes:  # publish_media_info goes before publish_end
                 await asyncio.wait(set(self._media_writes))
-            await self.on_closed()
+            await self.on_closed(quality)
 
     # -- control ------------------------------------------------------------------------
 
@@ -296,6 +305,7 @@ class LivePublish:
             session_id=self._session.session_id,
             hls=hls,
             mp4=mp4,
+            stream_id=self.admitted.stream_id,
         )
         cfg = self._config
         # Mid-publish: what the publisher said at its start, so the recorder can decode.
@@ -323,7 +333,25 @@ class LivePublish:
 
     def _media_changed(self) -> None:
         """Write the publish's media; once media has arrived, report it (callback 11) if
-        it is not what was last reported."""
+        it is not what was last reported. Before the first frame a configuration is only
+        noted: the frames follow the sequence headers within milliseconds, and one write
+        then serves them all (one transaction per publish instead of three); without a
+        frame, it is written MEDIA_WAIT later, or at the close."""
+        if not self._media_seen:
+            self._media_unwritten = True
+            if self._media_timer is None:
+                loop = asyncio.get_running_loop()
+                self._media_timer = loop.call_later(MEDIA_WAIT, self._media_waited)
+            return
+        self._write_media()
+
+    def _media_waited(self) -> None:
+        """No frame came within MEDIA_WAIT of the configuration: written without one."""
+        if self._media_unwritten and not self._closed:
+            self._write_media()
+
+    def _write_media(self) -> None:
+        self._media_unwritten = False
         cfg = self._config
         avc, aac = cfg.avc, cfg.aac
         meta = cfg.metadata or {}
@@ -379,15 +407,12 @@ class LivePublish:
             meter.frames += frame
         now = time.monotonic()
         if now - self._figures.since >= FIGURES_EVERY or now - self._minute.since >= MINUTE:
-            self._write_figures(now, final=False)
+            self._write_figures(now)
 
-    def _write_figures(self, now: float, *, final: bool) -> None:
-        """The current bitrate and frame rate; at a minute's end (or the publish's, after
-        at least 5 s), that minute's quality point."""
-        minute_done = now - self._minute.since >= MINUTE or (
-            final and now - self._minute.since >= 5.0
-        )
-        if minute_done:
+    def _write_figures(self, now: float) -> None:
+        """The current bitrate and frame rate; at a minute's end, that minute's quality
+        point."""
+        if now - self._minute.since >= MINUTE:
             rates = self._minute.rates(now)
             if rates is not None:
                 self.owner.run(
@@ -395,12 +420,20 @@ class LivePublish:
                 )
             self._minute = _Meter(now)
             self._minute_start = self.owner.clock()
-        elif not final and now - self._figures.since >= FIGURES_EVERY:
+        elif now - self._figures.since >= FIGURES_EVERY:
             rates = self._figures.rates(now)
             if rates is not None:
                 self.owner.run(self.owner.catalog.set_publish_rates, self.publish_id, *rates)
         if now - self._figures.since >= FIGURES_EVERY:
             self._figures = _Meter(now)
+
+    def _last_quality(self, now: float) -> QualityAt | None:
+        """The quality point of the publish's last minute, if at least 5 s of it passed:
+        written with the publish's end (Catalog.end_publish)."""
+        if now - self._minute.since < 5.0:
+            return None
+        rates = self._minute.rates(now)
+        return None if rates is None else (self._minute_start, *rates)
 
 
 class Publishing:
@@ -451,6 +484,7 @@ class Publishing:
             notices=[]
             if notices is None
             else [notices.publish_started(stream, domain=request.host, client_ip=client_ip)],
+            stream_id=admitted.stream_id,
         )
         ended = (
             []
@@ -458,9 +492,11 @@ class Publishing:
             else [notices.publish_ended(stream, domain=request.host, client_ip=client_ip)]
         )
 
-        async def closed() -> None:
+        async def closed(quality: QualityAt | None) -> None:
             try:
-                await asyncio.to_thread(self.catalog.end_publish, publish_id, self.clock(), ended)
+                await asyncio.to_thread(
+                    self.catalog.end_publish, publish_id, self.clock(), ended, quality
+                )
             finally:
                 await on_closed()
 

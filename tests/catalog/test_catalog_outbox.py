@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from liverec.catalog import Catalog, ClaimedNotice, Notice
+from liverec.catalog import Catalog, ClaimedNotice, Notice, Recording
 from liverec.errors import NotFoundError
 from liverec.layout import StreamRef
 
@@ -312,3 +312,44 @@ def test_delivered_notices_are_kept_newest_first_and_pruned(
         cat.notice_delivered(claim, LEASE)
     kept = cat.delivered_notices("app")
     assert len(kept) == 4 and kept[0].id > kept[-1].id
+
+
+def test_end_recording_closes_once_with_its_callback_or_forgets_an_empty_one(
+    cat: Catalog,
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0)
+
+    def recording(session: str) -> int:
+        return cat.create_recording(
+            CAM,
+            session_id=session,
+            playlist_key=f"record/live/cam/{session}_20261123120000000.m3u8",
+            start_time=start,
+            node_id="node-a",
+            lease_seconds=30,
+        ).id
+
+    kept, empty = recording("s1"), recording("s2")
+    cat.add_segment(
+        kept, seq=0, key="k0.ts", start_time=start, duration=4.0, size=1, discontinuity=False
+    )
+    seen = []
+
+    def closed(rec: Recording) -> Notice:
+        seen.append((rec.id, rec.state, rec.segment_count))
+        return n(CAM, len(seen), 101)
+
+    assert cat.end_recording(kept, start + timedelta(seconds=4), closed) is True
+    assert cat.end_recording(kept, start + timedelta(seconds=4), closed) is True  # closed already
+    assert seen == [(kept, "open", 1)]  # made and enqueued by the call that closed it only
+    rec = cat.get_recording(kept)
+    assert rec.state == "closed" and rec.end_time == start + timedelta(seconds=4)
+    assert cat.end_recording(empty, start, closed) is False
+    with pytest.raises(NotFoundError):
+        cat.get_recording(empty)
+    assert not cat.file_reserved(CAM, "s2_20261123120000000.m3u8")  # its name is free
+    with pytest.raises(NotFoundError):
+        cat.end_recording(empty, start, closed)
+    claim = cat.claim_notices("node-a", 1, LEASE)[0]
+    assert (seq(claim), claim.event_type) == (1, 101)
+    assert cat.notice_delivered(claim, LEASE) is None

@@ -146,3 +146,22 @@ def test_nodes_say_where_their_api_is(cat: Catalog) -> None:
     assert cat.node_api_url("node-a") == "http://10.0.0.5:8081"
     with pytest.raises(InvalidValueError):
         cat.register_node("node-a", "ftp://x")
+
+
+def test_a_publish_ends_with_its_last_quality_point_in_one_transaction(cat: Catalog) -> None:
+    t0 = datetime(2026, 11, 23, 12, 0, 30, tzinfo=UTC)
+    sid = cat.take_live(CAM, "n", 30)
+    assert sid is not None
+    pid = cat.start_publish(
+        CAM, node_id="n", client_ip="1.1.1.1", domain="d", start=t0, stream_id=sid
+    )
+    other = cat.start_publish(CAM, node_id="n", client_ip="1.1.1.2", domain="d", start=t0)
+    cat.end_publish(pid, t0 + timedelta(seconds=20), quality=(t0, 2_000_000, 30.0))
+    cat.end_publish(other, t0 + timedelta(seconds=20), quality=(t0, -5, 30.0))  # left out
+    points = cat.quality_points("app", "live", t0 - timedelta(hours=1), t0 + timedelta(hours=1))
+    assert [(p.bitrate, p.client_ip) for p in points] == [(2_000_000, "1.1.1.1")]
+    ended = cat.publish_history("app", "live", t0, t0 + timedelta(minutes=1))
+    assert sorted((p.client_ip, p.bitrate) for p in ended) == [
+        ("1.1.1.1", 2_000_000),
+        ("1.1.1.2", None),
+    ]

@@ -18,6 +18,7 @@ import pytest
 from support.api import base_path, client, error, frame_times, jpeg_frame, z
 from support.mediagen import decode_frames, make_media, read_flv_tags
 from support.recordings import finished
+from support.rtmpclient import RtmpPublisher
 from support.server import APP_ID, LiverecProcess, push, start_push
 
 pytestmark = pytest.mark.slow  # real `liverec serve` processes, real ffmpeg pushes
@@ -253,3 +254,26 @@ def test_a_snapshot_at_the_live_edge(
 
 def parse_z(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_a_publish_that_sends_codec_configurations_but_no_frame_shows_its_media(
+    http: httpx.Client, srv: LiverecProcess, long_media: Path
+) -> None:
+    # The media is written at the first frame (one transaction for all the sequence
+    # headers), or, when none comes, a second after the headers.
+    headers = [
+        t for t in read_flv_tags(long_media) if t.type in (8, 9) and t.payload[1:2] == b"\x00"
+    ]
+    assert sorted(t.type for t in headers) == [8, 9]
+    pub = RtmpPublisher("127.0.0.1", srv.rtmp_port)
+    try:
+        assert pub.connect_and_publish("live", "headers-only") == "NetStream.Publish.Start"
+        for tag in headers:
+            pub.send_tag(tag)
+        live = wait_for(lambda: (online(http).get("headers-only") or {}).get("videoCodec"))
+        assert live == "H264"
+        assert online(http)["headers-only"]["audioCodec"] == "AAC"
+        pub.unpublish()
+    finally:
+        pub.close()
+    wait_for(lambda: "headers-only" not in online(http))

@@ -9,6 +9,7 @@ above it imports a database driver. Rows are read by column name.
 May import: layout, media, config, errors."""
 
 from liverec.catalog._base import Clock, utc_now
+from liverec.catalog.admit import PublishSettings
 from liverec.catalog.callbacks import CallbackSettings, WebhookSettings
 from liverec.catalog.db import check_schema, ensure_schema, head_revision, make_engine, migrate
 from liverec.catalog.made import MadeFile
@@ -52,6 +53,7 @@ __all__ = [
     "PlayPoint",
     "Project",
     "Publish",
+    "PublishSettings",
     "QualityPoint",
     "RecordOutputs",
     "Recording",

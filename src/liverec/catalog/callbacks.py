@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, delete, select, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, delete, or_, select, update
 
 from liverec.catalog._base import RepoBase, insert_ignore
 from liverec.catalog.names import check_entry_point, check_secret
@@ -72,25 +72,7 @@ def callback_row(conn: Connection, app_id: str, entry_point: str) -> RowMapping 
     """The configuration that applies to an entry point's streams: its own row, else the
     project's (one statement, both candidates, the entry point's first)."""
     return (
-        conn.execute(
-            select(
-                projects.c.app_id,
-                callback_settings.c.entry_point,
-                callback_settings.c.url,
-                callback_settings.c.secret_sealed,
-                callback_settings.c.event_types,
-                callback_settings.c.enabled,
-            )
-            .join(projects, projects.c.id == callback_settings.c.project_id)
-            .where(
-                and_(
-                    projects.c.app_id == app_id,
-                    callback_settings.c.entry_point.in_((entry_point, PROJECT_WIDE)),
-                )
-            )
-            .order_by(callback_settings.c.entry_point.desc())  # '' sorts last
-            .limit(1)
-        )
+        conn.execute(_CALLBACK_ROW, {"p_app_id": app_id, "p_entry_point": entry_point})
         .mappings()
         .first()
     )
@@ -101,7 +83,30 @@ def subscribed(row: RowMapping | None, event_type: int) -> bool:
     return row is not None and bool(row["enabled"]) and event_type in _types(row["event_types"])
 
 
-# Asked at every publish (the publish webhook): built once (catalog/_base.py says why).
+# Asked at every publish (the publish webhook, and callback_row in every transaction that
+# enqueues a publish's callbacks): built once (catalog/_base.py says why).
+_CALLBACK_ROW = (
+    select(
+        projects.c.app_id,
+        callback_settings.c.entry_point,
+        callback_settings.c.url,
+        callback_settings.c.secret_sealed,
+        callback_settings.c.event_types,
+        callback_settings.c.enabled,
+    )
+    .join(projects, projects.c.id == callback_settings.c.project_id)
+    .where(
+        and_(
+            projects.c.app_id == bindparam("p_app_id"),
+            or_(
+                callback_settings.c.entry_point == bindparam("p_entry_point"),
+                callback_settings.c.entry_point == PROJECT_WIDE,
+            ),
+        )
+    )
+    .order_by(callback_settings.c.entry_point.desc())  # '' sorts last
+    .limit(1)
+)
 _PUBLISH_WEBHOOK = (
     select(publish_webhooks.c.enabled, publish_webhooks.c.url, publish_webhooks.c.secret_sealed)
     .join(projects, projects.c.id == publish_webhooks.c.project_id)

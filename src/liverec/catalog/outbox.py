@@ -41,6 +41,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -48,8 +49,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
-from liverec.catalog._base import RepoBase, insert_ignore
+from liverec.catalog._base import STREAM_ID_OF, RepoBase, stream_binds
 from liverec.catalog.callbacks import callback_row, subscribed
 from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import from_ms, seconds_to_ms, to_ms
@@ -128,15 +130,44 @@ def _payload_json(payload: Mapping[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
+# The statements of every enqueue (each publish makes several), built once
+# (catalog/_base.py says why).
+_NEW_QUEUE = {
+    "postgresql": postgresql.insert(notice_queues)
+    .values(stream_id=bindparam("p_stream_id"))
+    .on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(notice_queues)
+    .values(stream_id=bindparam("p_stream_id"))
+    .on_conflict_do_nothing(),
+}
+_QUEUE_DUE = (
+    update(notice_queues)
+    .where(notice_queues.c.stream_id == bindparam("p_stream_id"))
+    .values(due_ms=func.coalesce(notice_queues.c.due_ms, db_now_ms()))
+)
+_INSERT_NOTICE = insert(notices).values(
+    stream_id=bindparam("p_stream_id"),
+    notice_id=bindparam("p_notice_id"),
+    event_type=bindparam("p_event_type"),
+    payload=bindparam("p_payload"),
+    created_ms=db_now_ms(),
+    attempts=0,
+)
+_STREAM_ID = select(STREAM_ID_OF)
+
+
 def _queue(conn: Connection, stream_id: int) -> None:
     """The stream's queue exists and is due (unless it is due later already, in backoff):
     locks its row until commit on PostgreSQL."""
-    insert_ignore(conn, notice_queues, {"stream_id": stream_id})
-    conn.execute(
-        update(notice_queues)
-        .where(notice_queues.c.stream_id == stream_id)
-        .values(due_ms=func.coalesce(notice_queues.c.due_ms, db_now_ms()))
-    )
+    binds = {"p_stream_id": stream_id}
+    conn.execute(_NEW_QUEUE[conn.dialect.name], binds)
+    conn.execute(_QUEUE_DUE, binds)
+
+
+def _stream_id(conn: Connection, stream: StreamRef) -> int:
+    """The stream's row id: one statement when it exists (a publish's stream does)."""
+    sid = conn.execute(_STREAM_ID, stream_binds(stream)).scalar_one_or_none()
+    return RepoBase._ensure_stream(conn, stream) if sid is None else int(sid)
 
 
 def insert_notices(conn: Connection, items: Iterable[Notice]) -> int:
@@ -150,17 +181,16 @@ def insert_notices(conn: Connection, items: Iterable[Notice]) -> int:
             configs[key] = callback_row(conn, *key)
         if not subscribed(configs[key], item.event_type):
             continue
-        stream_id = RepoBase._ensure_stream(conn, item.stream)
+        stream_id = _stream_id(conn, item.stream)
         _queue(conn, stream_id)
         conn.execute(
-            insert(notices).values(
-                stream_id=stream_id,
-                notice_id=uuid.uuid4().hex,
-                event_type=item.event_type,
-                payload=_payload_json(item.payload),
-                created_ms=db_now_ms(),
-                attempts=0,
-            )
+            _INSERT_NOTICE,
+            {
+                "p_stream_id": stream_id,
+                "p_notice_id": uuid.uuid4().hex,
+                "p_event_type": item.event_type,
+                "p_payload": _payload_json(item.payload),
+            },
         )
         count += 1
     return count

@@ -16,6 +16,7 @@ from liverec.catalog.names import (
     normalise_host,
 )
 from liverec.catalog.schema import entry_points, projects, push_domains, streams
+from liverec.catalog.secrets import SecretBox
 from liverec.errors import ConflictError, InvalidValueError, NotFoundError
 
 DEFAULT_ENTRY_POINT = "live"
@@ -286,16 +287,21 @@ class ProjectsRepo(RepoBase):
         return self._entry_point(app_id, row._mapping)
 
     def _entry_point(self, app_id: str, m: RowMapping) -> EntryPoint:
-        sealed = m["auth_key_sealed"]
-        return EntryPoint(
-            app_id=app_id,
-            name=m["name"],
-            auth_key=None if sealed is None else self._box.open(sealed),
-            record_enabled=bool(m["record_enabled"]),
-            target_duration=float(m["target_duration"]),
-            max_file_duration=float(m["max_file_duration"]),
-            retention=int(m["retention_s"]),
-        )
+        return entry_point_of(self._box, app_id, m)
+
+
+def entry_point_of(box: SecretBox, app_id: str, m: RowMapping) -> EntryPoint:
+    """An entry point from a row with _EP_COLUMNS (its auth key unsealed)."""
+    sealed = m["auth_key_sealed"]
+    return EntryPoint(
+        app_id=app_id,
+        name=m["name"],
+        auth_key=None if sealed is None else box.open(sealed),
+        record_enabled=bool(m["record_enabled"]),
+        target_duration=float(m["target_duration"]),
+        max_file_duration=float(m["max_file_duration"]),
+        retention=int(m["retention_s"]),
+    )
 
 
 _EP_COLUMNS = (

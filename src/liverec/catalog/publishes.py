@@ -171,6 +171,20 @@ _SET_RATES = (
     .where(publishes.c.id == bindparam("p_id"))
     .values(bitrate=bindparam("p_bitrate"), fps=bindparam("p_fps"))
 )
+_START_PUBLISH = insert(publishes).values(
+    stream_id=bindparam("p_stream_id"),
+    node_id=bindparam("p_node_id"),
+    region=bindparam("p_region"),
+    client_ip=bindparam("p_client_ip"),
+    domain=bindparam("p_domain"),
+    start_ms=bindparam("p_start_ms"),
+    node_ip=bindparam("p_node_ip"),
+)
+_PUBLISH_STREAM = select(publishes.c.stream_id).where(publishes.c.id == bindparam("p_id"))
+
+
+def _quality_ok(bitrate: int, frame_rate: float) -> bool:
+    return bitrate >= 0 and 0 <= frame_rate < 10_000
 
 
 class PublishesRepo(RepoBase):
@@ -186,36 +200,49 @@ class PublishesRepo(RepoBase):
         start: datetime,
         node_ip: str = "",
         notices: Sequence[Notice] = (),
+        stream_id: int | None = None,
     ) -> int:
         """A live publish of `stream` on `node_id`; returns its id. `notices` (its
-        callbacks) are enqueued in the same transaction."""
+        callbacks) are enqueued in the same transaction. `stream_id`: the stream's row,
+        when the caller knows it (admission does), which saves looking it up."""
         check_node_id(node_id)
         with self._write() as conn:
-            sid = self._ensure_stream(conn, stream)
+            sid = self._ensure_stream(conn, stream) if stream_id is None else stream_id
             pk = conn.execute(
-                insert(publishes).values(
-                    stream_id=sid,
-                    node_id=node_id,
-                    region=stream.region,
-                    client_ip=client_ip[:64],
-                    domain=domain[:253],
-                    start_ms=to_ms(start),
-                    node_ip=node_ip[:64],
-                )
+                _START_PUBLISH,
+                {
+                    "p_stream_id": sid,
+                    "p_node_id": node_id,
+                    "p_region": stream.region,
+                    "p_client_ip": client_ip[:64],
+                    "p_domain": domain[:253],
+                    "p_start_ms": to_ms(start),
+                    "p_node_ip": node_ip[:64],
+                },
             ).inserted_primary_key
             insert_notices(conn, notices)
         assert pk is not None
         return int(pk[0])
 
-    def end_publish(self, publish_id: int, end: datetime, notices: Sequence[Notice] = ()) -> None:
+    def end_publish(
+        self,
+        publish_id: int,
+        end: datetime,
+        notices: Sequence[Notice] = (),
+        quality: tuple[datetime, int, float] | None = None,
+    ) -> None:
         """The publish ended at `end` (idempotent: a publish ends once, and its `notices`
-        are enqueued, in the same transaction, by the call that ends it)."""
+        are enqueued, in the same transaction, by the call that ends it). `quality`: its
+        last minute's point (add_quality's minute, bitrate, frame_rate), written in the
+        same transaction (a point out of range is left out: the end is what matters)."""
         with self._write() as conn:
             ended = conn.execute(
                 _END_PUBLISH, {"p_id": publish_id, "p_end_ms": to_ms(end)}
             ).rowcount
             if ended:
                 insert_notices(conn, notices)
+            if quality is not None and _quality_ok(*quality[1:]):
+                self._add_quality(conn, publish_id, *quality)
 
     def set_publish_media(
         self,
@@ -256,31 +283,32 @@ class PublishesRepo(RepoBase):
     ) -> None:
         """One minute's point (at most one per publish and minute); also the publish's
         current bitrate and frame rate."""
-        if bitrate < 0 or not 0 <= frame_rate < 10_000:
+        if not _quality_ok(bitrate, frame_rate):
             raise InvalidValueError("bitrate or frame rate out of range")
-        minute_ms = to_ms(minute) // MINUTE_MS * MINUTE_MS
         with self._write() as conn:
-            stream_id = conn.execute(
-                select(publishes.c.stream_id).where(publishes.c.id == publish_id)
-            ).scalar_one_or_none()
-            if stream_id is None:
-                return  # deleted meanwhile: nothing to attach the point to
-            insert_ignore(
-                conn,
-                publish_quality,
-                {
-                    "publish_id": publish_id,
-                    "stream_id": stream_id,
-                    "minute_ms": minute_ms,
-                    "bitrate": bitrate,
-                    "frame_rate": frame_rate,
-                },
-            )
-            conn.execute(
-                update(publishes)
-                .where(publishes.c.id == publish_id)
-                .values(bitrate=bitrate, fps=round(frame_rate, 3))
-            )
+            self._add_quality(conn, publish_id, minute, bitrate, frame_rate)
+
+    @staticmethod
+    def _add_quality(
+        conn: Connection, publish_id: int, minute: datetime, bitrate: int, frame_rate: float
+    ) -> None:
+        stream_id = conn.execute(_PUBLISH_STREAM, {"p_id": publish_id}).scalar_one_or_none()
+        if stream_id is None:
+            return  # deleted meanwhile: nothing to attach the point to
+        insert_ignore(
+            conn,
+            publish_quality,
+            {
+                "publish_id": publish_id,
+                "stream_id": stream_id,
+                "minute_ms": to_ms(minute) // MINUTE_MS * MINUTE_MS,
+                "bitrate": bitrate,
+                "frame_rate": frame_rate,
+            },
+        )
+        conn.execute(
+            _SET_RATES, {"p_id": publish_id, "p_bitrate": bitrate, "p_fps": round(frame_rate, 3)}
+        )
 
     def end_node_publishes(
         self, node_id: str, end: datetime, notice: EndNotice | None = None

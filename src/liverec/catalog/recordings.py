@@ -25,7 +25,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    delete,
     insert,
     select,
     update,
@@ -36,7 +35,6 @@ from liverec.catalog._base import RepoBase
 from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import Recording, Segment, from_ms, seconds_to_ms, to_ms
 from liverec.catalog.names import check_node_id, check_region
-from liverec.catalog.outbox import Notice, insert_notices
 from liverec.catalog.schema import files, projects, recordings, segments, streams
 from liverec.errors import ConflictError, InvalidValueError, LeaseLostError, NotFoundError
 from liverec.layout import StreamRef, file_part
@@ -69,7 +67,7 @@ _SEG_COLUMNS = (
 )
 
 
-def _select_recordings() -> Select[Any]:
+def select_recordings() -> Select[Any]:
     return (
         select(*_REC_COLUMNS)
         .select_from(recordings)
@@ -78,7 +76,7 @@ def _select_recordings() -> Select[Any]:
     )
 
 
-def _recording(m: RowMapping) -> Recording:
+def recording_of(m: RowMapping) -> Recording:
     return Recording(
         id=int(m["rec_id"]),
         app_id=m["rec_app_id"],
@@ -129,7 +127,7 @@ def overlapping_statement(stream: StreamRef, start_ms: int, end_ms: int) -> Sele
     """Recordings with a segment that overlap [start_ms, end_ms], ascending by start.
     One statement: project -> stream (unique keys) -> a range of ix_recordings_stream_start."""
     return (
-        _select_recordings()
+        select_recordings()
         .where(
             and_(
                 _stream_is(stream),
@@ -175,14 +173,6 @@ def segments_between_statement(stream: StreamRef, start_ms: int, end_ms: int) ->
     )
 
 
-def _is_open(conn: Connection, recording_id: int) -> bool:
-    """Whether the recording is open (its row locked until commit on PostgreSQL)."""
-    state = conn.execute(
-        select(recordings.c.state).where(recordings.c.id == recording_id).with_for_update()
-    ).scalar_one_or_none()
-    return state == "open"
-
-
 @dataclass(frozen=True, slots=True)
 class NewSegment:
     """A segment to catalogue (add_segments): add_segment's arguments."""
@@ -205,7 +195,7 @@ def _raise_bound(column: Any, value: Any) -> Any:
     return case((column < value, value), else_=column)
 
 
-# The statements of every segment, built once (catalog/_base.py says why).
+# The statements of every recording and segment, built once (catalog/_base.py says why).
 _ADVANCE = (
     update(recordings)
     .where(and_(recordings.c.id == bindparam("p_id"), recordings.c.state == "open"))
@@ -229,6 +219,27 @@ _INSERT_SEGMENT = insert(segments).values(
     size=bindparam("p_size"),
     discontinuity=bindparam("p_discontinuity"),
 )
+_CREATE_RECORDING = insert(recordings).values(
+    stream_id=bindparam("p_stream_id"),
+    region=bindparam("p_region"),
+    session_id=bindparam("p_session_id"),
+    playlist_key=bindparam("p_playlist_key"),
+    start_ms=bindparam("p_start_ms"),
+    end_ms=bindparam("p_start_ms"),
+    state="open",
+    node_id=bindparam("p_node_id"),
+    lease_ms=bindparam("p_lease_ms"),
+    lease_expires_ms=db_now_ms() + bindparam("p_lease_ms", type_=BigInteger),
+    segment_count=0,
+    created_ms=bindparam("p_created_ms"),
+)
+_TAKE_PLAYLIST_NAME = insert(files).values(
+    stream_id=bindparam("p_stream_id"),
+    file_name=bindparam("p_file_name"),
+    kind="recording",
+    recording_id=bindparam("p_recording_id"),
+    created_ms=bindparam("p_created_ms"),
+)
 _RAISE_STREAM_BOUNDS = (
     update(streams)
     .where(
@@ -249,6 +260,17 @@ _RAISE_STREAM_BOUNDS = (
 )
 
 
+def raise_stream_bounds(
+    conn: Connection, stream_id: int, recording_ms: int, segment_ms: int
+) -> None:
+    """The stream's longest recording and segment are at least these (the module's
+    docstring says why)."""
+    conn.execute(
+        _RAISE_STREAM_BOUNDS,
+        {"p_stream_id": stream_id, "p_recording_ms": recording_ms, "p_segment_ms": segment_ms},
+    )
+
+
 class RecordingsRepo(RepoBase):
     def create_recording(
         self,
@@ -259,9 +281,11 @@ class RecordingsRepo(RepoBase):
         start_time: datetime,
         node_id: str,
         lease_seconds: float,
+        stream_id: int | None = None,
     ) -> Recording:
         """An open recording of `stream` (in its region) held by node_id, its playlist name
-        taken in the stream folder (ConflictError if a clip or snapshot has it)."""
+        taken in the stream folder (ConflictError if a clip or snapshot has it).
+        `stream_id`: the stream's row, when the caller knows it."""
         region = stream.region
         check_region(region)
         check_node_id(node_id)
@@ -274,33 +298,30 @@ class RecordingsRepo(RepoBase):
         lease_ms = seconds_to_ms(lease_seconds)
         try:
             with self._write() as conn:
-                sid = self._ensure_stream(conn, stream)
+                sid = self._ensure_stream(conn, stream) if stream_id is None else stream_id
                 now = self._now_ms()
                 pk = conn.execute(
-                    insert(recordings).values(
-                        stream_id=sid,
-                        region=region,
-                        session_id=session_id,
-                        playlist_key=playlist_key,
-                        start_ms=start_ms,
-                        end_ms=start_ms,
-                        state="open",
-                        node_id=node_id,
-                        lease_ms=lease_ms,
-                        lease_expires_ms=db_now_ms() + lease_ms,
-                        segment_count=0,
-                        created_ms=now,
-                    )
+                    _CREATE_RECORDING,
+                    {
+                        "p_stream_id": sid,
+                        "p_region": region,
+                        "p_session_id": session_id,
+                        "p_playlist_key": playlist_key,
+                        "p_start_ms": start_ms,
+                        "p_node_id": node_id,
+                        "p_lease_ms": lease_ms,
+                        "p_created_ms": now,
+                    },
                 ).inserted_primary_key
                 assert pk is not None
                 conn.execute(
-                    insert(files).values(
-                        stream_id=sid,
-                        file_name=playlist_name,
-                        kind="recording",
-                        recording_id=pk[0],
-                        created_ms=now,
-                    )
+                    _TAKE_PLAYLIST_NAME,
+                    {
+                        "p_stream_id": sid,
+                        "p_file_name": playlist_name,
+                        "p_recording_id": pk[0],
+                        "p_created_ms": now,
+                    },
                 )
         except ConflictError:
             raise ConflictError(
@@ -409,7 +430,7 @@ class RecordingsRepo(RepoBase):
         except IntegrityError:
             raise ConflictError(f"recording {recording_id} has a segment {seq} already") from None
         assert pk is not None
-        self._raise_stream_bounds(conn, stream_id, rec_end - rec_start, end_ms - start_ms)
+        raise_stream_bounds(conn, stream_id, rec_end - rec_start, end_ms - start_ms)
         return Segment(
             id=int(pk[0]),
             recording_id=recording_id,
@@ -421,49 +442,14 @@ class RecordingsRepo(RepoBase):
             discontinuity=discontinuity,
         )
 
-    @staticmethod
-    def _raise_stream_bounds(
-        conn: Connection, stream_id: int, recording_ms: int, segment_ms: int
-    ) -> None:
-        conn.execute(
-            _RAISE_STREAM_BOUNDS,
-            {"p_stream_id": stream_id, "p_recording_ms": recording_ms, "p_segment_ms": segment_ms},
-        )
-
-    def close_recording(
-        self,
-        recording_id: int,
-        end_time: datetime | None = None,
-        notices: Sequence[Notice] = (),
-    ) -> None:
-        """Mark the recording closed (idempotent); end_time, if given, replaces its end.
-        `notices` (its callbacks) are enqueued in the same transaction, once: only by the
-        call that closes it."""
-        with self._write() as conn:
-            if notices and _is_open(conn, recording_id):
-                insert_notices(conn, notices)
-            values: dict[str, Any] = {"state": "closed"}
-            if end_time is not None:
-                values["end_ms"] = to_ms(end_time)
-            row = conn.execute(
-                update(recordings)
-                .where(recordings.c.id == recording_id)
-                .values(**values)
-                .returning(recordings.c.stream_id, recordings.c.start_ms, recordings.c.end_ms)
-            ).one_or_none()
-            if row is None:
-                raise NotFoundError(f"recording {recording_id} does not exist")
-            stream_id, rec_start, rec_end = row
-            self._raise_stream_bounds(conn, stream_id, rec_end - rec_start, 0)
-
     def get_recording(self, recording_id: int) -> Recording:
         with self._read() as conn:
             row = conn.execute(
-                _select_recordings().where(recordings.c.id == recording_id)
+                select_recordings().where(recordings.c.id == recording_id)
             ).one_or_none()
         if row is None:
             raise NotFoundError(f"recording {recording_id} does not exist")
-        return _recording(row._mapping)
+        return recording_of(row._mapping)
 
     def segments_of(self, recording_id: int) -> list[Segment]:
         with self._read() as conn:
@@ -473,16 +459,6 @@ class RecordingsRepo(RepoBase):
                 .order_by(segments.c.seq)
             ).all()
         return [_segment(row._mapping) for row in rows]
-
-    def delete_recording(self, recording_id: int) -> None:
-        """Forget a recording, its segments and its playlist name (for a recording that
-        ended with no segment; the blobs are the caller's)."""
-        with self._write() as conn:
-            conn.execute(delete(files).where(files.c.recording_id == recording_id))
-            conn.execute(delete(segments).where(segments.c.recording_id == recording_id))
-            gone = conn.execute(delete(recordings).where(recordings.c.id == recording_id)).rowcount
-        if not gone:
-            raise NotFoundError(f"recording {recording_id} does not exist")
 
     # -- time-range queries -----------------------------------------------------------------
 
@@ -494,12 +470,12 @@ class RecordingsRepo(RepoBase):
         stmt = overlapping_statement(stream, to_ms(start), to_ms(end))
         with self._read() as conn:
             rows = conn.execute(stmt).all()
-        return [_recording(row._mapping) for row in rows]
+        return [recording_of(row._mapping) for row in rows]
 
     def latest_recording(self, stream: StreamRef) -> Recording | None:
         """The latest-starting recording of `stream` in its region that has a segment."""
         stmt = (
-            _select_recordings()
+            select_recordings()
             .where(
                 and_(
                     recordings.c.stream_id == self._stream_id_subquery(stream),
@@ -512,7 +488,7 @@ class RecordingsRepo(RepoBase):
         )
         with self._read() as conn:
             row = conn.execute(stmt).one_or_none()
-        return None if row is None else _recording(row._mapping)
+        return None if row is None else recording_of(row._mapping)
 
     def segments_between(
         self, stream: StreamRef, start: datetime, end: datetime
@@ -529,19 +505,19 @@ class RecordingsRepo(RepoBase):
             rec_id = int(row._mapping["rec_id"])
             recording = seen.get(rec_id)
             if recording is None:
-                recording = seen[rec_id] = _recording(row._mapping)
+                recording = seen[rec_id] = recording_of(row._mapping)
             out.append((recording, _segment(row._mapping)))
         return out
 
     # -- leases -------------------------------------------------------------------------------
 
     def open_recordings(self, node_id: str | None = None) -> list[Recording]:
-        stmt = _select_recordings().where(recordings.c.state == "open")
+        stmt = select_recordings().where(recordings.c.state == "open")
         if node_id is not None:
             stmt = stmt.where(recordings.c.node_id == node_id)
         with self._read() as conn:
             rows = conn.execute(stmt.order_by(recordings.c.id)).all()
-        return [_recording(row._mapping) for row in rows]
+        return [recording_of(row._mapping) for row in rows]
 
     def renew_leases(self, node_id: str, lease_seconds: float) -> None:
         """The node's heartbeat: extend the leases on its open recordings and live streams."""
@@ -561,12 +537,12 @@ class RecordingsRepo(RepoBase):
     def expired_open_recordings(self) -> list[Recording]:
         """Open recordings whose holder stopped renewing its lease, by the database's clock
         (the one that wrote the leases)."""
-        stmt = _select_recordings().where(
+        stmt = select_recordings().where(
             and_(recordings.c.state == "open", recordings.c.lease_expires_ms < db_now_ms())
         )
         with self._read() as conn:
             rows = conn.execute(stmt.order_by(recordings.c.id)).all()
-        return [_recording(row._mapping) for row in rows]
+        return [recording_of(row._mapping) for row in rows]
 
     def claim_recording(
         self, recording_id: int, node_id: str, lease_seconds: float, *, force: bool = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from liverec.catalog._base import Clock, utc_now
+from liverec.catalog.admit import AdmitRepo
 from liverec.catalog.callbacks import CallbacksRepo
 from liverec.catalog.credentials import CredentialsRepo
 from liverec.catalog.made import MadeFilesRepo
@@ -14,6 +15,7 @@ from liverec.catalog.outputs import OutputsRepo
 from liverec.catalog.playback import PlaybackRepo
 from liverec.catalog.projects import ProjectsRepo
 from liverec.catalog.publishes import PublishesRepo
+from liverec.catalog.recording_end import RecordingEndRepo
 from liverec.catalog.recordings import RecordingsRepo
 from liverec.catalog.retention import RetentionRepo
 from liverec.catalog.retention_locks import LocksRepo
@@ -28,6 +30,7 @@ class Catalog(
     CredentialsRepo,
     StreamsRepo,
     RecordingsRepo,
+    RecordingEndRepo,
     PublishesRepo,
     OutputsRepo,
     CallbacksRepo,
@@ -38,6 +41,7 @@ class Catalog(
     OutputsRetentionRepo,
     PlaybackRepo,
     MadeFilesRepo,
+    AdmitRepo,
 ):
     """Projects, credentials, entry points, streams, recordings, segments, file names,
     publishes and their reports, callback settings and the callback outbox.

@@ -19,11 +19,17 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from liverec.catalog._base import STREAM_ID_OF, RepoBase, stream_binds
 from liverec.catalog.dbclock import db_now_ms
 from liverec.catalog.models import from_ms, seconds_to_ms, to_ms
-from liverec.catalog.names import check_file_name, check_node_id
+from liverec.catalog.names import (
+    check_entry_point,
+    check_file_name,
+    check_node_id,
+    check_stream_name,
+)
 from liverec.catalog.schema import (
     entry_points,
     files,
@@ -57,7 +63,7 @@ class LiveControl:
     snapshot_interval: int | None = None  # seconds; None: periodic snapshots off
 
 
-def _own_switch() -> Any:
+def own_switch() -> Any:
     """The stream's own recording switch, NULL when it has none or its task has run out."""
     return case(
         (
@@ -82,6 +88,28 @@ _TAKE_LIVE = (
         live_expires_ms=db_now_ms() + bindparam("p_lease_ms", type_=BigInteger),
     )
 )
+
+
+def _new_live_stream(insert: Any) -> Any:
+    """A stream's row made with its live lease held (none if it exists), in a dialect."""
+    return (
+        insert(streams)
+        .values(
+            project_id=bindparam("p_project_id"),
+            entry_point=bindparam("p_entry_point"),
+            name=bindparam("p_name"),
+            live_node_id=bindparam("p_node_id"),
+            live_expires_ms=db_now_ms() + bindparam("p_lease_ms", type_=BigInteger),
+        )
+        .on_conflict_do_nothing()
+        .returning(streams.c.id)
+    )
+
+
+_NEW_LIVE_STREAM = {
+    "postgresql": _new_live_stream(postgresql.insert),
+    "sqlite": _new_live_stream(sqlite.insert),
+}
 _RELEASE_LIVE = (
     update(streams)
     .where(and_(streams.c.id == STREAM_ID_OF, streams.c.live_node_id == bindparam("p_node_id")))
@@ -131,7 +159,7 @@ class StreamsRepo(RepoBase):
             row = conn.execute(
                 select(
                     entry_points.c.record_enabled,
-                    _own_switch().label("stream_enabled"),
+                    own_switch().label("stream_enabled"),
                 )
                 .select_from(entry_points)
                 .join(projects, projects.c.id == entry_points.c.project_id)
@@ -222,7 +250,7 @@ class StreamsRepo(RepoBase):
                     streams.c.entry_point,
                     streams.c.name,
                     entry_points.c.record_enabled,
-                    _own_switch().label("stream_enabled"),
+                    own_switch().label("stream_enabled"),
                     case((streams.c.ban_resume_ms > db_now_ms(), streams.c.ban_resume_ms)).label(
                         "banned_ms"
                     ),
@@ -282,14 +310,39 @@ class StreamsRepo(RepoBase):
     def try_acquire_live(self, stream: StreamRef, node_id: str, lease_seconds: float) -> bool:
         """Take the stream's live lease for this node: False while another publisher (on any
         node, this one included) holds an unexpired lease. Renewed by renew_leases."""
+        return self.take_live(stream, node_id, lease_seconds) is not None
+
+    def take_live(
+        self,
+        stream: StreamRef,
+        node_id: str,
+        lease_seconds: float,
+        stream_id: int | None = None,
+        project_id: int | None = None,
+    ) -> int | None:
+        """try_acquire_live, in one statement when the caller read what the stream's row is
+        (publish_settings): by its id, or, for a stream that has none yet, by making it
+        with the lease held (`project_id` given). Returns the stream's id if the lease was
+        taken, else None."""
         check_node_id(node_id)
+        lease = {"p_node_id": node_id, "p_lease_ms": seconds_to_ms(lease_seconds)}
         with self._write() as conn:
-            sid = self._ensure_stream(conn, stream)
-            taken = conn.execute(
-                _TAKE_LIVE,
-                {"p_sid": sid, "p_node_id": node_id, "p_lease_ms": seconds_to_ms(lease_seconds)},
-            ).rowcount
-        return taken == 1
+            if stream_id is None and project_id is not None:
+                made = conn.execute(
+                    _NEW_LIVE_STREAM[conn.dialect.name],
+                    {
+                        "p_project_id": project_id,
+                        "p_entry_point": check_entry_point(stream.entry_point),
+                        "p_name": check_stream_name(stream.stream_name),
+                        **lease,
+                    },
+                ).scalar_one_or_none()
+                if made is not None:
+                    return int(made)
+                # Made meanwhile (a racing publisher, a ban): taken as any other below.
+            sid = self._ensure_stream(conn, stream) if stream_id is None else stream_id
+            taken = conn.execute(_TAKE_LIVE, {"p_sid": sid, **lease}).rowcount
+        return sid if taken == 1 else None
 
     def release_live(self, stream: StreamRef, node_id: str) -> None:
         """Give the live lease back (only if this node holds it)."""

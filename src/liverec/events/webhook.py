@@ -91,11 +91,18 @@ class PublishWebhook:
         self._lock = threading.Lock()
 
     def check(
-        self, app_id: str, attempt: PublishAttempt, entry_point: str, stream_name: str
+        self,
+        app_id: str,
+        attempt: PublishAttempt,
+        entry_point: str,
+        stream_name: str,
+        hook: WebhookSettings | None = None,
     ) -> str | None:
         """None if the publish may go ahead (or the project has no webhook on), else why
-        it may not."""
-        hook = self.catalog.publish_webhook(app_id)
+        it may not. `hook`: the project's settings, when the caller read them already
+        (admission reads them with the rest: catalog.publish_settings)."""
+        if hook is None:
+            hook = self.catalog.publish_webhook(app_id)
         if not hook.enabled or not hook.url:
             return None
         client_ip = peer_address(attempt.peer)

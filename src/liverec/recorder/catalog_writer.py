@@ -32,6 +32,9 @@ from liverec.recorder.events import (
     SegmentStored,
 )
 
+# The callback that reports a closed recording (events.FlsNotices.recording_closed).
+CloseNotice = Callable[[Recording], Notice]
+
 
 class BatchCatalog(Protocol):
     """What group commit needs of the catalog (catalog/recordings.py)."""
@@ -63,24 +66,15 @@ class RecordingCatalog(BatchCatalog, Protocol):
         start_time: datetime,
         node_id: str,
         lease_seconds: float,
+        stream_id: int | None = None,
     ) -> Recording: ...
 
-    def get_recording(self, recording_id: int) -> Recording: ...
-
-    def close_recording(
-        self,
-        recording_id: int,
-        end_time: datetime | None = None,
-        notices: Sequence[Notice] = (),
-    ) -> None: ...
-
-    def delete_recording(self, recording_id: int) -> None: ...
+    def end_recording(
+        self, recording_id: int, end_time: datetime, notice: CloseNotice | None = None
+    ) -> bool: ...
 
     def recording_head(self, recording_id: int) -> tuple[int, int]: ...
 
-
-# The callback that reports a closed recording (events.FlsNotices.recording_closed).
-CloseNotice = Callable[[Recording], Notice]
 
 # Segments in one transaction at most: bounds how long one commit holds the write lock.
 MAX_BATCH = 64
@@ -184,8 +178,10 @@ class CatalogWriter:
         lease_seconds: float,
         close_notice: CloseNotice | None = None,
         batches: SegmentBatches | None = None,
+        stream_id: int | None = None,
     ) -> None:
         self.catalog = catalog
+        self.stream_id = stream_id  # the stream's catalog row, when the publish knows it
         self.batches = batches  # None: a transaction per segment
         self.node_id = node_id
         self.lease_seconds = lease_seconds
@@ -217,6 +213,7 @@ class CatalogWriter:
             start_time=path.start,
             node_id=self.node_id,
             lease_seconds=self.lease_seconds,
+            stream_id=self.stream_id,
         )
         self._ids[path.playlist] = rec.id
 
@@ -248,11 +245,7 @@ class CatalogWriter:
         if rec_id is None or event.lost:
             self._ids.pop(event.recording.playlist, None)
             return
-        # A recording that ended before its first segment was stored is not kept.
-        rec = self.catalog.get_recording(rec_id)
-        if rec.segment_count == 0:
-            self.catalog.delete_recording(rec_id)
-        else:
-            notices = [self.close_notice(rec)] if self.close_notice is not None else []
-            self.catalog.close_recording(rec_id, event.end_time, notices)
+        # A recording that ended before its first segment was stored is not kept; one
+        # transaction decides which, closes or forgets it, and enqueues its callback.
+        self.catalog.end_recording(rec_id, event.end_time, self.close_notice)
         del self._ids[event.recording.playlist]

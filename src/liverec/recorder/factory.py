@@ -68,14 +68,17 @@ class Recorders:
         session_id: str | None = None,
         hls: bool = True,
         mp4: bool = False,
+        stream_id: int | None = None,
     ) -> StreamRecorder:
-        """The recorder of a new publish of `stream` (needs a running event loop)."""
+        """The recorder of a new publish of `stream` (needs a running event loop);
+        `stream_id`: its catalog row, when the publish knows it (saves a lookup)."""
         journal = CatalogWriter(
             self.catalog,
             node_id=self.node_id,
             lease_seconds=self.lease_seconds,
             close_notice=self.close_notice,
             batches=self.batches,
+            stream_id=stream_id,
         )
         return StreamRecorder(
             StreamSettings(
