@@ -8,6 +8,7 @@ once, on stdout, and never logged: only its encrypted and hashed forms are kept.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import secrets
 import subprocess
@@ -17,27 +18,43 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from liverec.catalog import DEFAULT_ENTRY_POINT, Catalog, make_engine, migrate
+from liverec.catalog import DEFAULT_ENTRY_POINT, Catalog, SecretBox, make_engine, migrate
 from liverec.config import Settings
 from liverec.errors import ConflictError, NotFoundError, SchemaError
 
 log = logging.getLogger(__name__)
 
+_FIRST_START = ("app_id", "customer_id", "customer_secret", "secret_key", "data_dir")
 
-def migrate_apart(engine: Engine) -> None:
+
+def migrate_apart(engine: Engine, settings: Settings | None = None) -> None:
     """Migrate the catalog in a short-lived process of its own (`python -m
-    liverec.bootstrap`, the URL on stdin, not in argv where `ps` shows it): Alembic, Mako
-    and the migration scripts then never load into the server, which would keep them
-    (~10 MB of RSS) for its whole life."""
+    liverec.bootstrap`, its arguments on stdin, not in argv where `ps` shows them):
+    Alembic, Mako and the migration scripts then never load into the server, which would
+    keep them (~10 MB of RSS) for its whole life. With `settings`, that process also does
+    the rest of a first start (`bootstrap`), so sealing the new credential does not load
+    cryptography's Fernet into the server either; what it prints (the secret, shown once)
+    goes to our stdout, never to a log."""
     done = subprocess.run(
         [sys.executable, "-m", "liverec.bootstrap"],
-        input=engine.url.render_as_string(hide_password=False),
+        input=json.dumps(
+            {
+                "url": engine.url.render_as_string(hide_password=False),
+                # What a first start reads of the settings (bootstrap, SecretBox).
+                "first_start": None
+                if settings is None
+                else {name: str(getattr(settings, name)) for name in _FIRST_START},
+            }
+        ).encode(),
         capture_output=True,
-        text=True,
         check=False,
     )
     if done.returncode != 0:
-        raise SchemaError(f"migrating the catalog failed: {done.stderr.strip()[-2000:]}")
+        stderr = done.stderr.decode("utf-8", "replace").strip()
+        raise SchemaError(f"migrating the catalog failed: {stderr[-2000:]}")
+    if done.stdout:
+        sys.stdout.write(done.stdout.decode("utf-8", "replace"))
+        sys.stdout.flush()
 
 
 def bootstrap(catalog: Catalog, settings: Settings) -> None:
@@ -86,5 +103,16 @@ def persistent_node_id(data_dir: Path) -> str:
         return node_id
 
 
-if __name__ == "__main__":  # migrate_apart's process
-    migrate(make_engine(sys.stdin.read().strip()))
+def _apart() -> None:
+    """migrate_apart's process."""
+    args = json.loads(sys.stdin.buffer.read())
+    engine = make_engine(args["url"])
+    migrate(engine)
+    if args["first_start"] is not None:
+        fields = dict(args["first_start"])
+        settings = Settings(**{**fields, "data_dir": Path(fields["data_dir"])})
+        bootstrap(Catalog(engine, SecretBox.from_settings(settings)), settings)
+
+
+if __name__ == "__main__":
+    _apart()

@@ -125,7 +125,11 @@ class Service:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         durable = settings.fsync == "full"  # or "off": see storage/local.py
         self.engine = make_engine(settings.effective_database_url, fsync=durable)
-        ensure_schema(self.engine, migrate_apart)  # Alembic never loads in the server
+        # Alembic, and on a first start the sealing of its credential, never load here.
+        first_start = functools.partial(
+            migrate_apart, settings=None if role is Role.INGEST else settings
+        )
+        ensure_schema(self.engine, first_start)
         self.box = SecretBox.from_settings(settings)
         self.catalog = Catalog(self.engine, self.box)
         self.store: BlobStore = open_store(
