@@ -98,7 +98,7 @@ def publish(admission: Admission, request: PublishRequest, i: int) -> None:
     )
     path = stream.recording(f"{i:016x}", now)
     journal(RecordingStarted(path))
-    journal(SegmentStored(path, 0, path.segment(0), now, 4.0, 1000, False, b""))
+    journal(SegmentStored(path, 0, path.segment(0), now, 4.0, 1000, False, None))
     journal.head(path.playlist)  # the playlist written after the segment
     journal.head(path.playlist)  # and at the end
     journal(RecordingEnded(path, now, 1))
