@@ -347,6 +347,7 @@ class LivePublish:
 
     def _media_waited(self) -> None:
         """No frame came within MEDIA_WAIT of the configuration: written without one."""
+        self._media_timer = None  # a configuration after this one waits anew
         if self._media_unwritten and not self._closed:
             self._write_media()
 

@@ -268,11 +268,15 @@ def test_a_publish_that_sends_codec_configurations_but_no_frame_shows_its_media(
     pub = RtmpPublisher("127.0.0.1", srv.rtmp_port)
     try:
         assert pub.connect_and_publish("live", "headers-only") == "NetStream.Publish.Start"
-        for tag in headers:
-            pub.send_tag(tag)
+        [video] = [t for t in headers if t.type == 9]
+        [audio] = [t for t in headers if t.type == 8]
+        pub.send_tag(video)
         live = wait_for(lambda: (online(http).get("headers-only") or {}).get("videoCodec"))
         assert live == "H264"
-        assert online(http)["headers-only"]["audioCodec"] == "AAC"
+        # A configuration after the first one was written waits (and is written) anew.
+        pub.send_tag(audio)
+        assert wait_for(lambda: online(http)["headers-only"].get("audioCodec")) == "AAC"
+        assert online(http)["headers-only"]["videoCodec"] == "H264"
         pub.unpublish()
     finally:
         pub.close()
