@@ -389,7 +389,12 @@ BIG = MB // 188  # packets in a ~1 MB segment
 async def until(condition: Callable[[], bool]) -> None:
     """Wait until `condition` holds (the writer stores in its own thread)."""
     async with asyncio.timeout(30):
-        while not condition():
+        while True:
+            try:
+                if condition():
+                    return
+            except FileNotFoundError:  # a file the condition reads is not there yet
+                pass
             await asyncio.sleep(0.01)
 
 
