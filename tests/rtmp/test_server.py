@@ -445,27 +445,3 @@ async def test_a_silent_publisher_is_closed_after_the_read_timeout_and_a_talking
         assert sink_of(srv, "talking").closed == 0
     finally:
         await srv.close(grace=5)
-
-
-async def test_reads_are_batched_and_a_stalled_publishers_last_bytes_still_arrive(
-    server: RtmpServer,
-) -> None:
-    client = await honest(server, "batched")
-    frame = os.urandom(10_000)
-    marks: set[int] = set()
-    for n in range(250):  # ~1 MB/s for 2.5 s: the mark rises to a batch of that rate
-        client.send(Message(m.VIDEO, 1, 10 * n, frame), 6)
-        await client.writer.drain()
-        await asyncio.sleep(0.01)
-        marks |= {conn.low_water for conn in server.connections}
-    assert max(marks) > 1000, marks
-    # One small frame, then nothing: it waits below the mark until a tick lowers it.
-    last = os.urandom(500)
-    client.send(Message(m.VIDEO, 1, 9999, last), 6)
-    await client.writer.drain()
-    sink = sink_of(server, "batched")
-    async with asyncio.timeout(10):
-        while sink.media[-1] != (m.VIDEO, 9999, last):
-            await asyncio.sleep(0.05)
-    assert len(sink.media) == 251
-    client.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -45,16 +44,6 @@ MESSAGES_PER_YIELD = 256
 # earlier, with its media unread in our socket, sends a reset: its next write fails with
 # "Broken pipe" and the status is never read. It hangs up itself once it has read it.
 REFUSAL_LINGER = 5.0
-# A publisher's bytes are read in batches of about this many seconds of its own rate: the
-# socket's SO_RCVLOWAT holds back readiness until that much is queued. ffmpeg writes each
-# audio and video message on its own (~80 a second at 30 fps with AAC), and each read costs
-# the loop a wakeup, a callback and a recv() whatever its size; batching makes it ~10. The
-# bytes wait in the kernel (TCP keeps them; nothing is lost), a tenth of a second at most
-# while the rate holds, and a stalled publisher's rest is read within a tick (the mark
-# drops to 1 byte); a hang-up is always reported at once.
-BATCH_SECONDS = 0.1
-MAX_LOW_WATER = 32 * 1024
-TICK_SECONDS = 1.0  # how often the server refits the marks (RtmpServer)
 _MEDIA = (m.AUDIO, m.VIDEO)
 
 
@@ -136,14 +125,6 @@ class Connection(asyncio.BufferedProtocol):
         self._discard = False  # lingering or ending: what arrives is dropped
         self._last_read = self._loop.time()
         self._waiter: asyncio.Future[None] | None = None
-        self._low_water = 1  # the socket's SO_RCVLOWAT
-        self._window_bytes = 0  # bytes read in the fast path since the window began
-        self._window_start = self._last_read
-
-    @property
-    def low_water(self) -> int:
-        """The socket's SO_RCVLOWAT: bytes queued before a read (see BATCH_SECONDS)."""
-        return self._low_water
 
     @property
     def publishing(self) -> bool:
@@ -173,7 +154,6 @@ class Connection(asyncio.BufferedProtocol):
         if self._discard:
             return
         if self._fast:
-            self._window_bytes += nbytes
             self._feed_fast(self._buffer[:nbytes])
             return
         self._inbox += self._buffer[:nbytes]
@@ -197,26 +177,6 @@ class Connection(asyncio.BufferedProtocol):
         self._wake()
         if self.transport is not None:
             self.transport.close()
-
-    def tick(self, now: float) -> None:
-        """Refit the read batching to the rate of the last window (see BATCH_SECONDS)."""
-        mark = 1
-        elapsed = now - self._window_start
-        if self._fast and elapsed > 0 and now - self._last_read < TICK_SECONDS / 2:
-            mark = max(1, min(MAX_LOW_WATER, int(self._window_bytes * BATCH_SECONDS / elapsed)))
-        self._window_bytes = 0
-        self._window_start = now
-        self._set_low_water(mark)
-
-    def _set_low_water(self, mark: int) -> None:
-        if mark == self._low_water or self.transport is None or self.transport.is_closing():
-            return
-        sock = self.transport.get_extra_info("socket")
-        if sock is None:
-            return
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, mark)
-            self._low_water = mark
 
     # -- the fast path: media, in the read callback ------------------------------------
 
@@ -326,8 +286,6 @@ class Connection(asyncio.BufferedProtocol):
                         self._log_idle(ended, session, short and deadline < idle_deadline)
                     return
                 self._fast = session.publishing and handshake.done
-                if not self._fast:
-                    self._set_low_water(1)
                 self._resume()
                 await self._sleep_until(deadline)
         except LiverecError as exc:

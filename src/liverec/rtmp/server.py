@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from liverec.rtmp.connection import FEED_SIZE, READ_SIZE, TICK_SECONDS, Connection, Limits
+from liverec.rtmp.connection import FEED_SIZE, READ_SIZE, Connection, Limits
 from liverec.rtmp.session import PublishHandler
 
 __all__ = ["FEED_SIZE", "Limits", "RtmpServer"]
@@ -46,7 +46,6 @@ class RtmpServer:
         self._connections: dict[Connection, None] = {}  # insertion-ordered set
         self._closing = False
         self._refusals: dict[str, _Refusals] = {}
-        self._ticker: asyncio.TimerHandle | None = None
 
     @property
     def port(self) -> int:
@@ -65,20 +64,10 @@ class RtmpServer:
         )
         for sock in self._server.sockets:
             log.info("RTMP listening on %s", sock.getsockname()[:2])
-        self._ticker = loop.call_later(TICK_SECONDS, self._tick)
-
-    def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        for conn in self._connections:
-            conn.tick(now)
-        self._ticker = loop.call_later(TICK_SECONDS, self._tick)
 
     async def close(self, grace: float = 30.0) -> None:
         """Stop accepting, end every publish cleanly (recordings closed), then return."""
         self._closing = True
-        if self._ticker is not None:
-            self._ticker.cancel()
         if self._server is not None:
             self._server.close()
         for conn in list(self._connections):
@@ -90,10 +79,6 @@ class RtmpServer:
                 task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
-
-    @property
-    def connections(self) -> list[Connection]:
-        return list(self._connections)
 
     def admit(self, conn: Connection) -> bool:
         """Register a new connection, or count and log its refusal and return False."""
