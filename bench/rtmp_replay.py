@@ -34,8 +34,9 @@ from liverec.catalog import Catalog, SecretBox, make_engine, migrate
 from liverec.layout import StreamRef
 from liverec.recorder import Recorders
 from liverec.rtmp.chunk import ChunkReader
+from liverec.rtmp.connection import FEED_SIZE
 from liverec.rtmp.handshake import ServerHandshake
-from liverec.rtmp.server import FEED_SIZE
+from liverec.rtmp.messages import AUDIO, VIDEO
 from liverec.rtmp.session import MediaSink, PublishRequest, Session
 from liverec.storage import LocalStore
 from support.mediagen import make_media
@@ -117,13 +118,17 @@ async def _replay(reads: list[bytes], handler: Any) -> None:
                 continue
             data = handshake.leftover
         end = 0
-        while end < len(data):  # sliced as rtmp/server.py slices it
+        while end < len(data):  # sliced as rtmp/connection.py slices it
             off, end = end, end + getattr(chunks, "payload_due", 0) + FEED_SIZE
             for msg in chunks.feed(data[off:end]):
-                await session.handle(msg)
+                if session.publishing and msg.type_id in _MEDIA:  # the read callback's path
+                    session.media(msg.type_id, msg.timestamp, msg.payload)
+                else:
+                    await session.handle(msg)
     await session.end_publish()
 
 
+_MEDIA = (AUDIO, VIDEO)
 FSYNC = True  # --fsync off: LocalStore(fsync=False) and SQLite synchronous=NORMAL
 
 
