@@ -71,7 +71,9 @@ def test_retention_trims_a_live_recording_and_the_api_serves_the_rest(tmp_path: 
                     assert resp.status_code == 200, resp.text
                     [item] = resp.json()["list"]
                     start = parse_time(item["startTime"])
-                    assert start > began + timedelta(seconds=2)
+                    # Its first frame came after `began`, and at least one 1 s segment
+                    # is gone: how much later the push starts depends on the machine.
+                    assert start > began + timedelta(seconds=1)
                     assert start >= datetime.now(UTC) - timedelta(seconds=10 + 1 + 5)
             assert push.wait(30) == 0
             assert seen_trimmed, srv.output
