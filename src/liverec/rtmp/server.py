@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from liverec.rtmp.connection import FEED_SIZE, READ_SIZE, Connection, Limits
+from liverec.rtmp.connection import READ_SIZE, Connection, Limits
 from liverec.rtmp.session import PublishHandler
 
-__all__ = ["FEED_SIZE", "Limits", "RtmpServer"]
+__all__ = ["Limits", "RtmpServer"]  # Limits: where callers have always found it
 
 log = logging.getLogger(__name__)
 

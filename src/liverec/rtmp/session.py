@@ -157,26 +157,17 @@ class Session:
         if sink is None or not payload:
             return None  # media before publish: dropped, as nothing is being recorded yet
         ts = self._unwrap(raw_ts)
+        return self._sink_call(sink.on_video if kind == m.VIDEO else sink.on_audio, ts, payload)
+
+    def _sink_call(self, method: Callable[..., None], *args: Any) -> Exception | None:
+        """Call the sink; bad media is logged and dropped, any other error is returned."""
         try:
-            if kind == m.VIDEO:
-                sink.on_video(ts, payload)
-            else:
-                sink.on_audio(ts, payload)
+            method(*args)
         except MediaError as exc:
             log.warning("%s %s: bad media dropped: %s", self.peer, clip(self.stream_name), exc)
         except Exception as exc:
             return exc
         return None
-
-    async def _to_sink(self, call: Callable[[], None]) -> list[Message]:
-        """Run one sink call; bad media is dropped, any other error ends the publish."""
-        try:
-            call()
-        except MediaError as exc:
-            log.warning("%s %s: bad media dropped: %s", self.peer, clip(self.stream_name), exc)
-        except Exception as exc:
-            return await self.sink_failed(exc)
-        return []
 
     async def sink_failed(self, exc: Exception) -> list[Message]:
         """End the publish after the sink raised `exc`.
@@ -237,7 +228,8 @@ class Session:
         if len(values) >= 2 and values[0] == "onMetaData" and sink is not None:
             meta = values[1]
             if isinstance(meta, dict):
-                return await self._to_sink(lambda: sink.on_metadata(meta))
+                failure = self._sink_call(sink.on_metadata, meta)
+                return [] if failure is None else await self.sink_failed(failure)
         return []
 
     async def _command(self, msg: Message) -> list[Message]:
