@@ -221,12 +221,19 @@ class Connection(asyncio.BufferedProtocol):
         self._wake()
 
     def _ack(self) -> None:
+        due = self._ack_due()
+        if due:
+            self._send(due)
+            if self._send_overflow():
+                self._to_task(b"")  # the task sees it and hangs up
+
+    def _ack_due(self) -> list[Message]:
+        """The acknowledgement owed to a publisher that set a window, if one is due."""
         window = self.session.peer_window if self.session is not None else 0
         if window and self._chunks.bytes_received - self._acked >= window:
             self._acked = self._chunks.bytes_received
-            self._send([m.acknowledgement(self._acked & 0xFFFFFFFF)])
-            if self._send_overflow():
-                self._to_task(b"")  # the task sees it and hangs up
+            return [m.acknowledgement(self._acked & 0xFFFFFFFF)]
+        return []
 
     # -- the task: everything else, in order -------------------------------------------
 
@@ -346,11 +353,7 @@ class Connection(asyncio.BufferedProtocol):
                 if session.closing:
                     return replies
             await self._maybe_yield(len(msgs))
-        window = session.peer_window
-        if window and chunks.bytes_received - self._acked >= window:
-            self._acked = chunks.bytes_received
-            replies.append(m.acknowledgement(self._acked & 0xFFFFFFFF))
-        return replies
+        return replies + self._ack_due()
 
     async def _maybe_yield(self, handled: int) -> None:
         self._since_yield += handled
