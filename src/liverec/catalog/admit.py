@@ -8,7 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import BindParameter, RowMapping, and_, bindparam, case, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    RowMapping,
+    Table,
+    and_,
+    bindparam,
+    case,
+    or_,
+    select,
+)
 
 from liverec.catalog._base import RepoBase
 from liverec.catalog.callbacks import WebhookSettings
@@ -44,6 +54,17 @@ class PublishSettings:
 
 
 _EP: BindParameter[str] = bindparam("p_entry_point")
+
+
+def _per_entry_point(table: Table) -> ColumnElement[bool]:
+    """The join of a settings table keyed by project, entry point and region."""
+    return and_(
+        table.c.project_id == projects.c.id,
+        table.c.entry_point == _EP,
+        table.c.region == bindparam("p_region"),
+    )
+
+
 # The project (the one the push domain is mapped to, else the default), and beside it the
 # entry point, stream, webhook, outputs and snapshot settings of the publish: each joined on
 # its key, so there is one row per candidate project. Built once (catalog/_base.py says why).
@@ -93,22 +114,8 @@ _SETTINGS = (
         ),
     )
     .outerjoin(publish_webhooks, publish_webhooks.c.project_id == projects.c.id)
-    .outerjoin(
-        record_settings,
-        and_(
-            record_settings.c.project_id == projects.c.id,
-            record_settings.c.entry_point == _EP,
-            record_settings.c.region == bindparam("p_region"),
-        ),
-    )
-    .outerjoin(
-        snapshot_settings,
-        and_(
-            snapshot_settings.c.project_id == projects.c.id,
-            snapshot_settings.c.entry_point == _EP,
-            snapshot_settings.c.region == bindparam("p_region"),
-        ),
-    )
+    .outerjoin(record_settings, _per_entry_point(record_settings))
+    .outerjoin(snapshot_settings, _per_entry_point(snapshot_settings))
     .where(or_(push_domains.c.domain.is_not(None), projects.c.is_default))
     # The mapped project before the default one.
     .order_by(case((push_domains.c.domain.is_(None), 1), else_=0))
