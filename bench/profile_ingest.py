@@ -26,9 +26,11 @@ from support.server import LiverecProcess, start_push
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_times(pid: int) -> tuple[float, float]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # utime, stime
+def cpu_times(pid: int, task: int | None = None) -> tuple[float, float]:
+    """utime, stime of the process, or of one of its threads."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def main() -> None:
@@ -83,6 +85,7 @@ def main() -> None:
             )
             time.sleep(1.0)
         user0, sys0 = cpu_times(pid)
+        main0 = sum(cpu_times(pid, pid))  # the event loop's thread
         t0 = time.monotonic()
         failed = 0
         for r in range(args.rounds):
@@ -102,6 +105,7 @@ def main() -> None:
         time.sleep(2.0)
         wall = time.monotonic() - t0
         user1, sys1 = cpu_times(pid)
+        loop_cpu = sum(cpu_times(pid, pid)) - main0
         user, system = user1 - user0, sys1 - sys0
         cpu = user + system
         if spy is not None:
@@ -111,7 +115,8 @@ def main() -> None:
     publishes = args.streams * args.rounds
     print(
         f"N={args.streams} x {args.rounds} rounds of {args.seconds:g} s: server cpu {cpu:.2f} s "
-        f"(user {user:.2f}, sys {system:.2f}) over {wall:.1f} s = "
+        f"(user {user:.2f}, sys {system:.2f}; event loop {loop_cpu:.2f}, other threads "
+        f"{cpu - loop_cpu:.2f}) over {wall:.1f} s = "
         f"{100 * cpu / wall / args.streams:.3f} % of a core per stream; "
         f"{1000 * cpu / publishes:.0f} ms per publish; failed pushes {failed}",
         flush=True,

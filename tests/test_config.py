@@ -157,3 +157,11 @@ def test_fsync_is_full_by_default_and_off_by_env_or_file(tmp_path: Path) -> None
 def test_fsync_takes_only_full_or_off(value: str) -> None:
     with pytest.raises(ConfigError, match="fsync must be full or off"):
         load_settings({}, env={"LIVEREC_FSYNC": value})
+
+
+def test_rtmp_read_interval_is_checked() -> None:
+    assert load_settings(env={}).rtmp_read_interval == 0.1
+    assert load_settings(env={"LIVEREC_RTMP_READ_INTERVAL": "0"}).rtmp_read_interval == 0
+    for bad in ("-0.1", "1.5", "soon"):
+        with pytest.raises(ConfigError, match="rtmp_read_interval"):
+            load_settings(env={"LIVEREC_RTMP_READ_INTERVAL": bad})

@@ -182,6 +182,9 @@ class Settings:
     # RTMP limits: every network input is bounded.
     rtmp_idle_timeout: float = 15.0  # seconds a connection may take to start publishing
     rtmp_read_timeout: float = 30.0  # seconds without any byte from a publisher
+    # Publishers' sockets are read in batches this many seconds apart (0: on every
+    # readiness event): fewer, larger reads cost a fraction of the CPU (rtmp/batching.py).
+    rtmp_read_interval: float = 0.1
     rtmp_max_connections: int = 1000
     rtmp_max_message_size: int = 8 * 1024 * 1024
     rtmp_handshake_timeout: float = 5.0  # seconds from accept to handshake and `connect` done
@@ -376,6 +379,8 @@ def load_settings(
         raise ConfigError(
             "settings rtmp_max_pending_per_ip and rtmp_handshake_timeout must be positive"
         )
+    if not 0 <= settings.rtmp_read_interval <= 1:
+        raise ConfigError("setting rtmp_read_interval must be 0-1 seconds")
     if settings.snapshot_max_width < 0 or settings.snapshot_max_width % 2:
         raise ConfigError("setting snapshot_max_width must be 0 or a positive even number")
     if settings.mp4_slice_seconds <= 0 or settings.mp4_slice_bytes <= 0:

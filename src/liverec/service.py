@@ -265,6 +265,7 @@ class Service:
             Limits(
                 idle_timeout=settings.rtmp_idle_timeout,
                 read_timeout=settings.rtmp_read_timeout,
+                read_interval=settings.rtmp_read_interval,
                 max_connections=settings.rtmp_max_connections,
                 max_message_size=settings.rtmp_max_message_size,
                 handshake_timeout=settings.rtmp_handshake_timeout,

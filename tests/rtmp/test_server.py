@@ -7,7 +7,9 @@ import asyncio
 import itertools
 import logging
 import os
+import socket
 import statistics
+import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -443,5 +445,88 @@ async def test_a_silent_publisher_is_closed_after_the_read_timeout_and_a_talking
         assert "silent for 2 s" in caplog.text
         await still_records(talking, srv, "talking")
         assert sink_of(srv, "talking").closed == 0
+    finally:
+        await srv.close(grace=5)
+
+
+# -- reading publishers in batches (rtmp/batching.py) --------------------------------------
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def batched() -> AsyncIterator[RtmpServer]:
+    """A batch interval long enough to tell a batched read from an immediate one."""
+    srv = RtmpServer(Handler(), Limits(read_interval=1.0))
+    await srv.start("127.0.0.1", 0)
+    yield srv
+    await srv.close(grace=5)
+
+
+async def test_a_publisher_is_read_in_batches_once_media_flows(batched: RtmpServer) -> None:
+    batch = batched.batch
+    assert batch is not None
+    client = await honest(batched)
+    sink = sink_of(batched, "honest")
+    assert len(batch) == 0  # commands are read as they come
+    # The first frame is handed over at once: the recording's wall clock starts on it.
+    client.send(Message(m.VIDEO, 1, 0, b"first"), 6)
+    await wait_until(lambda: len(sink.media) == 1)
+    assert len(batch) == 1
+    # From then on the socket is read on the batch's timer: what arrives meanwhile waits
+    # in the kernel and comes in one read, in order and whole.
+    frames = [os.urandom(size) for size in (10, 70_000, 200_000, 3)]
+    for i, frame in enumerate(frames, 1):
+        client.send(Message(m.VIDEO, 1, 40 * i, frame), 6)
+    await client.writer.drain()
+    await asyncio.sleep(0.1)
+    assert len(sink.media) == 1, "read before the batch's timer"
+    await wait_until(lambda: len(sink.media) == 5)
+    assert sink.media[1:] == [(m.VIDEO, 40 * i, f) for i, f in enumerate(frames, 1)]
+    # Anything but media is the connection task's: the read that brings the ping leaves
+    # the batch (the task answers it), and the next media joins it again.
+    await client.ping()
+    assert len(batch) == 0
+    client.send(Message(m.VIDEO, 1, 400, b"again"), 6)
+    await wait_until(lambda: len(sink.media) == 6)
+    await wait_until(lambda: len(batch) == 1)
+    client.close()
+    # The hang-up is seen by the batch's read: the publish ends, the connection is gone.
+    await wait_until(lambda: sink.closed == 1)
+    await wait_until(lambda: len(batch) == 0 and not batched._connections)
+
+
+async def test_a_reset_of_a_batched_publisher_ends_its_publish(
+    batched: RtmpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "liverec.rtmp.connection")
+    good = await honest(batched)
+    client = await honest(batched, "reset")
+    client.send(Message(m.VIDEO, 1, 0, b"first"), 6)
+    await wait_until(lambda: len(batched.batch or ()) == 1)
+    sock = client.writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.writer.transport.abort()  # RST, not FIN
+    await wait_until(lambda: sink_of(batched, "reset").closed == 1)
+    assert "connection lost" in caplog.text
+    await still_records(good, batched)
+    good.close()
+
+
+async def test_a_read_interval_of_0_reads_every_publisher_at_once() -> None:
+    srv = RtmpServer(Handler(), Limits(read_interval=0))
+    await srv.start("127.0.0.1", 0)
+    try:
+        assert srv.batch is None
+        client = await honest(srv)
+        sink = sink_of(srv, "honest")
+        for i in range(3):
+            client.send(Message(m.VIDEO, 1, 40 * i, b"frame"), 6)
+            await wait_until(lambda: len(sink.media) == i + 1)  # noqa: B023 - awaited here
+        client.close()
     finally:
         await srv.close(grace=5)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol, cast
 
 from liverec.errors import LiverecError
 from liverec.rtmp import messages as m
+from liverec.rtmp.batching import READ_INTERVAL, BatchReader
 from liverec.rtmp.chunk import ChunkReader, ChunkWriter, Message
 from liverec.rtmp.handshake import ServerHandshake
 from liverec.rtmp.session import INTERNAL_ERROR, PublishHandler, Session
@@ -64,6 +66,9 @@ class Limits:
     max_message_size: int = 8 * 1024 * 1024
     max_buffered: int = 16 * 1024 * 1024  # unfinished messages' bytes, all chunk streams
     write_buffer_limit: int = 256 * 1024  # a peer that does not read its answers is dropped
+    # Publishers' sockets are read this often, in batches (rtmp/batching.py); 0: on every
+    # readiness event, as other connections are.
+    read_interval: float = READ_INTERVAL
 
 
 class Owner(Protocol):
@@ -71,6 +76,7 @@ class Owner(Protocol):
 
     handler: PublishHandler
     limits: Limits
+    batch: BatchReader | None
 
     def admit(self, conn: Connection) -> bool:
         """Register a new connection, or refuse it (the caller then closes it)."""
@@ -103,6 +109,8 @@ class Connection(asyncio.BufferedProtocol):
         self._owner = owner
         self._limits = limits = owner.limits
         self._buffer = buffer
+        self._batch = owner.batch
+        self._fd = -1  # the socket, read directly while in the batch
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -116,6 +124,7 @@ class Connection(asyncio.BufferedProtocol):
         self._out = ChunkWriter()
         self._acked = 0  # bytes_received when we last acknowledged
         self._fast = False  # media is handled in the read callback
+        self._batched = False  # in the batch: read on its timer, not by the transport
         self._inbox = bytearray()  # bytes received for the task
         self._queued: deque[Message] = deque()  # messages parsed in the callback, for the task
         self._failure: Exception | None = None  # the sink failed in the callback
@@ -135,6 +144,9 @@ class Connection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self.transport = transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self._fd = sock.fileno()
         info = transport.get_extra_info("peername")
         if info:
             self.peer = f"{info[0]}:{info[1]}"
@@ -155,6 +167,8 @@ class Connection(asyncio.BufferedProtocol):
             return
         if self._fast:
             self._feed_fast(self._buffer[:nbytes])
+            if self._fast and not self._batched and self._batch is not None and self._fd >= 0:
+                self._join_batch()
             return
         self._inbox += self._buffer[:nbytes]
         if len(self._inbox) >= READ_SIZE:
@@ -170,6 +184,43 @@ class Connection(asyncio.BufferedProtocol):
         self._ended = True
         self._discard = True
         self._wake()
+
+    def _join_batch(self) -> None:
+        """Once media flows (the recording's wall clock is anchored on the arrival of its
+        first frame, which must not wait for the timer), the batch reads this socket."""
+        assert self.transport is not None and self._batch is not None
+        self._batched = True
+        self.transport.pause_reading()
+        self._batch.add(self)
+
+    def read_batch(self) -> bool:
+        """Read what the socket holds (rtmp/batching.py): as the transport would, read by
+        read, until a short read. False: leave the batch (the task reads from now on)."""
+        transport = self.transport
+        stay = self._batched and self._fast and not self._discard
+        if not stay or transport is None or transport.is_closing():
+            self._batched = False
+            return False
+        buffer = self._buffer
+        while True:
+            try:
+                nbytes = os.readv(self._fd, (buffer,))
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError as exc:
+                log.info("RTMP %s connection lost: %s", self.peer, exc)
+                self._batched = False
+                self.connection_lost(exc)
+                return False
+            if not nbytes:
+                self._batched = False
+                self.eof_received()
+                return False
+            self.buffer_updated(nbytes)
+            if not self._batched:  # the task has the rest
+                return False
+            if nbytes < len(buffer):
+                return True
 
     def stop(self) -> None:
         """End this connection as if the peer had hung up (the server is closing)."""
@@ -214,7 +265,7 @@ class Connection(asyncio.BufferedProtocol):
         self._ack()
 
     def _to_task(self, rest: memoryview | bytes) -> None:
-        self._fast = False
+        self._fast = self._batched = False
         self._inbox += rest
         if len(self._inbox) >= READ_SIZE:
             self._pause()
@@ -244,6 +295,8 @@ class Connection(asyncio.BufferedProtocol):
         try:
             await self._serve(session, transport)
         finally:
+            if self._batch is not None:
+                self._batch.discard(self)
             self._owner.forget(self)
             transport.close()
 
@@ -307,7 +360,7 @@ class Connection(asyncio.BufferedProtocol):
                     self._send([INTERNAL_ERROR])
                     linger = True
         finally:
-            self._fast = False
+            self._fast = self._batched = False
             self._discard = True
             self._inbox = bytearray()
             self._queued.clear()
@@ -382,7 +435,9 @@ class Connection(asyncio.BufferedProtocol):
 
     def _resume(self) -> None:
         transport = self.transport
-        if transport is not None and not transport.is_closing() and not transport.is_reading():
+        if self._batched or transport is None or transport.is_closing():
+            return  # the batch reads it
+        if not transport.is_reading():
             transport.resume_reading()
 
     def _wake(self) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from liverec.rtmp.batching import BatchReader
 from liverec.rtmp.connection import READ_SIZE, Connection, Limits
 from liverec.rtmp.session import PublishHandler
 
@@ -42,6 +43,8 @@ class RtmpServer:
         self.handler = handler
         self.limits = limits or Limits()
         self.on_refused = on_refused
+        interval = self.limits.read_interval
+        self.batch = BatchReader(interval) if interval > 0 else None
         self._server: asyncio.Server | None = None
         self._connections: dict[Connection, None] = {}  # insertion-ordered set
         self._closing = False
@@ -77,6 +80,8 @@ class RtmpServer:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
                 task.cancel()
+        if self.batch is not None:
+            self.batch.close()
         if self._server is not None:
             await self._server.wait_closed()
 
