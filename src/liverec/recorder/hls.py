@@ -454,50 +454,33 @@ class HlsWriter:
                 log.exception("%s: a listener failed on %s", self.stream, type(event).__name__)
 
     async def _put_playlist(self, rec: _Recording, *, ended: bool) -> None:
-        """Write the playlist, without the entries retention deleted from the head of the
-        recording (it deletes their files only a grace period later, so a playlist written
-        just before it learnt of them lists no missing file for long; never the last
-        entry). Asking the head and storing are one executor job: it runs for every
-        segment of every stream, and each job is a round trip between threads."""
-        entries = list(rec.entries)  # as they are now: the job reads them on its thread
-        try:
-            head = await self._retrying(self._store_playlist, rec, entries, ended)
-        except (StorageError, OSError) as exc:
-            log.error("%s: giving up on %s: %s", self.stream, rec.path.playlist, exc)
-            return
-        drop = _head_drop(rec.first, len(rec.entries), head)
-        if drop:
-            assert head is not None
-            del rec.entries[:drop]
-            rec.first += drop
-            rec.discontinuity_sequence = head[1]
-
-    def _store_playlist(
-        self, rec: _Recording, entries: list[SegmentEntry], ended: bool
-    ) -> tuple[int, int] | None:
-        """(On the executor.) Store the playlist of `entries` trimmed to retention's head;
-        returns the head."""
-        head = None
-        if self.head is not None and entries:
-            try:
-                head = self.head(rec.path.playlist)
-            except Exception as exc:  # the catalog is failing: the head is as it was
-                log.debug("%s: retention head unknown: %s", self.stream, exc)
-        first, discontinuities = rec.first, rec.discontinuity_sequence
-        drop = _head_drop(first, len(entries), head)
-        if drop:
-            assert head is not None
-            entries = entries[drop:]
-            first, discontinuities = first + drop, head[1]
+        await self._trim_head(rec)
         text = render_playlist(
-            entries,
+            rec.entries,
             ended=ended,
             target_duration=rec.target_duration,
-            media_sequence=first,
-            discontinuity_sequence=discontinuities,
+            media_sequence=rec.first,
+            discontinuity_sequence=rec.discontinuity_sequence,
         )
-        self.store.put(self.stream.key(rec.path.playlist), text.encode(), PLAYLIST_TYPE)
-        return head
+        await self._put(rec.path.playlist, text.encode(), PLAYLIST_TYPE)
+
+    async def _trim_head(self, rec: _Recording) -> None:
+        """Drop the entries retention deleted from the head of the recording (it deletes
+        their files only a grace period later, so a playlist written just before it learnt
+        of them lists no missing file for long). Never the last entry."""
+        if self.head is None or not rec.entries:
+            return
+        try:
+            head = await self._io(self.head, rec.path.playlist)
+        except Exception as exc:  # the catalog is failing: the head is as it was
+            log.debug("%s: retention head unknown: %s", self.stream, exc)
+            return
+        if head is None or head[0] <= rec.first:
+            return
+        drop = min(head[0] - rec.first, len(rec.entries) - 1)
+        del rec.entries[:drop]
+        rec.first += drop
+        rec.discontinuity_sequence = head[1]
 
     async def _release(self, seg: SegmentData) -> None:
         """The segment is no longer needed here: its part file is closed, and deleted
@@ -509,13 +492,22 @@ class HlsWriter:
 
     async def _put_segment(self, name: str, part: Part) -> bool:
         """Store a segment from its part (renamed into place where the store can); False
-        if it failed and the outage has outlasted retry_for."""
+        as _put."""
         store = self.store
         try:
             if isinstance(store, PartStore):
                 await self._retrying(store.put_part, self.stream.key(name), part, TS_TYPE)
             else:
                 await self._retrying(store.put, self.stream.key(name), part.read(), TS_TYPE)
+        except (StorageError, OSError) as exc:
+            log.error("%s: giving up on %s: %s", self.stream, name, exc)
+            return False
+        return True
+
+    async def _put(self, name: str, data: bytes, content_type: str) -> bool:
+        """Store; False if it failed and the outage has outlasted retry_for."""
+        try:
+            await self._retrying(self.store.put, self.stream.key(name), data, content_type)
         except (StorageError, OSError) as exc:
             log.error("%s: giving up on %s: %s", self.stream, name, exc)
             return False
@@ -544,14 +536,6 @@ class HlsWriter:
             else:
                 self._failing_since = None
                 return result
-
-
-def _head_drop(first: int, count: int, head: tuple[int, int] | None) -> int:
-    """How many of a recording's `count` entries from `first` on retention's head (first
-    sequence number kept, discontinuities before it) leaves out: never the last."""
-    if head is None or head[0] <= first or not count:
-        return 0
-    return min(head[0] - first, count - 1)
 
 
 def render_playlist(
