@@ -19,6 +19,7 @@ import pytest
 from liverec.errors import RefusedError
 from liverec.media import amf0
 from liverec.rtmp import messages as m
+from liverec.rtmp.batching import BATCH_AFTER, MAX_BATCH_READS
 from liverec.rtmp.chunk import ChunkReader, ChunkWriter, Message
 from liverec.rtmp.server import Limits, RtmpServer
 from liverec.rtmp.session import PublishRequest
@@ -467,16 +468,35 @@ async def batched() -> AsyncIterator[RtmpServer]:
     await srv.close(grace=5)
 
 
+async def join_batch(srv: RtmpServer, client: Client, name: str = "honest") -> None:
+    """Media for BATCH_AFTER, read as it comes; then the socket is the batch's."""
+    assert srv.batch is not None
+    sink = sink_of(srv, name)
+    client.send(Message(m.VIDEO, 1, 0, b"first"), 6)
+    await wait_until(lambda: len(sink.media) == 1)
+    assert len(srv.batch) == 0
+    await asyncio.sleep(BATCH_AFTER)
+    client.send(Message(m.VIDEO, 1, 20, b"joins"), 6)
+    await wait_until(lambda: len(srv.batch or ()) == 1)
+
+
 async def test_a_publisher_is_read_in_batches_once_media_flows(batched: RtmpServer) -> None:
     batch = batched.batch
     assert batch is not None
     client = await honest(batched)
     sink = sink_of(batched, "honest")
-    assert len(batch) == 0  # commands are read as they come
-    # The first frame is handed over at once: the recording's wall clock starts on it.
-    client.send(Message(m.VIDEO, 1, 0, b"first"), 6)
-    await wait_until(lambda: len(sink.media) == 1)
-    assert len(batch) == 1
+    # The first frame is handed over as it arrives, however it is split over reads: the
+    # recording's wall clock starts on it.
+    frame = os.urandom(1000)
+    data = client.out.encode(Message(m.VIDEO, 1, 0, frame), 6)
+    client.writer.write(data[:300])
+    await asyncio.sleep(0.05)
+    client.writer.write(data[300:])
+    await wait_until(lambda: len(sink.media) == 1, 0.5)  # the interval is 1 s
+    assert sink.media == [(m.VIDEO, 0, frame)]
+    await asyncio.sleep(BATCH_AFTER)
+    client.send(Message(m.VIDEO, 1, 20, b"joins"), 6)
+    await wait_until(lambda: len(batch) == 1)
     # From then on the socket is read on the batch's timer: what arrives meanwhile waits
     # in the kernel and comes in one read, in order and whole.
     frames = [os.urandom(size) for size in (10, 70_000, 200_000, 3)]
@@ -484,20 +504,63 @@ async def test_a_publisher_is_read_in_batches_once_media_flows(batched: RtmpServ
         client.send(Message(m.VIDEO, 1, 40 * i, frame), 6)
     await client.writer.drain()
     await asyncio.sleep(0.1)
-    assert len(sink.media) == 1, "read before the batch's timer"
-    await wait_until(lambda: len(sink.media) == 5)
-    assert sink.media[1:] == [(m.VIDEO, 40 * i, f) for i, f in enumerate(frames, 1)]
+    assert len(sink.media) == 2, "read before the batch's timer"
+    await wait_until(lambda: len(sink.media) == 6)
+    assert sink.media[2:] == [(m.VIDEO, 40 * i, f) for i, f in enumerate(frames, 1)]
     # Anything but media is the connection task's: the read that brings the ping leaves
-    # the batch (the task answers it), and the next media joins it again.
+    # the batch (the task answers it); media then joins again after BATCH_AFTER.
     await client.ping()
     assert len(batch) == 0
-    client.send(Message(m.VIDEO, 1, 400, b"again"), 6)
-    await wait_until(lambda: len(sink.media) == 6)
-    await wait_until(lambda: len(batch) == 1)
     client.close()
-    # The hang-up is seen by the batch's read: the publish ends, the connection is gone.
+    # The hang-up is seen: the publish ends, the connection is gone.
     await wait_until(lambda: sink.closed == 1)
     await wait_until(lambda: len(batch) == 0 and not batched._connections)
+
+
+async def test_a_publisher_faster_than_a_tick_reads_leaves_the_batch(batched: RtmpServer) -> None:
+    """A push faster than real time must not hold the loop in one tick: after
+    MAX_BATCH_READS full reads its transport reads it, as it reads every connection."""
+    client = await honest(batched)
+    await join_batch(batched, client)
+    conn = next(iter(batched._connections))
+    sock = conn.transport.get_extra_info("socket") if conn.transport else None
+    assert sock is not None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MIB)  # all of it waits for us
+    frames = [os.urandom(200_000) for _ in range(MAX_BATCH_READS // 2)]
+    assert sum(map(len, frames)) > MAX_BATCH_READS * 64 * 1024
+    for i, frame in enumerate(frames):
+        client.send(Message(m.VIDEO, 1, 40 * (i + 1), frame), 6)
+    await client.writer.drain()
+    sink = sink_of(batched, "honest")
+    await wait_until(lambda: len(sink.media) == 2 + len(frames))
+    assert sink.media[2:] == [(m.VIDEO, 40 * (i + 1), f) for i, f in enumerate(frames)]
+    assert batched.batch is not None and len(batched.batch) == 0
+    await still_records(client, batched)
+    client.close()
+
+
+async def test_a_silent_batched_publisher_is_closed_after_the_read_timeout() -> None:
+    srv = RtmpServer(Handler(), Limits(read_timeout=BATCH_AFTER + 1, read_interval=0.1))
+    await srv.start("127.0.0.1", 0)
+    try:
+        client = await honest(srv)
+        await join_batch(srv, client)
+        await wait_until(lambda: sink_of(srv, "honest").closed == 1)
+        await wait_until(lambda: len(srv.batch or ()) == 0 and not srv._connections)
+        assert await client.closed_by_server()
+    finally:
+        await srv.close(grace=5)
+
+
+async def test_closing_the_server_ends_a_batched_publish() -> None:
+    srv = RtmpServer(Handler(), Limits(read_interval=0.1))
+    await srv.start("127.0.0.1", 0)
+    client = await honest(srv)
+    await join_batch(srv, client)
+    await srv.close(grace=5)
+    assert sink_of(srv, "honest").closed == 1
+    assert srv.batch is not None and len(srv.batch) == 0
+    assert await client.closed_by_server()
 
 
 async def test_a_reset_of_a_batched_publisher_ends_its_publish(
@@ -506,8 +569,7 @@ async def test_a_reset_of_a_batched_publisher_ends_its_publish(
     caplog.set_level(logging.INFO, "liverec.rtmp.connection")
     good = await honest(batched)
     client = await honest(batched, "reset")
-    client.send(Message(m.VIDEO, 1, 0, b"first"), 6)
-    await wait_until(lambda: len(batched.batch or ()) == 1)
+    await join_batch(batched, client, "reset")
     sock = client.writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     client.writer.transport.abort()  # RST, not FIN

@@ -20,7 +20,7 @@ from typing import Protocol, cast
 
 from liverec.errors import LiverecError
 from liverec.rtmp import messages as m
-from liverec.rtmp.batching import READ_INTERVAL, BatchReader
+from liverec.rtmp.batching import BATCH_AFTER, MAX_BATCH_READS, READ_INTERVAL, BatchReader
 from liverec.rtmp.chunk import ChunkReader, ChunkWriter, Message
 from liverec.rtmp.handshake import ServerHandshake
 from liverec.rtmp.session import INTERNAL_ERROR, PublishHandler, Session
@@ -125,6 +125,7 @@ class Connection(asyncio.BufferedProtocol):
         self._acked = 0  # bytes_received when we last acknowledged
         self._fast = False  # media is handled in the read callback
         self._batched = False  # in the batch: read on its timer, not by the transport
+        self._fast_since: float | None = None  # loop time of the first read in the fast path
         self._inbox = bytearray()  # bytes received for the task
         self._queued: deque[Message] = deque()  # messages parsed in the callback, for the task
         self._failure: Exception | None = None  # the sink failed in the callback
@@ -162,13 +163,13 @@ class Connection(asyncio.BufferedProtocol):
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._last_read = self._loop.time()
+        now = self._last_read = self._loop.time()
         if self._discard:
             return
         if self._fast:
             self._feed_fast(self._buffer[:nbytes])
-            if self._fast and not self._batched and self._batch is not None and self._fd >= 0:
-                self._join_batch()
+            if self._fast and not self._batched:
+                self._maybe_join_batch(now, nbytes)
             return
         self._inbox += self._buffer[:nbytes]
         if len(self._inbox) >= READ_SIZE:
@@ -185,42 +186,64 @@ class Connection(asyncio.BufferedProtocol):
         self._discard = True
         self._wake()
 
-    def _join_batch(self) -> None:
-        """Once media flows (the recording's wall clock is anchored on the arrival of its
-        first frame, which must not wait for the timer), the batch reads this socket."""
-        assert self.transport is not None and self._batch is not None
-        self._batched = True
-        self.transport.pause_reading()
-        self._batch.add(self)
+    def _maybe_join_batch(self, now: float, nbytes: int) -> None:
+        """Hand the socket to the batch once media has flowed for BATCH_AFTER seconds
+        (the recording's wall clock is anchored on the arrival of its first frame, which
+        must not wait for the timer, however it is split over reads) and a read has
+        drained it."""
+        if self._batch is None or self._fd < 0:
+            return
+        if self._fast_since is None:
+            self._fast_since = now
+        elif now - self._fast_since >= BATCH_AFTER and nbytes < len(self._buffer):
+            assert self.transport is not None
+            self._batched = True
+            self.transport.pause_reading()
+            self._batch.add(self)
 
     def read_batch(self) -> bool:
         """Read what the socket holds (rtmp/batching.py): as the transport would, read by
-        read, until a short read. False: leave the batch (the task reads from now on)."""
+        read, until a short read. False: leave the batch."""
         transport = self.transport
-        stay = self._batched and self._fast and not self._discard
-        if not stay or transport is None or transport.is_closing():
+        if not self._batched or transport is None or transport.is_closing() or self._discard:
             self._batched = False
             return False
+        if not self._fast:  # the task took over without a read (a publish stopped from outside)
+            self._batched = False
+            self._resume()
+            return False
         buffer = self._buffer
-        while True:
-            try:
-                nbytes = os.readv(self._fd, (buffer,))
-            except (BlockingIOError, InterruptedError):
-                return True
-            except OSError as exc:
-                log.info("RTMP %s connection lost: %s", self.peer, exc)
-                self._batched = False
-                self.connection_lost(exc)
-                return False
-            if not nbytes:
-                self._batched = False
-                self.eof_received()
-                return False
-            self.buffer_updated(nbytes)
-            if not self._batched:  # the task has the rest
-                return False
-            if nbytes < len(buffer):
-                return True
+        try:
+            for _ in range(MAX_BATCH_READS):
+                try:
+                    nbytes = os.readv(self._fd, (buffer,))
+                except (BlockingIOError, InterruptedError):
+                    return True
+                except OSError as exc:
+                    log.info("RTMP %s connection lost: %s", self.peer, exc)
+                    self._batched = False
+                    self.connection_lost(exc)
+                    return False
+                if not nbytes:
+                    self._batched = False
+                    self.eof_received()
+                    return False
+                self.buffer_updated(nbytes)
+                if not self._batched:  # the task has the rest
+                    return False
+                if nbytes < len(buffer):
+                    return True
+        except Exception as exc:  # a bug: raised again in the task, which ends the connection
+            self._error = exc
+            self._to_task(b"")
+            return False
+        # It sends faster than one tick reads (a push faster than real time): the transport
+        # reads it, one read per pass of the loop as for every other connection, until it
+        # has kept up for BATCH_AFTER again.
+        self._batched = False
+        self._fast_since = None
+        self._resume()
+        return False
 
     def stop(self) -> None:
         """End this connection as if the peer had hung up (the server is closing)."""
@@ -266,6 +289,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _to_task(self, rest: memoryview | bytes) -> None:
         self._fast = self._batched = False
+        self._fast_since = None
         self._inbox += rest
         if len(self._inbox) >= READ_SIZE:
             self._pause()
