@@ -6,7 +6,9 @@ it keeps). While the connection publishes, its audio and video are parsed and ha
 recorder right in the read callback, so the per-frame path makes no task switch. Everything
 else (the handshake, commands, metadata, a failing sink, a flood that must yield to the other
 connections) is left to the connection's task, which runs the session's async steps in
-order. Reading pauses while the task holds a read's worth of bytes it has not handled yet."""
+order. Reading pauses while the task holds a read's worth of bytes it has not handled yet.
+Once a publish's media has flowed for a second, its socket is read in batches on one timer
+(rtmp/batching.py) instead of by the transport."""
 
 from __future__ import annotations
 
