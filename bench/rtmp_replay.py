@@ -34,7 +34,7 @@ from liverec.catalog import Catalog, SecretBox, make_engine, migrate
 from liverec.layout import StreamRef
 from liverec.recorder import Recorders
 from liverec.rtmp.chunk import ChunkReader
-from liverec.rtmp.connection import FEED_SIZE
+from liverec.rtmp.connection import MESSAGES_PER_YIELD
 from liverec.rtmp.handshake import ServerHandshake
 from liverec.rtmp.messages import AUDIO, VIDEO
 from liverec.rtmp.session import MediaSink, PublishRequest, Session
@@ -118,9 +118,11 @@ async def _replay(reads: list[bytes], handler: Any) -> None:
                 continue
             data = handshake.leftover
         end = 0
-        while end < len(data):  # sliced as rtmp/connection.py slices it
-            off, end = end, end + getattr(chunks, "payload_due", 0) + FEED_SIZE
-            for msg in chunks.feed(data[off:end]):
+        view = memoryview(data)
+        while end < len(view):  # fed as rtmp/connection.py feeds it
+            msgs = chunks.feed(view[end:], MESSAGES_PER_YIELD)
+            end += chunks.consumed
+            for msg in msgs:
                 if session.publishing and msg.type_id in _MEDIA:  # the read callback's path
                     session.media(msg.type_id, msg.timestamp, msg.payload)
                 else:

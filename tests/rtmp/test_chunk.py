@@ -245,10 +245,13 @@ def test_message_over_the_size_limit_raises() -> None:
     assert reader.feed(b"\x04" + h0(0, 1000, 9, 1)) == []
     with pytest.raises(ProtocolError, match="exceeds"):
         ChunkReader(max_message_size=1000).feed(b"\x04" + h0(0, 1001, 9, 1))
+    reader = ChunkReader(max_message_size=1000)
+    # The message before the bad header is returned; the error is raised after it.
+    assert reader.feed(b"\x04" + h0(0, 1, 9, 1) + b"x" + b"\x44" + h1(0, 1001, 9)) == [
+        Message(9, 1, 0, b"x")
+    ]
     with pytest.raises(ProtocolError, match="exceeds"):
-        ChunkReader(max_message_size=1000).feed(
-            b"\x04" + h0(0, 1, 9, 1) + b"x" + b"\x44" + h1(0, 1001, 9)
-        )
+        reader.check()
 
 
 def test_too_many_partial_chunk_streams_raises() -> None:
@@ -409,18 +412,66 @@ def test_writer_to_reader_round_trip_with_chunk_size_change() -> None:
     assert got == expected
 
 
-def test_payload_due_is_what_is_left_of_the_chunk_being_read() -> None:
+def _mixed_wire(seed: int) -> tuple[bytes, list[Message]]:
+    rng = random.Random(seed)
     writer = ChunkWriter(chunk_size=4096)
-    msg = Message(9, 1, 40, bytes(range(256)) * 40)  # 10240 bytes: chunks of 4096, 4096, 2048
-    wire = writer.encode(msg, 6)
+    out = writer.encode(Message(1, 0, 0, u32(4096)), 2)
+    expected = [Message(1, 0, 0, u32(4096))]
+    for i in range(60):
+        msg = Message(rng.choice((8, 9)), 1, i * 33, rng.randbytes(rng.choice((0, 5, 700, 9000))))
+        out += writer.encode(msg, rng.choice((4, 6)))
+        expected.append(msg)
+    return out, expected
+
+
+@pytest.mark.parametrize("limit", [1, 2, 7, 256])
+def test_a_limit_stops_after_that_many_messages_and_consumed_says_where(limit: int) -> None:
+    wire, expected = _mixed_wire(limit)
+    rng = random.Random(limit)
+    reader, got, pos = ChunkReader(), [], 0
+    while pos < len(wire):
+        data = wire[pos : pos + rng.randint(1, 20000)]
+        msgs = reader.feed(data, limit)
+        assert len(msgs) <= limit
+        assert reader.consumed <= len(data)
+        if reader.consumed < len(data):  # stopped early: only at the limit
+            assert len(msgs) == limit
+        got += msgs
+        pos += reader.consumed
+    assert got == expected
+    assert reader.bytes_received == len(wire)  # bytes fed again are counted once
+
+
+def test_without_a_limit_a_feed_takes_all_its_bytes() -> None:
+    wire, expected = _mixed_wire(3)
     reader = ChunkReader()
-    reader.feed(ChunkWriter().encode(Message(1, 0, 0, u32(4096)), 2))
-    assert reader.chunk_size == 4096 and reader.payload_due == 0
-    assert reader.feed(wire[:1000]) == []
-    assert reader.payload_due == 4096 - (1000 - 12)  # 12: the fmt 0 header
-    got = []
-    end = 1000
-    while end < len(wire):  # as the server slices: the chunk's rest, then 100 bytes more
-        off, end = end, end + reader.payload_due + 100
-        got += reader.feed(wire[off:end])
-    assert got == [msg] and reader.payload_due == 0
+    assert reader.feed(wire[:5000]) + reader.feed(wire[5000:]) == expected
+    assert reader.consumed == len(wire) - 5000
+
+
+def test_a_protocol_error_after_messages_returns_them_first() -> None:
+    writer = ChunkWriter()
+    good = [Message(8, 1, 0, b"aac"), Message(9, 1, 33, b"avc" * 100)]
+    wire = b"".join(writer.encode(msg, 4) for msg in good)
+    bad = b"\x45" + h1(0, 10, 9)  # fmt 1 on chunk stream 5, which has had no fmt 0
+    reader = ChunkReader()
+    assert reader.feed(wire + bad) == good  # the media before the error is kept
+    with pytest.raises(ProtocolError, match="before any fmt 0"):
+        reader.check()
+    with pytest.raises(ProtocolError, match="before any fmt 0"):
+        reader.feed(b"")  # and the reader stays failed
+
+
+def test_a_bad_set_chunk_size_at_the_end_of_a_feed_is_raised_by_check() -> None:
+    writer = ChunkWriter()
+    wire = writer.encode(Message(8, 1, 0, b"aac"), 4) + writer.encode(Message(1, 0, 0, u32(1)), 2)
+    reader = ChunkReader()
+    assert reader.feed(wire) == [Message(8, 1, 0, b"aac")]
+    with pytest.raises(ProtocolError, match="chunk size 1 out of range"):
+        reader.check()
+
+
+def test_a_reader_without_an_error_checks_clean() -> None:
+    reader = ChunkReader()
+    reader.feed(ChunkWriter().encode(Message(8, 1, 0, b"x"), 4))
+    reader.check()

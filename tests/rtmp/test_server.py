@@ -267,6 +267,23 @@ async def test_chunk_size_below_64_closes_only_that_connection(
     ok.close()
 
 
+async def test_media_before_a_protocol_error_in_the_same_read_is_kept(
+    server: RtmpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await honest(server, "cut")
+    frames = [Message(m.VIDEO, 1, 40 * n, os.urandom(5000)) for n in range(5)]
+    # The frames and a Set Chunk Size of 1 in one write: one read for the server, which
+    # hands the frames to the sink, then closes the connection without waiting for more.
+    client.writer.write(
+        b"".join(client.out.encode(msg, 6) for msg in frames)
+        + client.out.encode(m.set_chunk_size(1), 2)
+    )
+    assert await client.closed_by_server()
+    assert "chunk size 1 out of range" in caplog.text
+    assert sink_of(server, "cut").media == [(m.VIDEO, f.timestamp, f.payload) for f in frames]
+    assert sink_of(server, "cut").closed == 1
+
+
 async def test_a_message_flood_does_not_starve_the_other_connections(server: RtmpServer) -> None:
     # One byte per message: fmt3 headers repeating a zero-length audio message. This is the
     # most parsing work per byte a peer can ask for, whatever the chunk size.
@@ -285,7 +302,7 @@ async def test_a_message_flood_does_not_starve_the_other_connections(server: Rtm
     per_read = (time.perf_counter() - started) * 64 * 1024 / len(flood)
     # Without the yields the server works through whole reads (more while data is buffered)
     # before anyone else runs: a ping waits one or two reads' worth. With them it waits a
-    # few 2 KiB slices, a tenth to a fifth of a read.
+    # turn or two of 256 messages (ChunkReader.feed's limit), a few hundredths of a read.
     assert len(rtts) >= 10, rtts
     assert statistics.median(rtts) < per_read / 2, (per_read, rtts)
     await still_records(good, server)

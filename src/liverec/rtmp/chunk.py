@@ -97,6 +97,8 @@ class ChunkReader:
         self._pending = b""  # an incomplete chunk header
         self._current: _ChunkStream | None = None  # whose chunk payload is being read
         self._chunk_left = 0  # payload bytes still due in the current chunk
+        self._error: ProtocolError | None = None  # raised by the next feed
+        self.consumed = 0  # bytes of the last feed's data it used
 
     @property
     def chunk_size(self) -> int:
@@ -104,61 +106,81 @@ class ChunkReader:
         return self._chunk_size
 
     @property
-    def payload_due(self) -> int:
-        """Bytes still due in the chunk being read: the next this many bytes are payload,
-        which the reader copies without parsing anything."""
-        return self._chunk_left if self._current is not None else 0
-
-    @property
     def buffered_bytes(self) -> int:
         """Bytes held for later: an incomplete header plus the partial messages' payloads."""
         return len(self._pending) + self._buffered
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
-        """Consume bytes; return the messages they complete, in order."""
+    def feed(self, data: bytes | bytearray | memoryview, limit: int = 0) -> list[Message]:
+        """Consume bytes; return the messages they complete, in order.
+
+        With a `limit`, stop once that many messages are complete: `consumed` then tells
+        how many bytes of `data` were used, and the caller feeds the rest later. (Parsing
+        costs per message, not per byte; the limit bounds one call's work.) A protocol
+        error after some messages returns those first, so the media before it is kept;
+        `check()`, or the next feed, raises it."""
+        self.check()
         self.bytes_received += len(data)
-        if self._pending:
+        skip = len(self._pending)
+        if skip:
             data = self._pending + bytes(data)
             self._pending = b""
         view = memoryview(data).cast("B")
         end = len(view)
         pos = 0
         out: list[Message] = []
-        while True:
-            st = self._current
-            if st is not None:
-                n = min(self._chunk_left, end - pos)
-                assert st.payload is not None
-                if n == st.remaining and not st.payload:
-                    # The whole message is in this slice: one copy, no accumulation.
-                    self._chunk_left = st.remaining = 0
-                    self._current = None
-                    out.append(self._complete(st, bytes(view[pos : pos + n])))
+        try:
+            while True:
+                st = self._current
+                if st is not None:
+                    n = min(self._chunk_left, end - pos)
+                    assert st.payload is not None
+                    if n == st.remaining and not st.payload:
+                        # The whole message is in this slice: one copy, no accumulation.
+                        self._chunk_left = st.remaining = 0
+                        self._current = None
+                        out.append(self._complete(st, bytes(view[pos : pos + n])))
+                        pos += n
+                        if len(out) == limit:
+                            break
+                        continue
+                    if self._buffered + n > self.max_buffered:
+                        raise ProtocolError(
+                            f"more than {self.max_buffered} bytes of unfinished messages"
+                        )
+                    st.payload += view[pos : pos + n]
+                    self._buffered += n
                     pos += n
+                    st.remaining -= n
+                    self._chunk_left -= n
+                    if self._chunk_left:
+                        break  # the data ended inside this chunk
+                    self._current = None
+                    if st.remaining == 0:
+                        out.append(self._complete(st, bytes(st.payload)))
+                        if len(out) == limit:
+                            break
                     continue
-                if self._buffered + n > self.max_buffered:
-                    raise ProtocolError(
-                        f"more than {self.max_buffered} bytes of unfinished messages"
-                    )
-                st.payload += view[pos : pos + n]
-                self._buffered += n
-                pos += n
-                st.remaining -= n
-                self._chunk_left -= n
-                if self._chunk_left:
-                    break  # the data ended inside this chunk
-                self._current = None
-                if st.remaining == 0:
-                    out.append(self._complete(st, bytes(st.payload)))
-                continue
-            if pos >= end:
-                break
-            new_pos = self._header(view, pos, end)
-            if new_pos < 0:
-                self._pending = bytes(view[pos:])
-                break
-            pos = new_pos
+                if pos >= end:
+                    break
+                new_pos = self._header(view, pos, end)
+                if new_pos < 0:
+                    self._pending = bytes(view[pos:])
+                    pos = end
+                    break
+                pos = new_pos
+        except ProtocolError as exc:
+            if not out:
+                raise
+            self._error = exc
+        self.consumed = pos - skip
+        if pos < end:
+            self.bytes_received -= end - pos  # counted when fed again
         return out
+
+    def check(self) -> None:
+        """Raise the protocol error the last feed found after the messages it returned."""
+        if self._error is not None:
+            raise self._error
 
     def _header(self, view: memoryview, pos: int, end: int) -> int:
         """Parse one chunk header at pos; return the payload offset, or -1 if incomplete.

@@ -32,14 +32,12 @@ log = logging.getLogger(__name__)
 READ_SIZE = 64 * 1024
 # One connection's work between chances for the others to run. Parsing costs per message
 # and per chunk, not per byte: the 1-byte header of a zero-length message is a whole message,
-# so a 64 KiB read of them takes ~90 ms of CPU, at any chunk size. Feeding the reader 2 KiB
-# at a time and yielding to the loop every 256 messages keeps one stall to ~3 ms; a flooding
-# peer then gets its share of the loop and no more (meanwhile its socket buffer fills and TCP
-# slows it down). Real publishers send ~100 messages a second, so they yield every few
-# seconds; the slicing costs them ~0.2% of a core more per 35 Mbit/s. A slice also takes
-# the rest of the chunk being read (ChunkReader.payload_due) first: payload is copied, not
-# parsed, so the bound stands, and a 4096-byte chunk is fed in one slice, not three.
-FEED_SIZE = 2 * 1024
+# so a 64 KiB read of them takes ~90 ms of CPU, at any chunk size. The reader stops after
+# 256 messages (ChunkReader.feed's limit) and the rest waits for the next turn, which keeps
+# one stall to ~3 ms (chunk headers without a message are bounded by the 64-byte minimum
+# chunk size: ~1,000 in a read); a flooding peer then gets its share of the loop and no
+# more (meanwhile its socket buffer fills and TCP slows it down). Real publishers send ~100
+# messages a second: a read is fed whole, in one call.
 MESSAGES_PER_YIELD = 256
 # How long a refused publisher is given to read its error status before we hang up. A
 # publisher still sending media reads what the server sent only between writes: ffmpeg
@@ -262,30 +260,27 @@ class Connection(asyncio.BufferedProtocol):
         chunks = self._chunks
         session = self.session
         assert session is not None
-        size = len(data)
-        end = handled = 0
         try:
-            while end < size:
-                off, end = end, end + chunks.payload_due + FEED_SIZE
-                msgs = chunks.feed(data[off:end])
-                for i, msg in enumerate(msgs):
-                    kind = msg.type_id
-                    if kind not in _MEDIA:
-                        self._queued.extend(msgs[i:])
-                        self._to_task(data[end:])
-                        return
-                    failure = session.media(kind, msg.timestamp, msg.payload)
-                    if failure is not None:
-                        self._failure = failure
-                        self._to_task(b"")
-                        return
-                handled += len(msgs)
-                if handled >= MESSAGES_PER_YIELD and end < size:
+            msgs = chunks.feed(data, MESSAGES_PER_YIELD)
+            end = chunks.consumed
+            for i, msg in enumerate(msgs):
+                kind = msg.type_id
+                if kind not in _MEDIA:
+                    self._queued.extend(msgs[i:])
                     self._to_task(data[end:])
                     return
+                failure = session.media(kind, msg.timestamp, msg.payload)
+                if failure is not None:
+                    self._failure = failure
+                    self._to_task(b"")
+                    return
+            chunks.check()
         except Exception as exc:  # raised again in the task, which ends the connection
             self._error = exc
             self._to_task(b"")
+            return
+        if end < len(data):  # a yield is due: the task has the rest
+            self._to_task(data[end:])
             return
         self._ack()
 
@@ -423,15 +418,17 @@ class Connection(asyncio.BufferedProtocol):
                 return replies
             data = handshake.leftover
         chunks = self._chunks
+        view = memoryview(data)
         end = 0
-        while end < len(data):
-            off, end = end, end + chunks.payload_due + FEED_SIZE
-            msgs = chunks.feed(data[off:end])
+        while end < len(view):
+            msgs = chunks.feed(view[end:], MESSAGES_PER_YIELD)
+            end += chunks.consumed
             for msg in msgs:
                 replies += await session.handle(msg)
                 if session.closing:
                     return replies
             await self._maybe_yield(len(msgs))
+        chunks.check()  # an error after the messages handled above
         return replies + self._ack_due()
 
     async def _maybe_yield(self, handled: int) -> None:
