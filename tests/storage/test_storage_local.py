@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -42,6 +43,43 @@ def test_symlinks_inside_the_root_are_followed(store: LocalStore) -> None:
     store.put("real/x", b"1", "x")
     os.symlink(store.root / "real", store.root / "alias")
     assert store.get("alias/x") == b"1"
+
+
+def test_a_put_through_a_symlink_inside_the_root_writes_its_target(store: LocalStore) -> None:
+    store.put("real/x", b"1", "x")
+    os.symlink(store.root / "real" / "x", store.root / "real" / "y")
+    os.symlink(store.root / "real", store.root / "alias")
+    store.put("real/y", b"2", "x")  # a file symlink: followed, as a read follows it
+    store.put("alias/z", b"3", "x")  # a directory symlink
+    assert (store.root / "real" / "y").is_symlink()
+    assert (store.root / "real" / "x").read_bytes() == b"2"
+    assert (store.root / "real" / "z").read_bytes() == b"3"
+
+
+def test_a_directory_deleted_after_a_put_is_made_again(store: LocalStore, tmp_path: Path) -> None:
+    # Directories already made are not checked again on every put; one deleted since (a
+    # recording removed by hand) is made again, and the put succeeds the first time.
+    store.put("rec/a/1.ts", b"1", "x")
+    shutil.rmtree(store.root / "rec")
+    store.put("rec/a/2.ts", b"2", "x")
+    assert store.get("rec/a/2.ts") == b"2"
+    part = store.new_part()
+    part.append(b"3")
+    part.finish()
+    shutil.rmtree(store.root / "rec")
+    store.put_part("rec/a/3.ts", part, "x")
+    assert store.get("rec/a/3.ts") == b"3"
+
+
+def test_a_directory_made_a_symlink_out_of_the_root_before_its_first_put_is_refused(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, store.root / "rec")
+    with pytest.raises(InvalidKeyError):
+        store.put("rec/a/1.ts", b"1", "x")
+    assert list(outside.iterdir()) == []  # nothing made out there, not even a directory
 
 
 def test_temporary_files_are_never_listed(store: LocalStore) -> None:

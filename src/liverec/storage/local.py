@@ -26,6 +26,7 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
+from stat import S_ISLNK
 
 from liverec.errors import InvalidKeyError, StorageError
 from liverec.storage.base import BlobStore, ObjectNotFoundError
@@ -35,6 +36,7 @@ from liverec.storage.parts import Part, PartDir, PartStore
 TMP_PREFIX = ".liverec-tmp-"
 PARTS_DIR = ".liverec-parts"
 _CHUNK = 1 << 20
+MAX_CHECKED_DIRS = 4096  # a recording's directory each: forgotten all at once when full
 
 
 class LocalStore(BlobStore, PartStore):
@@ -48,6 +50,7 @@ class LocalStore(BlobStore, PartStore):
         self._root = root.resolve(strict=True)
         self._parts = PartDir(self._root / PARTS_DIR)
         self._parts.sweep()  # what a killed process left
+        self._checked: set[Path] = set()  # directories made and found inside the root
 
     @property
     def root(self) -> Path:
@@ -61,41 +64,73 @@ class LocalStore(BlobStore, PartStore):
             raise InvalidKeyError(f"key {key!r} leads outside the storage root")
         return resolved
 
+    def _target(self, key: str, *, again: bool = False) -> Path:
+        """The file a put of `key` renames into place: its directory made and checked to
+        resolve inside the root. A checked directory is remembered: resolving costs an
+        lstat per component (a dozen a put), each of which lets go of the GIL, and the
+        recorder's threads then wait for the event loop's. The file itself takes one lstat:
+        a symlink there is followed as before (refused when it leads out of the root).
+        `again`: check and make the directory anew (it was not there: deleted since)."""
+        check_key(key)
+        *dirs, name = key.split("/")
+        directory = self._root.joinpath(*dirs)
+        if again or directory not in self._checked:
+            if not directory.resolve().is_relative_to(self._root):  # before any mkdir
+                self._checked.discard(directory)
+                raise InvalidKeyError(f"key {key!r} leads outside the storage root")
+            self._make_dirs(directory)
+            if len(self._checked) >= MAX_CHECKED_DIRS:
+                self._checked.clear()
+            self._checked.add(directory)
+        path = directory / name
+        try:
+            link = S_ISLNK(os.lstat(path).st_mode)
+        except FileNotFoundError:
+            return path
+        return self._path(key) if link else path
+
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         # content_type is not kept: local files are served by their extension.
-        path = self._path(key)
         try:
-            self._make_dirs(path.parent)
-            tmp = path.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             try:
-                try:
-                    view = memoryview(data)
-                    while view:
-                        written = os.write(fd, view[:_CHUNK])
-                        view = view[written:]
-                    if self.fsync:
-                        os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, path)
-            except BaseException:
-                # A full disk (ENOSPC), a file size limit, an interrupt: no leftover.
-                tmp.unlink(missing_ok=True)
-                raise
-            if self.fsync:
-                _fsync_dir(path.parent)
+                self._write(self._target(key), data)
+            except FileNotFoundError:  # its directory was deleted since it was made
+                self._write(self._target(key, again=True), data)
         except OSError as exc:
             raise StorageError(f"cannot write {key!r}: {exc}") from exc
+
+    def _write(self, path: Path, data: bytes) -> None:
+        tmp = path.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view[:_CHUNK])
+                    view = view[written:]
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            # A full disk (ENOSPC), a file size limit, an interrupt: no leftover.
+            tmp.unlink(missing_ok=True)
+            raise
+        if self.fsync:
+            _fsync_dir(path.parent)
 
     def new_part(self) -> Part:
         return self._parts.new_part()
 
     def put_part(self, key: str, part: Part, content_type: str) -> None:
-        path = self._path(key)
         try:
-            self._make_dirs(path.parent)
-            moved = part.move(path, fsync=self.fsync)
+            path = self._target(key)
+            try:
+                moved = part.move(path, fsync=self.fsync)
+            except FileNotFoundError:  # its directory was deleted since it was made
+                path = self._target(key, again=True)
+                moved = part.move(path, fsync=self.fsync)
         except OSError as exc:
             raise StorageError(f"cannot write {key!r}: {exc}") from exc
         if not moved:  # in memory, or already stored under another key
