@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,31 @@ def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path: Pa
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
         assert (tmp_path / "sub").is_dir()
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_connections_are_kept_when_a_dozen_threads_use_them(tmp_path: Path) -> None:
+    # The recorder's threads, the API's and the sweepers' hold more than SQLAlchemy's
+    # default 5 at once; each one over it used to be opened and closed again every time.
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    opened: list[object] = []
+    sa.event.listen(engine, "connect", lambda conn, _record: opened.append(conn))
+    barrier = threading.Barrier(12)
+
+    def use() -> None:
+        with engine.connect() as conn:
+            barrier.wait(timeout=10)  # all twelve out at once
+            conn.exec_driver_sql("SELECT 1")
+
+    try:
+        for _ in range(3):
+            threads = [threading.Thread(target=use) for _ in range(12)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        assert len(opened) == 12  # the first round's, kept for the next two
     finally:
         engine.dispose()
 

@@ -50,6 +50,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SCHEMA_HEAD = "0007"
 VERSION_TABLE = "alembic_version"  # Alembic's default, where it keeps the revision
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_POOL_SIZE = 16  # connections kept (and as many more at a peak, closed after)
 # Any constant: PostgreSQL advisory lock taken while migrating, so nodes migrate one at a time.
 _MIGRATE_LOCK = 0x6C69766572656301
 WRITE_OPTION = "liverec_write"
@@ -125,7 +126,15 @@ def make_engine(url: str, *, fsync: bool = True) -> Engine:
         if database in ("", ":memory:") or database.startswith("file:"):
             raise ConfigError("the SQLite catalog needs a file: sqlite:///PATH")
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        # Connections are kept, not closed when more than the default 5 are out at once:
+        # the recorder's threads, the API's and the sweepers' together use more, and a new
+        # one costs an open, its PRAGMAs, a map of the WAL index and a cold page cache.
+        engine = create_engine(
+            parsed,
+            connect_args={"check_same_thread": False},
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=SQLITE_POOL_SIZE,
+        )
         _setup_sqlite(engine, "FULL" if fsync else "NORMAL")
         return engine
     if backend == "postgresql":
