@@ -10,6 +10,7 @@ from liverec.media.aac import AacConfig
 from liverec.media.ts import TsMuxer
 from liverec.outputs.samples import Timeline, split_annexb
 from liverec.outputs.tsread import read_segment
+from support.aacgen import aac_frames, demuxed_audio
 
 WRAP = 1 << 33
 FRAME = 3600  # 25 fps, in 90 kHz ticks
@@ -120,6 +121,20 @@ def test_a_pes_of_several_adts_frames_is_one_sample_each() -> None:
     assert seg.cut_point  # no video: any segment can start a file
     assert [s.dts - seg.start for s in seg.audio] == [0, 1920, 3840]  # 1024 samples at 48 kHz
     assert [s.data for s in seg.audio] == [adts(n)[7:] for n in range(3)]
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 22050])
+@pytest.mark.parametrize("base", [0, 7, 2070, 900_000 + 23 * 90, 123_456_789])
+def test_frames_after_a_pes_start_are_timed_as_ffmpeg_reads_them(rate: int, base: int) -> None:
+    # At 44.1 kHz a frame lasts 2089.8 ticks: each after the first is where FFmpeg's
+    # demuxer puts it, so the MP4 plays every frame when the HLS does, to the tick.
+    frames = aac_frames(12, rate)
+    mux = TsMuxer(video=False, audio=True)
+    data = mux.segment_header() + mux.audio(base, b"".join(frames))
+    ffmpeg = [pts - base for pts, _ in demuxed_audio(data)]
+    seg = Timeline().segment(data, 0.3, False)
+    assert [s.dts - seg.start for s in seg.audio] == ffmpeg
+    assert ffmpeg[1] in (1024 * 90_000 // rate, 1024 * 90_000 // rate + 1)
 
 
 def test_split_annexb() -> None:

@@ -162,7 +162,9 @@ class Timeline:
 
     def _audio(self, out: SegmentSamples, unit: AccessUnit, dts: int) -> None:
         data = unit.data
-        pos = index = 0
+        pos = 0
+        raw = unit.dts  # the PES's own time: FFmpeg times the frames after it from there
+        at_raw = raw
         while pos < len(data):
             config, header, length = parse_adts(data[pos : pos + 9])
             if pos + length > len(data):
@@ -171,11 +173,24 @@ class Timeline:
                 out.audio_config = AudioConfig(
                     config.object_type, config.sampling_index, config.sample_rate, config.channels
                 )
-            offset = index * _AAC_FRAME * PTS_HZ // config.sample_rate
-            at, _ = self._monotonic(False, dts + offset, dts + offset)
+            at, _ = self._monotonic(False, dts + at_raw - raw, dts + at_raw - raw)
             out.audio.append(Sample(at, at, None, data[pos + header : pos + length], True))
             pos += length
-            index += 1
+            at_raw = next_aac_pts(at_raw, config.sample_rate)
+
+
+def next_aac_pts(pts: int, rate: int) -> int:
+    """The 90 kHz PTS FFmpeg's demuxer gives the AAC frame after one at `pts` in the same
+    PES (libavutil's av_add_stable: a step along the grid of frame starts from 0, each
+    rounded to the nearest tick, so rounding never accumulates). The MP4 then plays each
+    frame when the HLS does."""
+    num = _AAC_FRAME * PTS_HZ  # a frame lasts num / rate ticks
+
+    def tick(frame: int) -> int:  # where frame number `frame` of the grid starts
+        return (2 * frame * num + rate) // (2 * rate)
+
+    frame = (2 * pts * rate + num) // (2 * num)  # the grid's frame nearest pts
+    return tick(frame + 1) + pts - tick(frame)
 
 
 def split_annexb(data: bytes) -> list[bytes]:

@@ -35,6 +35,14 @@ Each frame at timeline ms t, with the open segment started at s, is checked in t
    of duration (`_advance`), so a segment whose frames all start before limit - slack ends by
    the limit however it ends (a cut, a pause, a jump or the end of the publish).
 
+Audio frames are muxed a few to a PES, as ffmpeg's and nginx-rtmp's HLS muxers do: up to
+MAX_AUDIO_PES_BYTES or MAX_AUDIO_DELAY_MS of consecutive frames (each one frame's duration
+after the last, by the publisher's clock) share one PES with the first one's PTS, and
+demuxers time the others by their sample counts. A lone AAC frame took three TS packets for
+~370 bytes (~2 % of a 3 Mbit/s stream in headers and stuffing) and most of the muxer's work
+per audio frame. The waiting frames go into the segment before it is cut, and a segment
+whose first frame is audio writes that frame at once, so its first PES is its start.
+
 Why not a bound of about the target, cutting at it without a keyframe: a segment that does
 not start on a keyframe cannot be decoded from its start (a player joining there, a clip or a
 snapshot that starts in it), and the bound must be declared before any keyframe interval has
@@ -74,6 +82,12 @@ MAX_SEGMENT_BYTES = 48 * 1024 * 1024
 # Keyframe intervals remembered to predict the next one (rule 2): a few GOPs, so that one
 # odd interval is forgotten soon.
 KEYFRAME_HISTORY = 8
+# Audio frames per PES (module docstring): ffmpeg's default PES payload size, and a delay
+# under nginx-rtmp's default 300 ms (hls_max_audio_delay). A frame whose timestamp is more
+# than AUDIO_JITTER_MS off one frame after the last starts a PES of its own.
+MAX_AUDIO_PES_BYTES = 2930
+MAX_AUDIO_DELAY_MS = 200
+AUDIO_JITTER_MS = 2
 
 
 def playlist_target_duration(target_duration: float) -> int:
@@ -177,6 +191,13 @@ class Segmenter:
         self._end_t = 0  # timeline ms where the media written so far ends
         self._last_keyframe: int | None = None  # None: none since the start, a jump or a pause
         self._keyframe_gaps: deque[int] = deque(maxlen=KEYFRAME_HISTORY)
+        # ADTS frames waiting for one PES: the first one's 90 kHz PTS and timeline ms, the
+        # last one's timeline ms, their bytes.
+        self._audio_run: list[bytes] = []
+        self._audio_pts = 0
+        self._audio_first_t = 0
+        self._audio_last_t = 0
+        self._audio_bytes = 0
 
     # -- clock -------------------------------------------------------------------------
 
@@ -257,16 +278,48 @@ class Segmenter:
         track = self._audio
         t, out = self._timeline(track, raw_ts, now)
         out += self._maybe_cut(t, cut_point=not self.has_video, keyframe=False)
-        if self._open is None:
-            # Every audio frame can start an audio-only segment (and a new recording).
-            self._start(t, not self.has_video)
         pts90 = TS_BASE_90K + t * 90
-        self._append(self._mux.audio(pts90, adts))
-        if self.keep_units:
-            assert self._open is not None
-            self._open.units.append(AccessUnit(False, pts90 % _WRAP, pts90 % _WRAP, adts))
+        if self._open is None:
+            # Every audio frame can start an audio-only segment (and a new recording): its
+            # first PES is this frame's, written at once.
+            self._start(t, not self.has_video)
+            self._write_audio(pts90, adts)
+        else:
+            self._bundle_audio(t, pts90, adts, frame_ms)
         self._advance(track, t, frame_ms)
         return out
+
+    def _bundle_audio(self, t: int, pts90: int, adts: bytes, frame_ms: int) -> None:
+        """Add an ADTS frame to the PES being gathered, or start one (module docstring)."""
+        run = self._audio_run
+        if run and (
+            abs(t - self._audio_last_t - frame_ms) > AUDIO_JITTER_MS
+            or self._audio_bytes + len(adts) > MAX_AUDIO_PES_BYTES
+            or t - self._audio_first_t >= MAX_AUDIO_DELAY_MS
+        ):
+            self._flush_audio()
+        if not run:
+            self._audio_pts = pts90
+            self._audio_first_t = t
+            self._audio_bytes = 0
+        run.append(adts)
+        self._audio_last_t = t
+        self._audio_bytes += len(adts)
+
+    def _flush_audio(self) -> None:
+        """Write the gathered audio frames as one PES into the open segment."""
+        run = self._audio_run
+        if run:
+            data = run[0] if len(run) == 1 else b"".join(run)
+            run.clear()
+            self._write_audio(self._audio_pts, data)
+
+    def _write_audio(self, pts90: int, adts: bytes) -> None:
+        """One audio PES (one or more ADTS frames) into the open segment."""
+        self._append(self._mux.audio(pts90, adts))
+        if self.keep_units:  # as a reader of the TS will find it: a unit per PES
+            assert self._open is not None
+            self._open.units.append(AccessUnit(False, pts90 % _WRAP, pts90 % _WRAP, adts))
 
     def open_segment(self) -> tuple[datetime, bytes] | None:
         """The segment being filled: its wall-clock start and its TS bytes so far (whole
@@ -343,6 +396,7 @@ class Segmenter:
         self._open.part.append(data)
 
     def _finish(self, end_t: int) -> list[SegmentData]:
+        self._flush_audio()  # the frames gathered belong to this segment
         seg = self._open
         assert seg is not None
         self._open = None
