@@ -82,6 +82,7 @@ def test_a_ban_ends_the_live_publish_and_refuses_new_ones(
 ) -> None:
     started = datetime.now(UTC)
     proc = start_push(srv.url(stream="cam"), long_media)
+    other = start_push(srv.url(stream="other"), long_media)  # not banned: goes on
     try:
         live = wait_for(lambda: online(http).get("cam"))
         assert (live["videoCodec"], live["audioCodec"]) == ("H264", "AAC")
@@ -102,8 +103,11 @@ def test_a_ban_ends_the_live_publish_and_refuses_new_ones(
         wait_for(lambda: proc.poll() is not None, timeout=4.0, every=0.05)
         print(f"ban to publisher closed: {time.monotonic() - banned_at:.2f} s")
         assert proc.returncode != 0
+        time.sleep(1.5)  # another poll of the live controls
+        assert other.poll() is None and "other" in online(http)
     finally:
         stop(proc)
+        stop(other)
     wait_for(lambda: "cam" not in online(http))
     listed = http.get(EP + "/admin/banned_streams").json()["bannedStreamList"]
     assert [item["name"] for item in listed] == ["cam"]

@@ -120,6 +120,49 @@ _BANNED_UNTIL = select(streams.c.ban_resume_ms).where(
 )
 
 
+# Built once: polled every second (StreamsRepo.live_controls).
+_LIVE_CONTROLS = (
+    select(
+        projects.c.app_id,
+        streams.c.entry_point,
+        streams.c.name,
+        entry_points.c.record_enabled,
+        own_switch().label("stream_enabled"),
+        case((streams.c.ban_resume_ms > db_now_ms(), streams.c.ban_resume_ms)).label("banned_ms"),
+        record_settings.c.hls_enabled,
+        record_settings.c.mp4_enabled,
+        snapshot_settings.c.enabled.label("snapshots"),
+        snapshot_settings.c.interval_s,
+    )
+    .select_from(streams)
+    .join(projects, projects.c.id == streams.c.project_id)
+    .outerjoin(
+        record_settings,
+        and_(
+            record_settings.c.project_id == streams.c.project_id,
+            record_settings.c.entry_point == streams.c.entry_point,
+            record_settings.c.region == bindparam("p_region"),
+        ),
+    )
+    .outerjoin(
+        snapshot_settings,
+        and_(
+            snapshot_settings.c.project_id == streams.c.project_id,
+            snapshot_settings.c.entry_point == streams.c.entry_point,
+            snapshot_settings.c.region == bindparam("p_region"),
+        ),
+    )
+    .outerjoin(
+        entry_points,
+        and_(
+            entry_points.c.project_id == streams.c.project_id,
+            entry_points.c.name == streams.c.entry_point,
+        ),
+    )
+    .where(streams.c.live_node_id == bindparam("p_node_id"))
+)
+
+
 class StreamsRepo(RepoBase):
     # -- the recording switch -----------------------------------------------------------------
 
@@ -244,48 +287,7 @@ class StreamsRepo(RepoBase):
         in `region`. One statement; polled every second or so, so that a ban, a recording
         task or a settings change reaches the live publish on whichever node holds it."""
         with self._read() as conn:
-            rows = conn.execute(
-                select(
-                    projects.c.app_id,
-                    streams.c.entry_point,
-                    streams.c.name,
-                    entry_points.c.record_enabled,
-                    own_switch().label("stream_enabled"),
-                    case((streams.c.ban_resume_ms > db_now_ms(), streams.c.ban_resume_ms)).label(
-                        "banned_ms"
-                    ),
-                    record_settings.c.hls_enabled,
-                    record_settings.c.mp4_enabled,
-                    snapshot_settings.c.enabled.label("snapshots"),
-                    snapshot_settings.c.interval_s,
-                )
-                .select_from(streams)
-                .join(projects, projects.c.id == streams.c.project_id)
-                .outerjoin(
-                    record_settings,
-                    and_(
-                        record_settings.c.project_id == streams.c.project_id,
-                        record_settings.c.entry_point == streams.c.entry_point,
-                        record_settings.c.region == region,
-                    ),
-                )
-                .outerjoin(
-                    snapshot_settings,
-                    and_(
-                        snapshot_settings.c.project_id == streams.c.project_id,
-                        snapshot_settings.c.entry_point == streams.c.entry_point,
-                        snapshot_settings.c.region == region,
-                    ),
-                )
-                .outerjoin(
-                    entry_points,
-                    and_(
-                        entry_points.c.project_id == streams.c.project_id,
-                        entry_points.c.name == streams.c.entry_point,
-                    ),
-                )
-                .where(streams.c.live_node_id == node_id)
-            ).all()
+            rows = conn.execute(_LIVE_CONTROLS, {"p_node_id": node_id, "p_region": region}).all()
         out = []
         for row in rows:
             m = row._mapping
