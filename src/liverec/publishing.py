@@ -154,14 +154,17 @@ class LivePublish:
             self.recorder.on_metadata(metadata)
 
     def on_video(self, timestamp: int, payload: bytes) -> None:
-        self._check()
-        self._count(len(payload), video=True, payload=payload)
-        avc = len(payload) > 1 and payload[0] & 0x0F == flv.CODEC_AVC
+        if self.refusal is not None:
+            raise self.refusal
+        size = len(payload)
+        nalu = size > 1 and payload[1] == 1  # an AVC NALU tag: a frame
+        self._count(size, nalu, False)
+        avc = size > 1 and payload[0] & 0x0F == flv.CODEC_AVC
         if avc and payload[1] == 0:
             self._config.video = (timestamp, payload)
             self._note_avc(payload)
-        keyframe = avc and payload[1] == 1 and payload[0] >> 4 == 1
-        if avc and payload[1] == 1 and not self._media_seen:
+        keyframe = avc and nalu and payload[0] >> 4 == 1
+        if avc and nalu and not self._media_seen:
             self._media_seen = True
             self._media_changed()
         if keyframe and self._switch_outputs:
@@ -172,12 +175,15 @@ class LivePublish:
             self._maybe_snapshot(payload)
 
     def on_audio(self, timestamp: int, payload: bytes) -> None:
-        self._check()
-        self._count(len(payload), video=False, payload=payload)
-        if len(payload) > 1 and payload[0] >> 4 == flv.SOUND_AAC and payload[1] == 0:
+        if self.refusal is not None:
+            raise self.refusal
+        size = len(payload)
+        aac = size > 1 and payload[0] >> 4 == flv.SOUND_AAC
+        self._count(size, False, aac and payload[1] == 1)  # an AAC raw frame
+        if aac and payload[1] == 0:
             self._config.audio = (timestamp, payload)
             self._note_aac(payload)
-        elif len(payload) > 1 and payload[0] >> 4 == flv.SOUND_AAC and not self._media_seen:
+        elif aac and not self._media_seen:
             self._media_seen = True
             self._media_changed()
         if self.recorder is not None:
@@ -395,19 +401,19 @@ class LivePublish:
         self._media_writes.add(write)
         write.add_done_callback(self._media_writes.discard)
 
-    def _count(self, size: int, *, video: bool, payload: bytes) -> None:
-        frame = video and len(payload) > 1 and payload[1] == 1  # an AVC NALU tag
+    def _count(self, size: int, video_frame: bool, audio_frame: bool) -> None:
+        """A tag of `size` bytes arrived (once per frame: kept to additions)."""
         ingested = self.ingested
         ingested.bytes += size
-        if frame:
-            ingested.video_frames += 1
-        elif not video and len(payload) > 1 and payload[1] == 1:
-            ingested.audio_frames += payload[0] >> 4 == flv.SOUND_AAC  # an AAC raw frame
-        for meter in (self._figures, self._minute):
-            meter.bytes += size
-            meter.frames += frame
+        ingested.video_frames += video_frame
+        ingested.audio_frames += audio_frame
+        figures, minute = self._figures, self._minute
+        figures.bytes += size
+        figures.frames += video_frame
+        minute.bytes += size
+        minute.frames += video_frame
         now = time.monotonic()
-        if now - self._figures.since >= FIGURES_EVERY or now - self._minute.since >= MINUTE:
+        if now - figures.since >= FIGURES_EVERY or now - minute.since >= MINUTE:
             self._write_figures(now)
 
     def _write_figures(self, now: float) -> None:

@@ -54,7 +54,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from liverec.media.ts import AccessUnit, Segment, TsMuxer
 from liverec.storage.parts import Part, memory_part
@@ -100,6 +100,10 @@ def playlist_target_duration(target_duration: float) -> int:
 
 def _target_ms(target_duration: float) -> int:
     return max(1, round(target_duration * 1000))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _whole_ms(t: datetime) -> datetime:
@@ -167,6 +171,7 @@ class Segmenter:
         audio: bool,
         keep_units: bool = False,
         parts: Callable[[], Part] = memory_part,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         if not video and not audio:
             raise ValueError("a segmenter needs at least one track")
@@ -178,12 +183,15 @@ class Segmenter:
         self.has_audio = audio
         self.keep_units = keep_units  # hand each segment's PES payloads over too
         self.parts = parts  # where each segment's bytes go while it grows
+        self.clock = clock  # the server's, for frames handed over without their arrival time
         self._mux = TsMuxer(video=video, audio=audio)
         self._offset: int | None = None  # the time base of the latest jump, for new tracks
         self._anchor_t = 0
         self._anchor_wall: datetime | None = None
         self._video = _Track()
-        self.last_video_time: datetime | None = None  # wall clock of the latest video frame
+        # The latest video frame's presentation instant: timeline ms and the anchor it was
+        # on (last_video_time makes the datetime only when asked, not for every frame).
+        self._last_video: tuple[int, int, datetime] | None = None
         self._audio = _Track()
         self._open: _Open | None = None
         self._seq = 0
@@ -205,13 +213,27 @@ class Segmenter:
         assert self._anchor_wall is not None
         return self._anchor_wall + timedelta(milliseconds=t - self._anchor_t)
 
-    def _timeline(self, track: _Track, raw: int, now: datetime) -> tuple[int, list[SegmentData]]:
-        """Map a publisher timestamp onto the timeline, handling jumps."""
+    @property
+    def last_video_time(self) -> datetime | None:
+        """The wall clock of the latest video frame (its presentation instant, as
+        post-processing will read it back from the segment); None before any."""
+        last = self._last_video
+        if last is None:
+            return None
+        t, anchor_t, anchor_wall = last
+        return anchor_wall + timedelta(milliseconds=t - anchor_t)
+
+    def _timeline(
+        self, track: _Track, raw: int, now: datetime | None
+    ) -> tuple[int, list[SegmentData]]:
+        """Map a publisher timestamp onto the timeline, handling jumps. `now`: the server's
+        clock when the frame arrived; None: read `clock` (only the first frame and jumps
+        need it)."""
         out: list[SegmentData] = []
         if self._offset is None:
             self._offset = track.offset = -raw
             self._anchor_t = 0
-            self._anchor_wall = _whole_ms(now)
+            self._anchor_wall = _whole_ms(self.clock() if now is None else now)
             return 0, out
         if track.offset is None:
             # A track's first frame: it shares the other track's time base, unless the
@@ -238,7 +260,7 @@ class Segmenter:
                     out += self._finish(t)
                 wall_end = self.wall(end_t)
                 self._anchor_t = t
-                self._anchor_wall = max(_whole_ms(now), wall_end)
+                self._anchor_wall = max(_whole_ms(self.clock() if now is None else now), wall_end)
                 self._pending_discontinuity = True
                 self._last_keyframe = None  # an interval across a jump is no GOP
             elif step < 0:
@@ -248,7 +270,7 @@ class Segmenter:
     # -- frames ------------------------------------------------------------------------
 
     def video(
-        self, raw_ts: int, cts: int, keyframe: bool, annexb: bytes, now: datetime
+        self, raw_ts: int, cts: int, keyframe: bool, annexb: bytes, now: datetime | None = None
     ) -> list[SegmentData]:
         track = self._video
         t, out = self._timeline(track, raw_ts, now)
@@ -265,8 +287,8 @@ class Segmenter:
         if self.keep_units:
             assert self._open is not None
             self._open.units.append(AccessUnit(True, pts90 % _WRAP, dts90 % _WRAP, annexb))
-        # Its presentation instant, as post-processing will read it back from the segment.
-        self.last_video_time = self.wall(t + max(0, cts))
+        assert self._anchor_wall is not None
+        self._last_video = (t + max(0, cts), self._anchor_t, self._anchor_wall)
         assert self._open is not None
         if self._open.video_frames == 0:
             self._open.video_keyframe_start = keyframe
@@ -274,7 +296,9 @@ class Segmenter:
         self._advance(track, t, 40)
         return out
 
-    def audio(self, raw_ts: int, adts: bytes, frame_ms: int, now: datetime) -> list[SegmentData]:
+    def audio(
+        self, raw_ts: int, adts: bytes, frame_ms: int, now: datetime | None = None
+    ) -> list[SegmentData]:
         track = self._audio
         t, out = self._timeline(track, raw_ts, now)
         out += self._maybe_cut(t, cut_point=not self.has_video, keyframe=False)

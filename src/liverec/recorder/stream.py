@@ -99,6 +99,7 @@ class StreamRecorder:
         )
         self.avc: AvcConfig | None = None
         self.aac: AacConfig | None = None
+        self._frame_ms = 23  # an AAC frame's duration at the configuration's rate
         self.expect_video: bool | None = None  # from onMetaData, when the publisher sent it
         self.expect_audio: bool | None = None
         self.metadata: dict[str, Any] = {}
@@ -151,9 +152,10 @@ class StreamRecorder:
             return  # without a decoder configuration a frame is undecodable: not kept
         annexb = access_unit_annexb(tag.body, self.avc, tag.keyframe)
         seg = self.segmenter
-        if seg is not None:  # recording: straight on, as _feed would
+        if seg is not None:  # recording: straight on, as _feed would (it reads the clock)
             if seg.has_video:
-                self._emit(seg.video(timestamp, tag.cts, tag.keyframe, annexb, self.clock.now()))
+                for done in seg.video(timestamp, tag.cts, tag.keyframe, annexb):
+                    self.writer.submit(done)
             return
         self._frame(
             _Pending(True, timestamp, (tag.cts, tag.keyframe, annexb), self.clock.now()),
@@ -168,15 +170,17 @@ class StreamRecorder:
             )
         if tag.packet_type == 0:
             self.aac = AacConfig.parse(tag.body)
+            self._frame_ms = max(1, round(1024_000 / self.aac.sample_rate))
             return
         if not tag.body or self.aac is None:
             return
         adts = self.aac.adts_header(len(tag.body)) + tag.body
-        frame_ms = max(1, round(1024_000 / self.aac.sample_rate))
+        frame_ms = self._frame_ms
         seg = self.segmenter
         if seg is not None:
             if seg.has_audio:
-                self._emit(seg.audio(timestamp, adts, frame_ms, self.clock.now()))
+                for done in seg.audio(timestamp, adts, frame_ms):
+                    self.writer.submit(done)
             return
         self._frame(_Pending(False, timestamp, (adts, frame_ms), self.clock.now()), len(adts))
 
@@ -285,6 +289,7 @@ class StreamRecorder:
             audio=audio,
             keep_units=self.settings.mp4,
             parts=self.writer.new_part,  # the open segment grows in a file, not in memory
+            clock=self.clock.now,
         )
         self.writer.submit_info(self._media_info())
         pending, self._pending, self._pending_bytes = self._pending, [], 0
