@@ -23,6 +23,7 @@ from liverec.recorder import (
     RecordingStarted,
     SegmentDropped,
     SegmentStored,
+    hls,
 )
 from liverec.recorder.hls import HlsWriter, render_playlist
 from liverec.recorder.segmenter import SegmentData
@@ -437,3 +438,57 @@ async def test_a_slow_store_queues_no_more_than_max_backlog_bytes(tmp_path: Path
     entries = parse(playlist(tmp_path, events)).segments
     assert len(entries) == 4 and w.dropped == 7
     assert entries[3].discontinuity is False  # the gap follows the last one written
+
+
+class Head:
+    """Retention's head of the recording, as the catalog would answer: seqs before `first`
+    trimmed (0: none)."""
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.asked = 0
+
+    def __call__(self, playlist: str) -> tuple[int, int]:
+        self.asked += 1
+        return self.first, 0
+
+
+async def stored(events: Events, count: int) -> None:
+    async with asyncio.timeout(5):
+        while len(events.stored) < count:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_live_playlist_asks_for_the_trimmed_head_now_and_then_the_final_one_always(
+    tmp_path: Path,
+) -> None:
+    store, events, head = FlakyStore(tmp_path), Events(), Head(2)
+    w = writer(store, events)
+    w.head = head
+    for i in range(6):
+        w.submit(segment(i))
+    await stored(events, 6)
+    # Six playlists written within HEAD_EVERY of the recording's start: none asked (the
+    # trimmed files outlive the catalog rows by retention's grace period).
+    assert head.asked == 0
+    assert parse(playlist(tmp_path, events)).media_sequence == 0
+    await w.close()
+    assert head.asked == 1  # the final playlist asks, whenever it is written
+    final = parse(playlist(tmp_path, events))
+    assert final.endlist and final.media_sequence == 2 and len(final.segments) == 4
+
+
+async def test_a_live_playlist_asks_again_once_head_every_has_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hls, "HEAD_EVERY", 0.0)
+    store, events, head = FlakyStore(tmp_path), Events(), Head(2)
+    w = writer(store, events)
+    w.head = head
+    for i in range(4):
+        w.submit(segment(i))
+    await stored(events, 4)
+    assert head.asked == 4
+    live = parse(playlist(tmp_path, events))
+    assert not live.endlist and live.media_sequence == 2 and len(live.segments) == 2
+    await w.close()

@@ -17,6 +17,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
@@ -64,6 +65,9 @@ MAX_BACKLOG_BYTES = 32 * 1024 * 1024
 # snapshots up to this many bytes per stream (5 segments of 4 s at 3 Mbit/s); the rest are
 # let go at once. Without it 100 streams held 16 segments each through a catalog outage.
 MAX_HELD_BYTES = 8 * 1024 * 1024
+# A live playlist learns where retention trimmed its head this often: the trimmed files stay
+# 60 s (retention.py's grace period), so the playlist never lists one that is gone.
+HEAD_EVERY = 10.0
 # Refusals, not outages: retrying cannot help.
 _REFUSALS = (LeaseLostError, InvalidValueError, ConflictError, NotFoundError, InvalidKeyError)
 
@@ -86,6 +90,7 @@ class _Recording:
     target_duration: int | None = None  # EXT-X-TARGETDURATION, set by its first segment
     first: int = 0  # seq of entries[0]: retention may have trimmed the head
     discontinuity_sequence: int = 0  # discontinuities trimmed with the head
+    head_read: float = field(default_factory=time.monotonic)  # when the head was last asked
 
 
 class HlsWriter:
@@ -116,7 +121,7 @@ class HlsWriter:
         head: HeadSource | None = None,
     ) -> None:
         self.stream = stream
-        self.head = head  # retention's trimmed head, asked before each playlist
+        self.head = head  # retention's trimmed head (_trim_head says when it is asked)
         self.hls = hls  # False: segments are cut for the other outputs, nothing stored
         self.mp4 = mp4
         self.session_id = session_id
@@ -454,7 +459,7 @@ class HlsWriter:
                 log.exception("%s: a listener failed on %s", self.stream, type(event).__name__)
 
     async def _put_playlist(self, rec: _Recording, *, ended: bool) -> None:
-        await self._trim_head(rec)
+        await self._trim_head(rec, ended=ended)
         text = render_playlist(
             rec.entries,
             ended=ended,
@@ -464,12 +469,18 @@ class HlsWriter:
         )
         await self._put(rec.path.playlist, text.encode(), PLAYLIST_TYPE)
 
-    async def _trim_head(self, rec: _Recording) -> None:
+    async def _trim_head(self, rec: _Recording, *, ended: bool) -> None:
         """Drop the entries retention deleted from the head of the recording (it deletes
         their files only a grace period later, so a playlist written just before it learnt
-        of them lists no missing file for long). Never the last entry."""
+        of them lists no missing file for long). Never the last entry. A live playlist asks
+        at most every HEAD_EVERY seconds (a catalog read a segment was a fifth of a
+        recording's catalog work); the final one always asks."""
         if self.head is None or not rec.entries:
             return
+        now = time.monotonic()
+        if not ended and now - rec.head_read < HEAD_EVERY:
+            return
+        rec.head_read = now
         try:
             head = await self._io(self.head, rec.path.playlist)
         except Exception as exc:  # the catalog is failing: the head is as it was
