@@ -142,24 +142,21 @@ def test_playlist_target_duration_rule(target: float, expected: int) -> None:
     assert seg.playlist_target == expected and seg.limit_ms == expected * 1000
 
 
-def video_dts(data: bytes) -> list[int]:
-    """The DTS (PTS when alone) of every video PES in a segment, in file order."""
+def pes_times(data: bytes, pid: int) -> list[int]:
+    """The DTS (PTS when alone) of every PES on `pid` in TS bytes, in file order."""
     out = []
     for pos in range(0, len(data), PACKET_SIZE):
         pkt = data[pos : pos + PACKET_SIZE]
-        if ((pkt[1] & 0x1F) << 8 | pkt[2]) != VIDEO_PID or not pkt[1] & 0x40:
+        if ((pkt[1] & 0x1F) << 8 | pkt[2]) != pid or not pkt[1] & 0x40:
             continue
-        start = 4 + (1 + pkt[4] if pkt[3] & 0x20 else 0)
-        pes = pkt[start:]
-        field = pes[14:19] if pes[7] >> 6 == 0b11 else pes[9:14]
-        out.append(
-            (field[0] >> 1 & 7) << 30
-            | field[1] << 22
-            | (field[2] >> 1) << 15
-            | field[3] << 7
-            | field[4] >> 1
-        )
+        pes = pkt[4 + (1 + pkt[4] if pkt[3] & 0x20 else 0) :]
+        f = pes[14:19] if pes[7] >> 6 == 0b11 else pes[9:14]
+        out.append((f[0] >> 1 & 7) << 30 | f[1] << 22 | (f[2] >> 1) << 15 | f[3] << 7 | f[4] >> 1)
     return out
+
+
+def video_dts(data: bytes) -> list[int]:
+    return pes_times(data, VIDEO_PID)
 
 
 def check_playlist_rules(done: list[SegmentData], video_raw: list[int]) -> None:
@@ -325,16 +322,7 @@ def test_segments_cut_into_part_files_are_the_same_bytes(tmp_path: Path) -> None
 
 
 def audio_pes(data: bytes) -> list[int]:
-    """The PTS of every audio PES in TS bytes, in file order."""
-    out = []
-    for pos in range(0, len(data), PACKET_SIZE):
-        pkt = data[pos : pos + PACKET_SIZE]
-        if ((pkt[1] & 0x1F) << 8 | pkt[2]) != AUDIO_PID or not pkt[1] & 0x40:
-            continue
-        pes = pkt[4 + (1 + pkt[4] if pkt[3] & 0x20 else 0) :]
-        f = pes[9:14]
-        out.append((f[0] >> 1 & 7) << 30 | f[1] << 22 | (f[2] >> 1) << 15 | f[3] << 7 | f[4] >> 1)
-    return out
+    return pes_times(data, AUDIO_PID)
 
 
 def test_consecutive_audio_frames_share_a_pes_and_demux_with_their_own_times() -> None:
