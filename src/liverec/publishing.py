@@ -547,13 +547,18 @@ class Publishing:
         if not self.live:
             return
         controls = await asyncio.to_thread(self.catalog.live_controls, self.node_id, self.region)
-        by_name: dict[tuple[str, str, str], list[tuple[StreamRef, LivePublish]]] = {}
-        for stream, publish in self.live.items():  # once, not once per control: 200 x 200
+        # The live streams by name, once, not once per control (200 x 200); each publish is
+        # looked up when its control is applied, as the awaits below may replace it.
+        by_name: dict[tuple[str, str, str], list[StreamRef]] = {}
+        for stream in self.live:
             key = (stream.app_id, stream.entry_point, stream.stream_name)
-            by_name.setdefault(key, []).append((stream, publish))
+            by_name.setdefault(key, []).append(stream)
         for control in controls:
             key = (control.app_id, control.entry_point, control.stream_name)
-            for stream, publish in by_name.get(key, []):
+            for stream in by_name.get(key, []):
+                publish = self.live.get(stream)
+                if publish is None:
+                    continue
                 if control.banned_until is not None:
                     publish.end(
                         RefusedError(

@@ -492,3 +492,31 @@ async def test_a_live_playlist_asks_again_once_head_every_has_passed(
     live = parse(playlist(tmp_path, events))
     assert not live.endlist and live.media_sequence == 2 and len(live.segments) == 2
     await w.close()
+
+
+async def test_a_head_the_catalog_could_not_give_is_asked_again_with_the_next_playlist(
+    tmp_path: Path,
+) -> None:
+    store, events, head = FlakyStore(tmp_path), Events(), Head(2)
+    failing = [True]
+
+    def flaky_head(playlist: str) -> tuple[int, int]:
+        if failing[0]:
+            failing[0] = False
+            raise CatalogUnavailableError("catalog unreachable")
+        return head(playlist)
+
+    w = writer(store, events)
+    w.head = flaky_head
+    w.submit(segment(0))
+    await stored(events, 1)
+    # Written long after the recording started (as if HEAD_EVERY had passed): the first
+    # ask fails, the next playlist asks again rather than waiting HEAD_EVERY more.
+    assert w._current is not None
+    w._current.head_read -= hls.HEAD_EVERY
+    for i in range(1, 4):
+        w.submit(segment(i))
+    await stored(events, 4)
+    assert head.asked == 1
+    assert parse(playlist(tmp_path, events)).media_sequence == 2
+    await w.close()

@@ -82,6 +82,40 @@ def test_a_directory_made_a_symlink_out_of_the_root_before_its_first_put_is_refu
     assert list(outside.iterdir()) == []  # nothing made out there, not even a directory
 
 
+def test_a_directory_swapped_for_a_symlink_out_of_the_root_after_a_put_is_refused(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store.put("rec/a/1.ts", b"1", "x")  # the directory is checked, and remembered
+    shutil.rmtree(store.root / "rec" / "a")
+    os.symlink(outside, store.root / "rec" / "a")
+    with pytest.raises(InvalidKeyError):
+        store.put("rec/a/2.ts", b"2", "x")
+    part = store.new_part()
+    part.append(b"3")
+    part.finish()
+    with pytest.raises(InvalidKeyError):
+        store.put_part("rec/a/3.ts", part, "x")
+    # An ancestor swapped, not the directory itself: refused all the same.
+    store.put("top/b/c/1.ts", b"1", "x")
+    shutil.rmtree(store.root / "top")
+    (outside / "b" / "c").mkdir(parents=True)
+    os.symlink(outside, store.root / "top")
+    with pytest.raises(InvalidKeyError):
+        store.put("top/b/c/2.ts", b"2", "x")
+    assert sorted(p.name for p in outside.rglob("*")) == ["b", "c"]  # nothing written there
+
+
+def test_a_file_symlink_into_a_missing_directory_inside_the_root_makes_it(
+    store: LocalStore,
+) -> None:
+    (store.root / "d").mkdir()
+    os.symlink(store.root / "later" / "target.ts", store.root / "d" / "link.ts")
+    store.put("d/link.ts", b"1", "x")
+    assert (store.root / "later" / "target.ts").read_bytes() == b"1"
+
+
 def test_temporary_files_are_never_listed(store: LocalStore) -> None:
     store.put("d/a", b"1", "x")
     (store.root / "d" / f"{TMP_PREFIX}left-by-a-crash").write_bytes(b"partial")

@@ -480,12 +480,12 @@ class HlsWriter:
         now = time.monotonic()
         if not ended and now - rec.head_read < HEAD_EVERY:
             return
-        rec.head_read = now
         try:
             head = await self._io(self.head, rec.path.playlist)
         except Exception as exc:  # the catalog is failing: the head is as it was
             log.debug("%s: retention head unknown: %s", self.stream, exc)
-            return
+            return  # asked again with the next playlist
+        rec.head_read = now
         if head is None or head[0] <= rec.first:
             return
         drop = min(head[0] - rec.first, len(rec.entries) - 1)

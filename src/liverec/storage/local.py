@@ -50,7 +50,8 @@ class LocalStore(BlobStore, PartStore):
         self._root = root.resolve(strict=True)
         self._parts = PartDir(self._root / PARTS_DIR)
         self._parts.sweep()  # what a killed process left
-        self._checked: set[Path] = set()  # directories made and found inside the root
+        # Directories made and found inside the root: their (device, inode) then.
+        self._checked: dict[Path, tuple[int, int]] = {}
 
     @property
     def root(self) -> Path:
@@ -66,28 +67,42 @@ class LocalStore(BlobStore, PartStore):
 
     def _target(self, key: str, *, again: bool = False) -> Path:
         """The file a put of `key` renames into place: its directory made and checked to
-        resolve inside the root. A checked directory is remembered: resolving costs an
-        lstat per component (a dozen a put), each of which lets go of the GIL, and the
-        recorder's threads then wait for the event loop's. The file itself takes one lstat:
-        a symlink there is followed as before (refused when it leads out of the root).
-        `again`: check and make the directory anew (it was not there: deleted since)."""
+        resolve inside the root. Resolving costs an lstat per component (a dozen a put),
+        each of which lets go of the GIL (the recorder's threads then wait for the event
+        loop's), so a checked directory is remembered with its device and inode, and later
+        puts stat it once: any component swapped since (for a symlink out of the root, or
+        deleted) gives another inode or none, and the directory is checked and made anew.
+        The file itself takes one lstat: a symlink there is followed, as a read follows it
+        (refused when it leads out of the root). `again`: check anew regardless."""
         check_key(key)
         *dirs, name = key.split("/")
         directory = self._root.joinpath(*dirs)
-        if again or directory not in self._checked:
-            if not directory.resolve().is_relative_to(self._root):  # before any mkdir
-                self._checked.discard(directory)
-                raise InvalidKeyError(f"key {key!r} leads outside the storage root")
-            self._make_dirs(directory)
+        known = None if again else self._checked.get(directory)
+        if known is not None:
+            try:
+                st = os.stat(directory)
+            except FileNotFoundError:
+                known = None
+            else:
+                if (st.st_dev, st.st_ino) != known:
+                    known = None
+        if known is None:
+            self._checked.pop(directory, None)
+            self._make_dirs(directory)  # resolved and refused if outside before any mkdir
+            st = os.stat(directory)
             if len(self._checked) >= MAX_CHECKED_DIRS:
                 self._checked.clear()
-            self._checked.add(directory)
+            self._checked[directory] = (st.st_dev, st.st_ino)
         path = directory / name
         try:
             link = S_ISLNK(os.lstat(path).st_mode)
         except FileNotFoundError:
             return path
-        return self._path(key) if link else path
+        if not link:
+            return path
+        resolved = self._path(key)
+        self._make_dirs(resolved.parent)  # as a put through the link always did
+        return resolved
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         # content_type is not kept: local files are served by their extension.
@@ -143,7 +158,10 @@ class LocalStore(BlobStore, PartStore):
                 raise StorageError(f"cannot write {key!r}: {exc}") from exc
 
     def _make_dirs(self, directory: Path) -> None:
-        """mkdir -p, fsyncing each new directory's parent so the new entry is durable."""
+        """mkdir -p, fsyncing each new directory's parent so the new entry is durable;
+        InvalidKeyError, making nothing, if it resolves outside the root."""
+        if not directory.resolve().is_relative_to(self._root):
+            raise InvalidKeyError(f"{directory} leads outside the storage root")
         missing: list[Path] = []
         current = directory
         while not current.exists():
