@@ -78,20 +78,27 @@ def test_retention_trims_a_live_recording_and_the_api_serves_the_rest(tmp_path: 
             assert push.wait(30) == 0
             assert seen_trimmed, srv.output
             # Ended: the closed recording keeps its last 10 s for a moment, and the API
-            # serves its playlist and a segment by the URL preview_list gives.
-            resp = http.get(
-                base_path() + "/preview_list",
-                params={
-                    "start_time": z(began - timedelta(minutes=1)),
-                    "end_time": z(datetime.now(UTC)),
-                    "stream_name": "cam",
-                },
-            )
-            [item] = resp.json()["list"]
-            pl = httpx.get(item["url"], timeout=10)
-            assert pl.status_code == 200, pl.text
-            served = parse(pl.text)
-            assert served.media_sequence > 0 and served.endlist
+            # serves its playlist and a segment by the URL preview_list gives. (The
+            # publisher's exit is read, and its last segments stored, a moment later: on
+            # a loaded machine, seconds.)
+            deadline = time.monotonic() + 30
+            while True:
+                resp = http.get(
+                    base_path() + "/preview_list",
+                    params={
+                        "start_time": z(began - timedelta(minutes=1)),
+                        "end_time": z(datetime.now(UTC)),
+                        "stream_name": "cam",
+                    },
+                )
+                [item] = resp.json()["list"]
+                pl = httpx.get(item["url"], timeout=10)
+                assert pl.status_code == 200, pl.text
+                served = parse(pl.text)
+                if served.endlist or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert served.media_sequence > 0 and served.endlist, (pl.text, srv.output)
             # The newest segment: the oldest may pass the 10 s retention between the two GETs.
             newest = item["url"].rsplit("/", 1)[0] + "/" + served.segments[-1].uri
             seg = httpx.get(newest, timeout=10)  # the signed link covers the folder
