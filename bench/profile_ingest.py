@@ -6,6 +6,8 @@ publish, and writes py-spy's raw (collapsed) stacks for bench/top_frames.py.
 
     python bench/profile_ingest.py 20 --seconds 20 --out /tmp/prof.txt
     python bench/profile_ingest.py 20 --seconds 10 --rounds 3 --out /tmp/short.txt
+    python bench/profile_ingest.py 10 --seconds 30 --window 10 25 --bitrate 12000000 \
+        --env LIVEREC_RTMP_READ_INTERVAL=0.2
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="py-spy raw output")
     parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--bitrate", type=int, default=3_000_000, help="of the pushed video")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     parser.add_argument(
         "--window",
@@ -54,10 +57,11 @@ def main() -> None:
     env = {"LIVEREC_LOG_LEVEL": "WARNING"}
     env.update(dict(e.split("=", 1) for e in args.env))
     with tempfile.TemporaryDirectory() as tmp:
-        media = Path(tempfile.gettempdir()) / f"liverec-prof-720p-{args.seconds:g}s.flv"
+        rate = "" if args.bitrate == 3_000_000 else f"-{args.bitrate // 1000}k"
+        media = Path(tempfile.gettempdir()) / f"liverec-prof-720p-{args.seconds:g}s{rate}.flv"
         if not media.exists():
             make_media(
-                media, args.seconds, fps=30, gop=60, width=1280, height=720, bitrate=3_000_000
+                media, args.seconds, fps=30, gop=60, width=1280, height=720, bitrate=args.bitrate
             )
         srv = LiverecProcess(Path(tmp) / "data", env=env).start()
         assert srv.proc is not None
