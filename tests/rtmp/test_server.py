@@ -534,6 +534,32 @@ async def test_a_publisher_is_read_in_batches_once_media_flows(batched: RtmpServ
     await wait_until(lambda: len(batch) == 0 and not batched._connections)
 
 
+async def test_a_first_frame_slower_than_batch_after_is_still_read_as_it_comes(
+    batched: RtmpServer,
+) -> None:
+    # A slow uplink: the first frame (a large keyframe) takes longer than BATCH_AFTER to
+    # arrive. The wait for the batch counts from the read that hands a frame over, so the
+    # frame's last bytes are read at once (it anchors the recording's wall clock) and do
+    # not wait for the batch's timer.
+    batch = batched.batch
+    assert batch is not None
+    client = await honest(batched)
+    sink = sink_of(batched, "honest")
+    frame = os.urandom(100_000)
+    data = client.out.encode(Message(m.VIDEO, 1, 0, frame), 6)
+    for i in range(0, 90_000, 30_000):
+        client.writer.write(data[i : i + 30_000])
+        await asyncio.sleep(BATCH_AFTER / 2)
+    assert sink.media == [] and len(batch) == 0
+    client.writer.write(data[90_000:])
+    await wait_until(lambda: len(sink.media) == 1, 0.5)  # the interval is 1 s
+    assert sink.media == [(m.VIDEO, 0, frame)]
+    await asyncio.sleep(BATCH_AFTER)
+    client.send(Message(m.VIDEO, 1, 20, b"joins"), 6)
+    await wait_until(lambda: len(batch) == 1)
+    client.close()
+
+
 async def test_a_publisher_faster_than_a_tick_reads_leaves_the_batch(batched: RtmpServer) -> None:
     """A push faster than real time must not hold the loop in one tick: after
     MAX_BATCH_READS full reads its transport reads it, as it reads every connection."""

@@ -27,9 +27,11 @@ log = logging.getLogger(__name__)
 # Half the interval is the mean delay it adds to a frame on its way to the recorder: well
 # under a segment, and invisible next to a publisher's own network jitter.
 READ_INTERVAL = 0.1
-# Media read at once before a connection joins: its recording's wall clock is anchored on
-# the arrival of the first frame, and publishers start with headers and a large keyframe.
-BATCH_AFTER = 1.0
+# Media read at once, from the first read that handed a frame over, before a connection
+# joins: that frame anchors its recording's wall clock, and the headers and large first
+# keyframe that follow it come as fast as the publisher's uplink allows. Reads before the
+# batch cost a wakeup each: with 1 s, the first second of a 20 s push was 5 % of its CPU.
+BATCH_AFTER = 0.3
 # Reads of one socket per tick: 512 KiB, 42 Mbit/s at the default interval.
 MAX_BATCH_READS = 8
 

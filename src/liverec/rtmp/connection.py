@@ -125,7 +125,8 @@ class Connection(asyncio.BufferedProtocol):
         self._acked = 0  # bytes_received when we last acknowledged
         self._fast = False  # media is handled in the read callback
         self._batched = False  # in the batch: read on its timer, not by the transport
-        self._fast_since: float | None = None  # loop time of the first read in the fast path
+        # Loop time of the first read in the fast path that handed media over.
+        self._fast_since: float | None = None
         self._inbox = bytearray()  # bytes received for the task
         self._queued: deque[Message] = deque()  # messages parsed in the callback, for the task
         self._failure: Exception | None = None  # the sink failed in the callback
@@ -188,14 +189,12 @@ class Connection(asyncio.BufferedProtocol):
 
     def _maybe_join_batch(self, now: float, nbytes: int) -> None:
         """Hand the socket to the batch once media has flowed for BATCH_AFTER seconds
-        (the recording's wall clock is anchored on the arrival of its first frame, which
-        must not wait for the timer, however it is split over reads) and a read has
-        drained it."""
-        if self._batch is None or self._fd < 0:
+        since a read first handed a frame over (the recording's wall clock is anchored on
+        the arrival of its first frame, which must not wait for the timer, however it is
+        split over reads) and a read has drained it."""
+        if self._batch is None or self._fd < 0 or self._fast_since is None:
             return
-        if self._fast_since is None:
-            self._fast_since = now
-        elif now - self._fast_since >= BATCH_AFTER and nbytes < len(self._buffer):
+        if now - self._fast_since >= BATCH_AFTER and nbytes < len(self._buffer):
             assert self.transport is not None
             self._batched = True
             self.transport.pause_reading()
@@ -282,6 +281,8 @@ class Connection(asyncio.BufferedProtocol):
         if end < len(data):  # a yield is due: the task has the rest
             self._to_task(data[end:])
             return
+        if msgs and self._fast_since is None:
+            self._fast_since = self._last_read  # media flows from this read on
         self._ack()
 
     def _to_task(self, rest: memoryview | bytes) -> None:
