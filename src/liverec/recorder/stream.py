@@ -154,8 +154,7 @@ class StreamRecorder:
         seg = self.segmenter
         if seg is not None:  # recording: straight on, as _feed would (it reads the clock)
             if seg.has_video:
-                for done in seg.video(timestamp, tag.cts, tag.keyframe, annexb):
-                    self.writer.submit(done)
+                self._emit(seg.video(timestamp, tag.cts, tag.keyframe, annexb))
             return
         self._frame(
             _Pending(True, timestamp, (tag.cts, tag.keyframe, annexb), self.clock.now()),
@@ -179,8 +178,7 @@ class StreamRecorder:
         seg = self.segmenter
         if seg is not None:
             if seg.has_audio:
-                for done in seg.audio(timestamp, adts, frame_ms):
-                    self.writer.submit(done)
+                self._emit(seg.audio(timestamp, adts, frame_ms))
             return
         self._frame(_Pending(False, timestamp, (adts, frame_ms), self.clock.now()), len(adts))
 
