@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +30,22 @@ def _listed_all_there(folder: Path) -> int:
     for entry in pl.segments:
         assert (folder / entry.uri).exists(), entry.uri
     return pl.media_sequence
+
+
+def _the_recording(http: httpx.Client, began: datetime) -> dict[str, Any]:
+    """preview_list's one recording of `cam` since `began`."""
+    resp = http.get(
+        base_path() + "/preview_list",
+        params={
+            "start_time": z(began - timedelta(minutes=1)),
+            "end_time": z(datetime.now(UTC)),
+            "stream_name": "cam",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    [item] = resp.json()["list"]
+    assert isinstance(item, dict)
+    return item
 
 
 def test_retention_trims_a_live_recording_and_the_api_serves_the_rest(tmp_path: Path) -> None:
@@ -60,16 +77,7 @@ def test_retention_trims_a_live_recording_and_the_api_serves_the_rest(tmp_path: 
                     text = next(folder.glob("*.m3u8")).read_text()
                     assert "#EXT-X-PLAYLIST-TYPE:EVENT" not in text
                     assert "#EXT-X-TARGETDURATION:" in text
-                    resp = http.get(
-                        base_path() + "/preview_list",
-                        params={
-                            "start_time": z(began - timedelta(minutes=1)),
-                            "end_time": z(datetime.now(UTC)),
-                            "stream_name": "cam",
-                        },
-                    )
-                    assert resp.status_code == 200, resp.text
-                    [item] = resp.json()["list"]
+                    item = _the_recording(http, began)
                     start = parse_time(item["startTime"])
                     # Its first frame came after `began`, and at least one 1 s segment
                     # is gone: how much later the push starts depends on the machine.
@@ -83,15 +91,7 @@ def test_retention_trims_a_live_recording_and_the_api_serves_the_rest(tmp_path: 
             # a loaded machine, seconds.)
             deadline = time.monotonic() + 30
             while True:
-                resp = http.get(
-                    base_path() + "/preview_list",
-                    params={
-                        "start_time": z(began - timedelta(minutes=1)),
-                        "end_time": z(datetime.now(UTC)),
-                        "stream_name": "cam",
-                    },
-                )
-                [item] = resp.json()["list"]
+                item = _the_recording(http, began)
                 pl = httpx.get(item["url"], timeout=10)
                 assert pl.status_code == 200, pl.text
                 served = parse(pl.text)
