@@ -107,6 +107,29 @@ def test_a_directory_swapped_for_a_symlink_out_of_the_root_after_a_put_is_refuse
     assert sorted(p.name for p in outside.rglob("*")) == ["b", "c"]  # nothing written there
 
 
+def test_a_new_directory_out_of_the_root_cannot_take_a_remembered_ones_inode(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    # The file system gives a deleted directory's inode number to the next one made: a
+    # directory out of the root made after the remembered one was deleted would then look
+    # like it by (device, inode). The store holds the one it checked open, so its number is
+    # never given out again while it is remembered.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store.put("top/b/c/1.ts", b"1", "x")
+    inode = os.stat(store.root / "top" / "b" / "c").st_ino
+    shutil.rmtree(store.root / "top")
+    for i in range(200):  # the first directory given the old number, if any is
+        made = outside / f"x{i}" / "b" / "c"
+        made.mkdir(parents=True)
+        if made.stat().st_ino == inode:
+            break
+    os.symlink(made.parent.parent, store.root / "top")
+    with pytest.raises(InvalidKeyError):
+        store.put("top/b/c/2.ts", b"2", "x")
+    assert not (made / "2.ts").exists()
+
+
 def test_a_file_symlink_into_a_missing_directory_inside_the_root_makes_it(
     store: LocalStore,
 ) -> None:

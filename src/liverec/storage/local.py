@@ -25,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import threading
+import weakref
 from pathlib import Path
 from stat import S_ISLNK
 
@@ -36,7 +38,9 @@ from liverec.storage.parts import Part, PartDir, PartStore
 TMP_PREFIX = ".liverec-tmp-"
 PARTS_DIR = ".liverec-parts"
 _CHUNK = 1 << 20
-MAX_CHECKED_DIRS = 4096  # a recording's directory each: forgotten all at once when full
+# Directories remembered (an open descriptor each: a recording's directory, about one per
+# live stream); forgotten all at once when full.
+MAX_CHECKED_DIRS = 512
 
 
 class LocalStore(BlobStore, PartStore):
@@ -50,8 +54,12 @@ class LocalStore(BlobStore, PartStore):
         self._root = root.resolve(strict=True)
         self._parts = PartDir(self._root / PARTS_DIR)
         self._parts.sweep()  # what a killed process left
-        # Directories made and found inside the root: their (device, inode) then.
-        self._checked: dict[Path, tuple[int, int]] = {}
+        # Directories made and found inside the root: a descriptor held open on each (so
+        # that no other directory can take its inode number while it is remembered), and
+        # its (device, inode). Closed when the store is dropped.
+        self._checked: dict[Path, tuple[int, int, int]] = {}
+        self._checked_lock = threading.Lock()
+        weakref.finalize(self, _close_checked, self._checked)
 
     @property
     def root(self) -> Path:
@@ -69,9 +77,10 @@ class LocalStore(BlobStore, PartStore):
         """The file a put of `key` renames into place: its directory made and checked to
         resolve inside the root. Resolving costs an lstat per component (a dozen a put),
         each of which lets go of the GIL (the recorder's threads then wait for the event
-        loop's), so a checked directory is remembered with its device and inode, and later
-        puts stat it once: any component swapped since (for a symlink out of the root, or
-        deleted) gives another inode or none, and the directory is checked and made anew.
+        loop's), so a checked directory is remembered, held open, with its device and
+        inode, and later puts stat its path once: any component swapped since (for a
+        symlink out of the root, or deleted) leads to another inode or none (the one held
+        open cannot be reused meanwhile), and the directory is checked and made anew.
         The file itself takes one lstat: a symlink there is followed, as a read follows it
         (refused when it leads out of the root). `again`: check anew regardless."""
         check_key(key)
@@ -84,15 +93,18 @@ class LocalStore(BlobStore, PartStore):
             except FileNotFoundError:
                 known = None
             else:
-                if (st.st_dev, st.st_ino) != known:
+                if (st.st_dev, st.st_ino) != known[1:]:
                     known = None
         if known is None:
-            self._checked.pop(directory, None)
+            self._remember(directory, None)
             self._make_dirs(directory)  # resolved and refused if outside before any mkdir
-            st = os.stat(directory)
-            if len(self._checked) >= MAX_CHECKED_DIRS:
-                self._checked.clear()
-            self._checked[directory] = (st.st_dev, st.st_ino)
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                st = os.fstat(fd)
+            except OSError:
+                os.close(fd)
+                raise
+            self._remember(directory, (fd, st.st_dev, st.st_ino))
         path = directory / name
         try:
             link = S_ISLNK(os.lstat(path).st_mode)
@@ -103,6 +115,18 @@ class LocalStore(BlobStore, PartStore):
         resolved = self._path(key)
         self._make_dirs(resolved.parent)  # as a put through the link always did
         return resolved
+
+    def _remember(self, directory: Path, held: tuple[int, int, int] | None) -> None:
+        """Remember `directory` as checked: (descriptor, device, inode); None: forget it."""
+        with self._checked_lock:
+            old = self._checked.pop(directory, None)
+            if old is not None:
+                os.close(old[0])
+            if held is None:
+                return
+            if len(self._checked) >= MAX_CHECKED_DIRS:
+                _close_checked(self._checked)
+            self._checked[directory] = held
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         # content_type is not kept: local files are served by their extension.
@@ -240,6 +264,13 @@ class LocalStore(BlobStore, PartStore):
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+
+def _close_checked(checked: dict[Path, tuple[int, int, int]]) -> None:
+    for fd, _dev, _ino in checked.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    checked.clear()
 
 
 def _compatible(directory: str, prefix: str) -> bool:
