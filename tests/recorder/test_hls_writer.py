@@ -453,9 +453,11 @@ class Head:
         return self.first, 0
 
 
-async def stored(events: Events, count: int) -> None:
+async def playlists_written(heard: Heard, count: int) -> None:
+    """Until `count` segments have their playlist written: listeners hear of a segment
+    after it (the journal before it)."""
     async with asyncio.timeout(5):
-        while len(events.stored) < count:
+        while heard.kinds().count("SegmentStored") < count:
             await asyncio.sleep(0.01)
 
 
@@ -463,11 +465,12 @@ async def test_a_live_playlist_asks_for_the_trimmed_head_now_and_then_the_final_
     tmp_path: Path,
 ) -> None:
     store, events, head = FlakyStore(tmp_path), Events(), Head(2)
-    w = writer(store, events)
+    heard = Heard()
+    w = writer(store, events, (heard,))
     w.head = head
     for i in range(6):
         w.submit(segment(i))
-    await stored(events, 6)
+    await playlists_written(heard, 6)
     # Six playlists written within HEAD_EVERY of the recording's start: none asked (the
     # trimmed files outlive the catalog rows by retention's grace period).
     assert head.asked == 0
@@ -483,11 +486,12 @@ async def test_a_live_playlist_asks_again_once_head_every_has_passed(
 ) -> None:
     monkeypatch.setattr(hls, "HEAD_EVERY", 0.0)
     store, events, head = FlakyStore(tmp_path), Events(), Head(2)
-    w = writer(store, events)
+    heard = Heard()
+    w = writer(store, events, (heard,))
     w.head = head
     for i in range(4):
         w.submit(segment(i))
-    await stored(events, 4)
+    await playlists_written(heard, 4)
     assert head.asked == 4
     live = parse(playlist(tmp_path, events))
     assert not live.endlist and live.media_sequence == 2 and len(live.segments) == 2
@@ -498,6 +502,7 @@ async def test_a_head_the_catalog_could_not_give_is_asked_again_with_the_next_pl
     tmp_path: Path,
 ) -> None:
     store, events, head = FlakyStore(tmp_path), Events(), Head(2)
+    heard = Heard()
     failing = [True]
 
     def flaky_head(playlist: str) -> tuple[int, int]:
@@ -506,17 +511,17 @@ async def test_a_head_the_catalog_could_not_give_is_asked_again_with_the_next_pl
             raise CatalogUnavailableError("catalog unreachable")
         return head(playlist)
 
-    w = writer(store, events)
+    w = writer(store, events, (heard,))
     w.head = flaky_head
     w.submit(segment(0))
-    await stored(events, 1)
+    await playlists_written(heard, 1)
     # Written long after the recording started (as if HEAD_EVERY had passed): the first
     # ask fails, the next playlist asks again rather than waiting HEAD_EVERY more.
     assert w._current is not None
     w._current.head_read -= hls.HEAD_EVERY
     for i in range(1, 4):
         w.submit(segment(i))
-    await stored(events, 4)
+    await playlists_written(heard, 4)
     assert head.asked == 1
     assert parse(playlist(tmp_path, events)).media_sequence == 2
     await w.close()
