@@ -475,3 +475,29 @@ def test_a_reader_without_an_error_checks_clean() -> None:
     reader = ChunkReader()
     reader.feed(ChunkWriter().encode(Message(8, 1, 0, b"x"), 4))
     reader.check()
+
+
+def test_a_chunk_of_another_stream_before_a_messages_last_chunk_is_read_in_order() -> None:
+    # A message's chunks read in one go must all be its own: here only the last
+    # continuation is preceded by another chunk stream's (whole) message.
+    a, n = bytes(range(256)) + b"a" * 44, b"n" * 10
+    data = (
+        b"\x04" + h0(0, 300, 8, 1) + a[:128]
+        + b"\xc4" + a[128:256]
+        + b"\x06" + h0(5, 10, 9, 1) + n
+        + b"\xc4" + a[256:]
+    )  # fmt: skip
+    expected = [Message(9, 1, 5, n), Message(8, 1, 0, a)]
+    assert feed_all(data) == expected
+    assert_split_invariant(data, expected)
+
+
+def test_a_message_whose_chunks_all_arrived_is_consumed_to_its_end() -> None:
+    writer = ChunkWriter(128)
+    first, second = Message(9, 1, 0, bytes(range(256)) * 2), Message(8, 1, 3, b"x" * 129)
+    one = writer.encode(first, 6)
+    reader = ChunkReader()
+    assert reader.feed(one + writer.encode(second, 300), 1) == [first]
+    assert reader.consumed == len(one)
+    assert reader.buffered_bytes == 0
+    assert reader.feed(writer.encode(second, 300)) == [second]

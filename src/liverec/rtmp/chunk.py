@@ -44,6 +44,7 @@ class _ChunkStream:
     """What one chunk stream id remembers: the last header and any partial message."""
 
     __slots__ = (
+        "basic3",
         "delta",
         "extended",
         "length",
@@ -54,7 +55,8 @@ class _ChunkStream:
         "type_id",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, csid: int) -> None:
+        self.basic3 = basic_header(3, csid)  # what starts each continuation chunk
         self.timestamp = 0
         self.delta = 0
         self.length = 0
@@ -134,15 +136,21 @@ class ChunkReader:
                 if st is not None:
                     n = min(self._chunk_left, end - pos)
                     assert st.payload is not None
-                    if n == st.remaining and not st.payload:
-                        # The whole message is in this slice: one copy, no accumulation.
-                        self._chunk_left = st.remaining = 0
-                        self._current = None
-                        out.append(self._complete(st, bytes(view[pos : pos + n])))
-                        pos += n
-                        if len(out) == limit:
-                            break
-                        continue
+                    if not st.payload:
+                        if n == st.remaining:
+                            # The whole message is in this chunk: one copy, no accumulation.
+                            whole: bytes | None = bytes(view[pos : pos + n])
+                            new_pos = pos + n
+                        else:
+                            whole, new_pos = self._whole(st, view, pos, end)
+                        if whole is not None:
+                            self._chunk_left = st.remaining = 0
+                            self._current = None
+                            out.append(self._complete(st, whole))
+                            pos = new_pos
+                            if len(out) == limit:
+                                break
+                            continue
                     if self._buffered + n > self.max_buffered:
                         raise ProtocolError(
                             f"more than {self.max_buffered} bytes of unfinished messages"
@@ -176,6 +184,44 @@ class ChunkReader:
         if pos < end:
             self.bytes_received -= end - pos  # counted when fed again
         return out
+
+    def _whole(
+        self, st: _ChunkStream, view: memoryview, pos: int, end: int
+    ) -> tuple[bytes | None, int]:
+        """A message of several chunks read at its first chunk's payload, when all of its
+        chunks are in `view` back to back (ffmpeg, OBS and librtmp write a message's
+        chunks so): its payload, joined in one copy, and where it ends. (None, pos) when
+        they are not (the data ends first, or another chunk stream's chunk comes between):
+        the chunk-by-chunk path reads it."""
+        size = self._chunk_size
+        length = st.remaining
+        basic = st.basic3
+        # Each continuation's header: its basic header, then the extended timestamp again
+        # if the message's header had one (its value is not used within a message).
+        step = len(basic) + (4 if st.extended else 0)
+        chunks = (length - 1) // size + 1
+        if end - pos < length + (chunks - 1) * step:
+            return None, pos
+        parts = []
+        p = pos
+        if len(basic) == 1:
+            b = basic[0]
+            for _ in range(chunks - 1):
+                parts.append(view[p : p + size])
+                p += size
+                if view[p] != b:
+                    return None, pos
+                p += step
+        else:
+            for _ in range(chunks - 1):
+                parts.append(view[p : p + size])
+                p += size
+                if view[p : p + len(basic)] != basic:
+                    return None, pos
+                p += step
+        last = length - (chunks - 1) * size
+        parts.append(view[p : p + last])
+        return b"".join(parts), p + last
 
     def check(self) -> None:
         """Raise the protocol error the last feed found after the messages it returned."""
@@ -247,7 +293,7 @@ class ChunkReader:
         if st is None:
             if len(self._streams) >= MAX_KNOWN_CHUNK_STREAMS:
                 raise ProtocolError(f"more than {MAX_KNOWN_CHUNK_STREAMS} chunk streams")
-            st = self._streams[csid] = _ChunkStream()
+            st = self._streams[csid] = _ChunkStream(csid)
         if st.payload is not None:
             # A full header in the middle of a message: the sender gave up on it. Drop it
             # rather than the connection, as ffmpeg does.
