@@ -78,7 +78,7 @@ class _Handler:
     async def start_publish(self, request: PublishRequest) -> MediaSink:
         return self.recorders.start(
             StreamRef(APP_ID, "na", request.app, request.stream_name),
-            target_duration=4.0,
+            target_duration=TARGET_DURATION,
             max_file_duration=3600.0,
         )
 
@@ -131,6 +131,7 @@ async def _replay(reads: list[bytes], handler: Any) -> None:
 
 
 _MEDIA = (AUDIO, VIDEO)
+TARGET_DURATION = 4.0  # --target-duration
 FSYNC = True  # --fsync off: LocalStore(fsync=False) and SQLite synchronous=NORMAL
 
 
@@ -226,8 +227,10 @@ def main() -> None:
     parser.add_argument("--only", choices=("wire", "full", "socket"), default=None)
     parser.add_argument("--gap", type=float, default=0.001, help="socket: s between reads")
     parser.add_argument("--fsync", choices=("full", "off"), default="full")
+    parser.add_argument("--target-duration", type=float, default=4.0, help="of the segments")
     args = parser.parse_args()
-    global FSYNC
+    global FSYNC, TARGET_DURATION
+    TARGET_DURATION = args.target_duration
     FSYNC = args.fsync == "full"
     base = Path(tempfile.gettempdir())
     capture = base / f"liverec-rtmp-capture-{args.seconds:g}s.pickle"

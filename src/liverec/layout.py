@@ -20,7 +20,7 @@ Pure values, no I/O. Imports: media.names (the name rules) and errors only."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -114,15 +114,14 @@ class RecordingPath:
     stream: StreamRef
     session_id: str
     start: datetime  # the recording's start; its millisecond is the sessiondate
+    # Made once: the recorder names files of it at every segment.
+    base: str = field(init=False, repr=False, compare=False)  # `{sessionid}_{sessiondate}`
+    playlist: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def base(self) -> str:
-        """`{sessionid}_{sessiondate}`."""
-        return f"{self.session_id}_{session_date(self.start)}"
-
-    @property
-    def playlist(self) -> str:
-        return f"{self.stream.folder}{self.base}.m3u8"
+    def __post_init__(self) -> None:
+        base = f"{self.session_id}_{session_date(self.start)}"
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "playlist", f"{self.stream.folder}{base}.m3u8")
 
     def segment(self, index: int) -> str:
         return f"{self.stream.folder}{self.base}_{index}.ts"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -97,7 +97,10 @@ def parse_time(s: str) -> datetime:
     return dt.astimezone(UTC)
 
 
-def render(pl: MediaPlaylist) -> str:
+def render(pl: MediaPlaylist, rendered: Sequence[str] | None = None) -> str:
+    """The playlist's text. `rendered`: segment_lines() of each of its segments, for a
+    caller that keeps them (a growing playlist renders each segment once, not once per
+    version: an hour of 4 s segments took 4.6 ms a version)."""
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{pl.version}",
@@ -108,16 +111,18 @@ def render(pl: MediaPlaylist) -> str:
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{pl.discontinuity_sequence}")
     if pl.playlist_type is not None:
         lines.append(f"#EXT-X-PLAYLIST-TYPE:{pl.playlist_type}")
-    for seg in pl.segments:
-        if seg.discontinuity:
-            lines.append("#EXT-X-DISCONTINUITY")
-        if seg.program_date_time is not None:
-            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_time(seg.program_date_time)}")
-        lines.append(f"#EXTINF:{seg.duration:.3f},")
-        lines.append(seg.uri)
+    lines += map(segment_lines, pl.segments) if rendered is None else rendered
     if pl.endlist:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+def segment_lines(seg: SegmentEntry) -> str:
+    """One segment's lines in a playlist, without the last newline."""
+    head = "#EXT-X-DISCONTINUITY\n" if seg.discontinuity else ""
+    if seg.program_date_time is not None:
+        head += f"#EXT-X-PROGRAM-DATE-TIME:{format_time(seg.program_date_time)}\n"
+    return f"{head}#EXTINF:{seg.duration:.3f},\n{seg.uri}"
 
 
 def _int(tag: str, value: str) -> int:

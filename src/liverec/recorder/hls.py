@@ -39,6 +39,7 @@ from liverec.media.m3u8 import (
     MediaPlaylist,
     SegmentEntry,
     render,
+    segment_lines,
     target_duration_for,
 )
 from liverec.media.ts import TS_TYPE
@@ -85,6 +86,8 @@ HeadSource = Callable[[str], tuple[int, int] | None]
 class _Recording:
     path: RecordingPath
     entries: list[SegmentEntry] = field(default_factory=list)
+    rendered: list[str] = field(default_factory=list)  # segment_lines of each entry
+    fits: int = 1  # the smallest target that fits the entries
     duration: float = 0.0
     end: datetime | None = None
     target_duration: int | None = None  # EXT-X-TARGETDURATION, set by its first segment
@@ -126,6 +129,8 @@ class HlsWriter:
         self.mp4 = mp4
         self.session_id = session_id
         self.store = store
+        # A runtime Protocol check costs microseconds: once, not at every segment.
+        self._parts: PartStore | None = store if isinstance(store, PartStore) else None
         self.journal = journal
         self.listeners = tuple(listeners)
         self.max_file_duration = max_file_duration
@@ -165,8 +170,8 @@ class HlsWriter:
     def new_part(self) -> Part:
         """Where the segmenter puts a segment while it grows: a file of the store's when
         it takes parts (storage/parts.py), else memory."""
-        if self.hls and isinstance(self.store, PartStore):
-            return self.store.new_part()
+        if self.hls and self._parts is not None:
+            return self._parts.new_part()
         return memory_part()
 
     def submit(self, seg: SegmentData) -> None:
@@ -394,14 +399,15 @@ class HlsWriter:
         self._lost_previous = False
         if rec.target_duration is None:
             rec.target_duration = seg.playlist_target  # fixed for the recording's life
-        rec.entries.append(
-            SegmentEntry(
-                uri=file_part(name),
-                duration=seg.duration,
-                program_date_time=seg.wall_start,
-                discontinuity=discontinuity,
-            )
+        entry = SegmentEntry(
+            uri=file_part(name),
+            duration=seg.duration,
+            program_date_time=seg.wall_start,
+            discontinuity=discontinuity,
         )
+        rec.entries.append(entry)
+        rec.rendered.append(segment_lines(entry))
+        rec.fits = max(rec.fits, target_duration_for((seg.duration,)))
         rec.duration += seg.duration
         rec.end = seg.wall_start + timedelta(seconds=seg.duration)
         if self.hls:
@@ -466,6 +472,8 @@ class HlsWriter:
             target_duration=rec.target_duration,
             media_sequence=rec.first,
             discontinuity_sequence=rec.discontinuity_sequence,
+            rendered=rec.rendered,
+            fits=rec.fits,
         )
         await self._put(rec.path.playlist, text.encode(), PLAYLIST_TYPE)
 
@@ -490,6 +498,8 @@ class HlsWriter:
             return
         drop = min(head[0] - rec.first, len(rec.entries) - 1)
         del rec.entries[:drop]
+        del rec.rendered[:drop]
+        rec.fits = target_duration_for(e.duration for e in rec.entries)
         rec.first += drop
         rec.discontinuity_sequence = head[1]
 
@@ -504,12 +514,11 @@ class HlsWriter:
     async def _put_segment(self, name: str, part: Part) -> bool:
         """Store a segment from its part (renamed into place where the store can); False
         as _put."""
-        store = self.store
         try:
-            if isinstance(store, PartStore):
-                await self._retrying(store.put_part, self.stream.key(name), part, TS_TYPE)
+            if self._parts is not None:
+                await self._retrying(self._parts.put_part, self.stream.key(name), part, TS_TYPE)
             else:
-                await self._retrying(store.put, self.stream.key(name), part.read(), TS_TYPE)
+                await self._retrying(self.store.put, self.stream.key(name), part.read(), TS_TYPE)
         except (StorageError, OSError) as exc:
             log.error("%s: giving up on %s: %s", self.stream, name, exc)
             return False
@@ -556,6 +565,8 @@ def render_playlist(
     target_duration: int | None,
     media_sequence: int = 0,
     discontinuity_sequence: int = 0,
+    rendered: Sequence[str] | None = None,
+    fits: int | None = None,
 ) -> str:
     """A recording's playlist: live EVENT while it grows, VOD with EXT-X-ENDLIST at the end.
 
@@ -567,8 +578,12 @@ def render_playlist(
     limit (recorder/segmenter.py), which no segment exceeds, because RFC 8216 6.2.1 forbids
     changing it. Should a segment exceed it all the same, the target is raised to fit and
     the breach logged: an EXTINF past the target breaks players worse than a changed target.
-    None (a recording whose limit is unknown): the smallest target that fits the segments."""
-    fits = target_duration_for(e.duration for e in entries)
+    None (a recording whose limit is unknown): the smallest target that fits the segments.
+
+    A writer that keeps each entry's segment_lines() (`rendered`) and the target that fits
+    them (`fits`) passes them: each version then costs a join, not a render per entry."""
+    if fits is None:
+        fits = target_duration_for(e.duration for e in entries)
     if target_duration is not None and fits > target_duration:
         log.error(
             "a segment of %.3f s exceeds the target duration %d s",
@@ -583,5 +598,6 @@ def render_playlist(
             discontinuity_sequence=discontinuity_sequence,
             playlist_type="VOD" if ended else ("EVENT" if media_sequence == 0 else None),
             endlist=ended,
-        )
+        ),
+        rendered,
     )
