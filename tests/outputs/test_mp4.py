@@ -294,7 +294,9 @@ async def test_on_s3_and_postgresql(
             assert played.warnings == []
             frames += played.frames
         assert frames == list(range(6 * FPS))
-        assert [s.name for s in rig.stored] == [r.name for r in rows]
+        # Two workers publish the slices, and on_slice hears of each as it is done: a later
+        # (shorter) slice may come first.
+        assert sorted(s.name for s in rig.stored) == sorted(r.name for r in rows)
     finally:
         rig.close()
         if backend == "s3":
