@@ -501,3 +501,11 @@ def test_a_message_whose_chunks_all_arrived_is_consumed_to_its_end() -> None:
     assert reader.consumed == len(one)
     assert reader.buffered_bytes == 0
     assert reader.feed(writer.encode(second, 300)) == [second]
+
+
+def test_the_total_limit_counts_bytes_held_between_feeds_not_a_message_read_whole() -> None:
+    payload = bytes(300)
+    data = ChunkWriter(128).encode(Message(9, 1, 0, payload), 6)
+    assert ChunkReader(max_buffered=200).feed(data) == [Message(9, 1, 0, payload)]
+    with pytest.raises(ProtocolError, match="more than 200 bytes of unfinished messages"):
+        ChunkReader(max_buffered=200).feed(data[:-10])  # 290 bytes would be held

@@ -76,9 +76,10 @@ class ChunkReader:
     Limits on what a peer can make us hold: `max_message_size` per message,
     `max_chunk_streams` messages in progress at once, the one being read included
     (publishers interleave 2-3: audio, video, data), and `max_buffered` bytes received for
-    unfinished messages in total. The default total, twice the default message limit, lets
-    a maximal message be in flight next to another large one, and keeps one connection at
-    16 MiB where 64 chunk streams of 8 MiB messages used to allow 512 MiB."""
+    unfinished messages in total (a message whose chunks all arrive in one feed is returned
+    by it, never held, and does not count). The default total, twice the default message
+    limit, lets a maximal message be in flight next to another large one, and keeps one
+    connection at 16 MiB where 64 chunk streams of 8 MiB messages used to allow 512 MiB."""
 
     def __init__(
         self,
