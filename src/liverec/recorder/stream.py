@@ -162,6 +162,21 @@ class StreamRecorder:
         )
 
     def on_audio(self, timestamp: int, payload: bytes) -> None:
+        seg = self.segmenter
+        aac = self.aac
+        if (
+            seg is not None
+            and aac is not None
+            and len(payload) > 2
+            and payload[0] >> 4 == flv.SOUND_AAC
+            and payload[1] == flv.AAC_RAW
+        ):
+            # A raw AAC frame while recording (most messages of a stream): what the path
+            # below does with it, without a tag object.
+            if seg.has_audio:
+                body = payload[2:]
+                self._emit(seg.audio(timestamp, aac.adts_header(len(body)) + body, self._frame_ms))
+            return
         tag = flv.parse_audio(payload)
         if tag.sound_format != flv.SOUND_AAC:
             raise self._refuse(
