@@ -10,6 +10,7 @@ from liverec.layout import StreamRef
 from liverec.recorder import Recorders
 from liverec.recorder.stream import DISCOVERY_MAX_FRAMES, StreamRecorder
 from liverec.storage import LocalStore
+from support.aacgen import aac_frames, demuxed_audio
 
 ASC = bytes([0x12, 0x10])  # AAC-LC, 44.1 kHz, stereo
 
@@ -64,3 +65,20 @@ async def test_discovery_ends_on_the_server_clock(tmp_path: Path) -> None:
     rec.on_audio(0, b"\xaf\x01" + b"\x21\x00")
     assert rec.segmenter is not None
     await rec.close()
+
+
+async def test_aac_frames_are_recorded_byte_for_byte(tmp_path: Path) -> None:
+    # Real AAC frames as a publisher sends them (FLV tags, no ADTS header), past discovery
+    # and into several segments: the stored TS carries each one, whole, with its header.
+    frames = aac_frames(600)  # ~14 s at 44.1 kHz
+    clock = StepClock()
+    rec = recorder(tmp_path, clock)
+    rec.on_metadata({"audiocodecid": 10.0})
+    rec.on_audio(0, b"\xaf\x00" + ASC)
+    for i, frame in enumerate(frames):
+        rec.on_audio(i * 1024 * 1000 // 44100, b"\xaf\x01" + frame[7:])
+    await rec.close()
+    files = sorted((tmp_path / "store").rglob("*.ts"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    assert len(files) >= 3
+    data = b"".join(p.read_bytes() for p in files)
+    assert [frame for _, frame in demuxed_audio(data)] == frames
