@@ -635,3 +635,27 @@ async def test_a_read_interval_of_0_reads_every_publisher_at_once() -> None:
         client.close()
     finally:
         await srv.close(grace=5)
+
+
+async def test_a_commands_answer_is_written_in_one_send(server: RtmpServer) -> None:
+    client = await Client.open(server.port)
+    await wait_until(lambda: bool(server._connections))
+    conn = next(iter(server._connections))
+    transport = conn.transport
+    assert transport is not None
+    sends: list[bytes] = []
+    write = transport.write
+
+    def counted(data: bytes | bytearray | memoryview) -> None:
+        sends.append(bytes(data))
+        write(data)
+
+    transport.write = counted  # type: ignore[method-assign]
+    client.command("connect", 1.0, {"app": "live", "tcUrl": "rtmp://127.0.0.1/live"})
+    await client.wait_for(
+        lambda x: x.type_id == m.COMMAND_AMF0 and m.parse_command(x)[0] == "_result"
+    )
+    answer = ChunkReader().feed(b"".join(sends))
+    assert {m.WINDOW_ACK_SIZE, m.SET_PEER_BANDWIDTH, m.COMMAND_AMF0} <= {x.type_id for x in answer}
+    assert len(sends) == 1
+    client.close()

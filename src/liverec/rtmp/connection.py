@@ -439,10 +439,17 @@ class Connection(asyncio.BufferedProtocol):
             await asyncio.sleep(0)
 
     def _send(self, replies: list[Message]) -> None:
+        """Encode the replies in order (a Set Chunk Size among them applies to those after
+        it) and write them at once: one send for a command's answer (connect's is four
+        messages), not one each."""
+        if not replies:
+            return
+        chunks = []
         for msg in replies:
-            self._write(self._out.encode(msg, _csid(msg)))
+            chunks.append(self._out.encode(msg, _csid(msg)))
             if msg.type_id == m.SET_CHUNK_SIZE:
                 self._out.chunk_size = int.from_bytes(msg.payload[:4], "big")
+        self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _write(self, data: bytes) -> None:
         assert self.transport is not None
