@@ -7,6 +7,7 @@ messages, capped in total, plus an incomplete chunk header (at most 18 bytes).""
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from liverec.errors import ProtocolError
@@ -21,6 +22,7 @@ MIN_CHUNK_SIZE = 64
 MAX_CSID = 65599
 _EXTENDED = 0xFFFFFF
 _U32 = 0xFFFFFFFF
+_TS_LENGTH_TYPE = struct.Struct(">IHB")  # a fmt 0/1 message header's first 7 bytes
 # Bytes of message header after the basic header, by fmt.
 _HEADER_SIZE = (11, 7, 3, 0)
 # Chunk streams whose header state is remembered. Real clients use a handful; the cap keeps a
@@ -272,15 +274,18 @@ class ChunkReader:
                 self._start(st)
             return self._enter_chunk(st, p)
 
-        ts_field = int.from_bytes(view[p : p + 3], "big")
         length = type_id = stream_id = 0
         if fmt <= 1:
-            length = int.from_bytes(view[p + 3 : p + 6], "big")
-            type_id = view[p + 6]
+            # timestamp (3 bytes), length (3), type id (1), in one unpack
+            head, low, type_id = _TS_LENGTH_TYPE.unpack_from(view, p)
+            ts_field = head >> 8
+            length = (head & 0xFF) << 16 | low
             if length > self.max_message_size:
                 raise ProtocolError(
                     f"message of {length} bytes exceeds the limit of {self.max_message_size}"
                 )
+        else:
+            ts_field = view[p] << 16 | view[p + 1] << 8 | view[p + 2]
         if fmt == 0:
             stream_id = int.from_bytes(view[p + 7 : p + 11], "little")
         p += size
