@@ -124,7 +124,7 @@ def parse_video(payload: bytes) -> VideoTag:
     packet_type = payload[1]
     if packet_type > AVC_END_OF_SEQUENCE:
         raise MediaError(f"bad AVC packet type {packet_type}")
-    cts = int.from_bytes(payload[2:5], "big")
+    cts = payload[2] << 16 | payload[3] << 8 | payload[4]
     if cts & 0x800000:
         cts -= 0x1000000
     return VideoTag(frame_type, codec_id, packet_type, cts, bytes(payload[5:]))

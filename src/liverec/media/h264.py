@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from liverec.errors import MediaError
 
 START_CODE = b"\x00\x00\x00\x01"
+_U32 = struct.Struct(">I")
 AUD = START_CODE + b"\x09\xf0"  # access unit delimiter, primary_pic_type 7 (any slice type)
 
 NAL_SLICE = 1
@@ -191,7 +193,10 @@ def _split_avcc(data: bytes, nal_length_size: int) -> list[memoryview]:
     while pos < end:
         if pos + nal_length_size > end:
             raise MediaError("AVCC: truncated NAL length")
-        size = int.from_bytes(view[pos : pos + nal_length_size], "big")
+        if nal_length_size == 4:  # what encoders use: no slice object per NAL
+            size = _U32.unpack_from(view, pos)[0]
+        else:
+            size = int.from_bytes(view[pos : pos + nal_length_size], "big")
         pos += nal_length_size
         if pos + size > end:
             raise MediaError("AVCC: NAL length past the end of the frame")
