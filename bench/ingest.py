@@ -4,6 +4,7 @@
     python bench/ingest.py                      # N = 1, 20, 60
     python bench/ingest.py 100 200 --seconds 60 --per-pusher 25
     python bench/ingest.py 20 --seconds 20 --servers liverec --liverec-args="--workers 2"
+    python bench/ingest.py 100 --seconds 60 --rounds 3  # alternated; each round's ratio, median
 
 Pushers: one ffmpeg per `--per-pusher` streams (the `tee` muxer, `onfail=ignore`): 200
 separate ffmpeg processes cannot keep real time on a 2-core machine. Per server it prints:
@@ -22,6 +23,7 @@ import contextlib
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -262,7 +264,9 @@ def wait_until(check: Callable[[], bool], timeout: float) -> bool:
 
 def run(
     server: Server, n: int, media: Path, frames: int, seconds: float, per: int, tmp: Path
-) -> None:
+) -> float:
+    """One round of n pushes into `server`; prints its figures, returns its CPU per stream
+    (% of a core)."""
     streams = [f"s{i}" for i in range(n)]
     time.sleep(1.0)
     pids = tree(server.pid)
@@ -346,6 +350,7 @@ def run(
         f"end->closed {1000 * end_cpu / n:6.1f} ms CPU ({end_wall:.1f} s)",
         flush=True,
     )
+    return 100 * cpu / wall / n
 
 
 def main() -> None:
@@ -356,6 +361,13 @@ def main() -> None:
     parser.add_argument("--servers", default="nginx,liverec", help="comma-separated")
     parser.add_argument("--liverec-args", default="", help="extra `liverec serve` arguments")
     parser.add_argument("--workers", type=int, default=1, help="liverec serve --workers N")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="servers alternated this many times per N; with both, the ratio of each round "
+        "and their median (a noisy machine moves both servers' figures, not their ratio)",
+    )
     args = parser.parse_args()
     servers = args.servers.split(",")
     if "nginx" in servers and not Path(RTMP_MODULE).exists():
@@ -381,18 +393,30 @@ def main() -> None:
             flush=True,
         )
         for n in args.counts:
-            for name in servers:
-                root = Path(tempfile.mkdtemp(dir=tmp))
-                server: Server
-                if name == "nginx":
-                    server = Nginx(root)
-                else:
-                    extra = args.liverec_args.split()
-                    if args.workers > 1:
-                        extra += ["--workers", str(args.workers)]
-                    server = Liverec(root / "data", extra)
-                run(server, n, media, frames, args.seconds, args.per_pusher, tmp)
-                shutil.rmtree(root)
+            ratios: list[float] = []
+            for _ in range(args.rounds):
+                cpu: dict[str, float] = {}
+                for name in servers:
+                    root = Path(tempfile.mkdtemp(dir=tmp))
+                    server: Server
+                    if name == "nginx":
+                        server = Nginx(root)
+                    else:
+                        extra = args.liverec_args.split()
+                        if args.workers > 1:
+                            extra += ["--workers", str(args.workers)]
+                        server = Liverec(root / "data", extra)
+                    cpu[name] = run(server, n, media, frames, args.seconds, args.per_pusher, tmp)
+                    shutil.rmtree(root)
+                if cpu.get("nginx") and "liverec" in cpu:
+                    ratios.append(cpu["liverec"] / cpu["nginx"])
+            if len(ratios) > 1:
+                each = ", ".join(f"{r:.2f}" for r in ratios)
+                print(
+                    f"N={n}: liverec / nginx-rtmp CPU per stream by round {each}; "
+                    f"median {statistics.median(ratios):.2f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
