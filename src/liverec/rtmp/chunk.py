@@ -271,7 +271,7 @@ class ChunkReader:
                 if ts_field >= 0:
                     st.delta = ts_field
                 st.timestamp = (st.timestamp + st.delta) & _U32
-                self._start(st)
+                return self._begin(st, p)
             return self._enter_chunk(st, p)
 
         length = type_id = stream_id = 0
@@ -317,17 +317,21 @@ class ChunkReader:
             st.length = length
             st.type_id = type_id
         st.extended = extended
-        self._start(st)
-        return self._enter_chunk(st, p)
+        return self._begin(st, p)
 
-    def _start(self, st: _ChunkStream) -> None:
+    def _begin(self, st: _ChunkStream, pos: int) -> int:
+        """A new message on `st`, its first chunk's payload at pos (once per message: the
+        chunk is entered here too, not by another call)."""
         if self._partials >= self.max_chunk_streams:
             raise ProtocolError(
                 f"more than {self.max_chunk_streams} chunk streams with partial messages"
             )
         self._partials += 1
         st.payload = bytearray()  # grows with the bytes received, whatever length is announced
-        st.remaining = st.length
+        st.remaining = length = st.length
+        self._current = st
+        self._chunk_left = min(self._chunk_size, length)
+        return pos
 
     def _drop(self, st: _ChunkStream) -> None:
         assert st.payload is not None
@@ -342,10 +346,13 @@ class ChunkReader:
 
     def _complete(self, st: _ChunkStream, payload: bytes) -> Message:
         self._drop(st)
-        msg = Message(st.type_id, st.stream_id, st.timestamp, payload)
-        if msg.type_id == SET_CHUNK_SIZE:
+        type_id = st.type_id
+        msg = Message(type_id, st.stream_id, st.timestamp, payload)
+        if type_id > ABORT:  # neither control message the reader applies itself
+            return msg
+        if type_id == SET_CHUNK_SIZE:
             self._chunk_size = self._checked_chunk_size(payload)
-        elif msg.type_id == ABORT:
+        elif type_id == ABORT:
             if len(payload) < 4:
                 raise ProtocolError(f"Abort message of {len(payload)} bytes")
             aborted = self._streams.get(int.from_bytes(payload[:4], "big"))
