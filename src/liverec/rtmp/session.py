@@ -156,30 +156,18 @@ class Session:
         sink = self.sink
         if sink is None or not payload:
             return None  # media before publish: dropped, as nothing is being recorded yet
-        # _sink_call's work, inline: this runs once per frame.
-        try:
-            if kind == m.VIDEO:
-                sink.on_video(self._unwrap(raw_ts), payload)
-            else:
-                sink.on_audio(self._unwrap(raw_ts), payload)
-        except MediaError as exc:
-            self._bad_media(exc)
-        except Exception as exc:
-            return exc
-        return None
+        ts = self._unwrap(raw_ts)
+        return self._sink_call(sink.on_video if kind == m.VIDEO else sink.on_audio, ts, payload)
 
     def _sink_call(self, method: Callable[..., None], *args: Any) -> Exception | None:
         """Call the sink; bad media is logged and dropped, any other error is returned."""
         try:
             method(*args)
         except MediaError as exc:
-            self._bad_media(exc)
+            log.warning("%s %s: bad media dropped: %s", self.peer, clip(self.stream_name), exc)
         except Exception as exc:
             return exc
         return None
-
-    def _bad_media(self, exc: MediaError) -> None:
-        log.warning("%s %s: bad media dropped: %s", self.peer, clip(self.stream_name), exc)
 
     async def sink_failed(self, exc: Exception) -> list[Message]:
         """End the publish after the sink raised `exc`.
