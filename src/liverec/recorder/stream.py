@@ -162,33 +162,30 @@ class StreamRecorder:
         )
 
     def on_audio(self, timestamp: int, payload: bytes) -> None:
-        seg = self.segmenter
         aac = self.aac
         if (
-            seg is not None
-            and aac is not None
+            aac is not None
             and len(payload) > 2
             and payload[0] >> 4 == flv.SOUND_AAC
             and payload[1] == flv.AAC_RAW
         ):
-            # A raw AAC frame while recording (most messages of a stream): what the path
-            # below does with it, without a tag object.
-            if seg.has_audio:
-                body = payload[2:]
-                self._emit(seg.audio(timestamp, aac.adts_header(len(body)) + body, self._frame_ms))
-            return
-        tag = flv.parse_audio(payload)
-        if tag.sound_format != flv.SOUND_AAC:
-            raise self._refuse(
-                _unsupported("audio", flv.audio_codec_name(tag), enhanced_form=tag.fourcc == "mp4a")
-            )
-        if tag.packet_type == 0:
-            self.aac = AacConfig.parse(tag.body)
-            self._frame_ms = max(1, round(1024_000 / self.aac.sample_rate))
-            return
-        if not tag.body or self.aac is None:
-            return
-        adts = self.aac.adts_header(len(tag.body)) + tag.body
+            body = payload[2:]  # a raw AAC frame (most messages of a stream): no tag object
+        else:
+            tag = flv.parse_audio(payload)
+            if tag.sound_format != flv.SOUND_AAC:
+                raise self._refuse(
+                    _unsupported(
+                        "audio", flv.audio_codec_name(tag), enhanced_form=tag.fourcc == "mp4a"
+                    )
+                )
+            if tag.packet_type == 0:
+                self.aac = AacConfig.parse(tag.body)
+                self._frame_ms = max(1, round(1024_000 / self.aac.sample_rate))
+                return
+            if not tag.body or aac is None:
+                return
+            body = tag.body
+        adts = aac.adts_header(len(body)) + body
         frame_ms = self._frame_ms
         seg = self.segmenter
         if seg is not None:
