@@ -46,7 +46,8 @@ class _ChunkStream:
     """What one chunk stream id remembers: the last header and any partial message."""
 
     __slots__ = (
-        "basic3",
+        "cont_first",
+        "cont_rest",
         "delta",
         "extended",
         "length",
@@ -58,7 +59,10 @@ class _ChunkStream:
     )
 
     def __init__(self, csid: int) -> None:
-        self.basic3 = basic_header(3, csid)  # what starts each continuation chunk
+        # What starts each continuation chunk: its basic header's first byte, and the
+        # rest of it (empty but for chunk stream ids of 64 and up).
+        cont = basic_header(3, csid)
+        self.cont_first, self.cont_rest = cont[0], cont[1:]
         self.timestamp = 0
         self.delta = 0
         self.length = 0
@@ -198,30 +202,21 @@ class ChunkReader:
         the chunk-by-chunk path reads it."""
         size = self._chunk_size
         length = st.remaining
-        basic = st.basic3
+        first, rest = st.cont_first, st.cont_rest
         # Each continuation's header: its basic header, then the extended timestamp again
         # if the message's header had one (its value is not used within a message).
-        step = len(basic) + (4 if st.extended else 0)
+        step = 1 + len(rest) + (4 if st.extended else 0)
         chunks = (length - 1) // size + 1
         if end - pos < length + (chunks - 1) * step:
             return None, pos
         parts = []
         p = pos
-        if len(basic) == 1:
-            b = basic[0]
-            for _ in range(chunks - 1):
-                parts.append(view[p : p + size])
-                p += size
-                if view[p] != b:
-                    return None, pos
-                p += step
-        else:
-            for _ in range(chunks - 1):
-                parts.append(view[p : p + size])
-                p += size
-                if view[p : p + len(basic)] != basic:
-                    return None, pos
-                p += step
+        for _ in range(chunks - 1):
+            parts.append(view[p : p + size])
+            p += size
+            if view[p] != first or (rest and view[p + 1 : p + 1 + len(rest)] != rest):
+                return None, pos
+            p += step
         last = length - (chunks - 1) * size
         parts.append(view[p : p + last])
         return b"".join(parts), p + last
