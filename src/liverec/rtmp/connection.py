@@ -449,7 +449,7 @@ class Connection(asyncio.BufferedProtocol):
             chunks.append(self._out.encode(msg, _csid(msg)))
             if msg.type_id == m.SET_CHUNK_SIZE:
                 self._out.chunk_size = int.from_bytes(msg.payload[:4], "big")
-        self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        self._write(b"".join(chunks))
 
     def _write(self, data: bytes) -> None:
         assert self.transport is not None
