@@ -492,6 +492,11 @@ async def join_batch(srv: RtmpServer, client: Client, name: str = "honest") -> N
     client.send(Message(m.VIDEO, 1, 0, b"first"), 6)
     await wait_until(lambda: len(sink.media) == 1)
     assert len(srv.batch) == 0
+    await joins_after_batch_after(srv, client)
+
+
+async def joins_after_batch_after(srv: RtmpServer, client: Client) -> None:
+    """A frame was handed over as it came: BATCH_AFTER later, the next read joins the batch."""
     await asyncio.sleep(BATCH_AFTER)
     client.send(Message(m.VIDEO, 1, 20, b"joins"), 6)
     await wait_until(lambda: len(srv.batch or ()) == 1)
@@ -511,9 +516,7 @@ async def test_a_publisher_is_read_in_batches_once_media_flows(batched: RtmpServ
     client.writer.write(data[300:])
     await wait_until(lambda: len(sink.media) == 1, 0.5)  # the interval is 1 s
     assert sink.media == [(m.VIDEO, 0, frame)]
-    await asyncio.sleep(BATCH_AFTER)
-    client.send(Message(m.VIDEO, 1, 20, b"joins"), 6)
-    await wait_until(lambda: len(batch) == 1)
+    await joins_after_batch_after(batched, client)
     # From then on the socket is read on the batch's timer: what arrives meanwhile waits
     # in the kernel and comes in one read, in order and whole.
     frames = [os.urandom(size) for size in (10, 70_000, 200_000, 3)]
@@ -554,9 +557,7 @@ async def test_a_first_frame_slower_than_batch_after_is_still_read_as_it_comes(
     client.writer.write(data[90_000:])
     await wait_until(lambda: len(sink.media) == 1, 0.5)  # the interval is 1 s
     assert sink.media == [(m.VIDEO, 0, frame)]
-    await asyncio.sleep(BATCH_AFTER)
-    client.send(Message(m.VIDEO, 1, 20, b"joins"), 6)
-    await wait_until(lambda: len(batch) == 1)
+    await joins_after_batch_after(batched, client)
     client.close()
 
 
