@@ -71,6 +71,12 @@ def online(http: httpx.Client) -> dict[str, dict[str, Any]]:
     return {item["name"]: item for item in resp.json()["streamList"]}
 
 
+def media_known(http: httpx.Client, name: str) -> dict[str, Any] | None:
+    """The stream's online entry once its media is known, else None."""
+    live = online(http).get(name)
+    return live if live and live["videoCodec"] else None
+
+
 def stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -84,7 +90,8 @@ def test_a_ban_ends_the_live_publish_and_refuses_new_ones(
     proc = start_push(srv.url(stream="cam"), long_media)
     other = start_push(srv.url(stream="other"), long_media)  # not banned: goes on
     try:
-        live = wait_for(lambda: online(http).get("cam"))
+        # Online from the publish; its media is written once the first frames arrive.
+        live = wait_for(lambda: media_known(http, "cam"))
         assert (live["videoCodec"], live["audioCodec"]) == ("H264", "AAC")
         assert (live["width"], live["height"]) == (320, 240)
         assert live["clientIp"] == "127.0.0.1" and live["nodeId"]
