@@ -117,6 +117,7 @@ def writer(
         max_file_duration=kw.pop("max_file_duration", 3600.0),
         retry_for=kw.pop("retry_for", 5.0),
         max_backlog=int(kw.pop("max_backlog", 16)),
+        max_burst=int(kw.pop("max_burst", 64)),
         max_backlog_bytes=int(kw.pop("max_backlog_bytes", 32 << 20)),
         max_held_bytes=int(kw.pop("max_held_bytes", 8 << 20)),
     )
@@ -381,6 +382,36 @@ async def test_a_segment_dropped_at_submit_marks_the_next_one_accepted(tmp_path:
     assert [e.discontinuity for e in entries] == [False, False, False, False, True]
     assert entries[4].program_date_time == T0 + timedelta(seconds=20)
     assert w.dropped == 1
+
+
+async def test_a_burst_to_a_healthy_store_is_stored_whole(tmp_path: Path) -> None:
+    # A server that stalled (paused, starved of CPU) reads what the kernel kept for it at
+    # once: many segments are cut before the writer runs. The store is fine: max_backlog
+    # (for a failing store) drops none of them.
+    store, events = FlakyStore(tmp_path), Events()
+    w = writer(store, events, max_backlog=3)
+    for i in range(20):
+        w.submit(segment(i))
+    await w.close()
+    assert w.dropped == 0
+    entries = parse(playlist(tmp_path, events)).segments
+    assert [e.uri.rsplit("_", 1)[1] for e in entries] == [f"{i}.ts" for i in range(20)]
+    assert not any(e.discontinuity for e in entries)
+
+
+async def test_a_burst_past_max_burst_is_dropped_and_marked(tmp_path: Path) -> None:
+    # Each waiting segment holds a part file's descriptor: a burst is bounded all the same.
+    store, events = FlakyStore(tmp_path), Events()
+    w = writer(store, events, max_backlog=3, max_burst=8)
+    for i in range(12):  # 0-7 wait, 8-11 are dropped
+        w.submit(segment(i))
+    await asyncio.sleep(0.5)
+    w.submit(segment(12))
+    await w.close()
+    entries = parse(playlist(tmp_path, events)).segments
+    assert len(entries) == 9 and w.dropped == 4
+    assert [e.discontinuity for e in entries] == [False] * 8 + [True]
+    assert entries[8].program_date_time == T0 + timedelta(seconds=48)
 
 
 MB = 1 << 20

@@ -58,7 +58,13 @@ from liverec.storage.parts import Part, PartStore, memory_part
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MAX_BACKLOG = 16  # segments waiting for the store: about a minute at 4 s
+MAX_BACKLOG = 16  # segments waiting for a failing store: about a minute at 4 s
+# ... and waiting for any store. A healthy one can have many at once too: a process that
+# stalled (a pause, swap, CPU starvation) reads the media the kernel kept for it in one
+# burst, cut into segments within milliseconds; they are stored, not dropped, up to this
+# bound (each waiting part file holds a descriptor; the burst is bounded by the socket
+# buffers, well under this at 1 s segments and 3 Mbit/s).
+MAX_BURST = 64
 # ... and their bytes: 16 segments of 4 s up to 4 Mbit/s; past that, fewer. A publisher
 # at 50 Mbit/s would otherwise hold 400 MB while the store is slow.
 MAX_BACKLOG_BYTES = 32 * 1024 * 1024
@@ -103,6 +109,8 @@ class HlsWriter:
     cannot starve recording), in order, with retries and backoff while an outage lasts less
     than `retry_for`; past that, each segment gets one attempt and a failed one is dropped
     (the next is marked as a discontinuity) rather than holding memory without bound.
+    Segments waiting for the store are bounded by `max_backlog` while it fails, and by
+    `max_burst` and `max_backlog_bytes` always; past a bound, a new segment is dropped.
     `journal` and `listeners`: see recorder/events.py. Needs a running event loop."""
 
     def __init__(
@@ -116,6 +124,7 @@ class HlsWriter:
         max_file_duration: float,
         retry_for: float = 60.0,
         max_backlog: int = MAX_BACKLOG,
+        max_burst: int = MAX_BURST,
         max_backlog_bytes: int = MAX_BACKLOG_BYTES,
         max_held_bytes: int = MAX_HELD_BYTES,
         executor: Executor | None = None,
@@ -136,6 +145,7 @@ class HlsWriter:
         self.max_file_duration = max_file_duration
         self.retry_for = retry_for
         self.max_backlog = max_backlog
+        self.max_burst = max(max_burst, max_backlog)
         self.max_backlog_bytes = max_backlog_bytes
         self.max_held_bytes = max_held_bytes
         self.executor = executor
@@ -176,13 +186,22 @@ class HlsWriter:
 
     def submit(self, seg: SegmentData) -> None:
         size = seg.size
-        if self._segments_queued >= self.max_backlog or (
-            self._segments_queued and self._queued_bytes + size > self.max_backlog_bytes
+        queued = self._segments_queued
+        if (
+            queued >= self.max_burst
+            or (queued >= self.max_backlog and self._failing_since is not None)
+            or (queued and self._queued_bytes + size > self.max_backlog_bytes)
         ):
-            # The store has been failing or slow for a while: keep memory bounded.
+            # The store is failing or slower than the stream: keep memory bounded.
             self.dropped += 1
             self._gap_pending = True
-            log.error("%s: storage backlog full, segment %d dropped", self.stream, seg.seq)
+            log.error(
+                "%s: storage backlog full (%d segments, %d bytes), segment %d dropped",
+                self.stream,
+                queued,
+                self._queued_bytes,
+                seg.seq,
+            )
             self._queue.put_nowait(self._dropped(seg))  # told in order, off this path
             seg.part.release()
             return
