@@ -152,8 +152,11 @@ async def test_a_long_outage_drops_and_marks_then_recovers(tmp_path: Path) -> No
     w.submit(segment(0))
     await asyncio.sleep(0.1)
     store.down = True
-    for i in range(1, 8):  # more than the backlog holds while the store is down
+    w.submit(segment(1))
+    await until(lambda: w.store_failing)  # the writer holds segment 1, retrying
+    for i in range(2, 8):  # more than the backlog holds while the store fails
         w.submit(segment(i))
+    assert w.dropped == 3  # 5-7, at once; 1-4 once retry_for has passed
     await asyncio.sleep(1.0)
     store.down = False
     w.submit(segment(8))
@@ -368,7 +371,7 @@ async def test_a_segment_dropped_at_submit_marks_the_next_one_accepted(tmp_path:
     w = writer(store, events, retry_for=30.0, max_backlog=3)
     store.down = True
     w.submit(segment(0))
-    await asyncio.sleep(0.05)  # the writer holds segment 0, retrying
+    await until(lambda: w.store_failing)  # the writer holds segment 0, retrying
     for i in (1, 2, 3, 4):  # 1-3 wait in the backlog, 4 is dropped
         w.submit(segment(i))
     store.down = False

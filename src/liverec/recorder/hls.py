@@ -189,7 +189,7 @@ class HlsWriter:
         queued = self._segments_queued
         if (
             queued >= self.max_burst
-            or (queued >= self.max_backlog and self._failing_since is not None)
+            or (queued >= self.max_backlog and self.store_failing)
             or (queued and self._queued_bytes + size > self.max_backlog_bytes)
         ):
             # The store is failing or slower than the stream: keep memory bounded.
@@ -224,6 +224,11 @@ class HlsWriter:
         """The files of the recording being written, if any."""
         rec = self._current
         return None if rec is None else rec.path
+
+    @property
+    def store_failing(self) -> bool:
+        """A put has failed since the last one that worked (max_backlog applies)."""
+        return self._failing_since is not None
 
     def unstored(self) -> list[SegmentData]:
         """Segments submitted and not yet written, oldest first (a copy)."""
