@@ -13,7 +13,7 @@ import timeit
 from datetime import UTC, datetime, timedelta
 
 from liverec.media.m3u8 import SegmentEntry, segment_lines
-from liverec.recorder.hls import render_playlist
+from liverec.recorder.playlist import render_playlist
 
 T0 = datetime(2026, 12, 6, tzinfo=UTC)
 

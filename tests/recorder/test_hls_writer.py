@@ -25,7 +25,8 @@ from liverec.recorder import (
     SegmentStored,
     hls,
 )
-from liverec.recorder.hls import HlsWriter, render_playlist
+from liverec.recorder.hls import HlsWriter
+from liverec.recorder.playlist import render_playlist
 from liverec.recorder.segmenter import SegmentData
 from liverec.storage import LocalStore
 from liverec.storage.parts import bytes_part

@@ -23,7 +23,8 @@ from liverec.catalog.outbox import Notice
 from liverec.errors import NotFoundError
 from liverec.layout import file_part
 from liverec.media.m3u8 import PLAYLIST_TYPE, SegmentEntry, target_duration_for
-from liverec.recorder.hls import BlobWriter, render_playlist
+from liverec.recorder.hls import BlobWriter
+from liverec.recorder.playlist import render_playlist
 from liverec.recorder.segmenter import playlist_target_duration
 
 log = logging.getLogger(__name__)
